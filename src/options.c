@@ -1,0 +1,149 @@
+/*
+ * options.c: checking the options tables and arguments natives take, and
+ * turning system errors into the nil, "message", "CODE" triple.
+ */
+#include <errno.h>
+#include <string.h>
+#include "slipway.h"
+
+int sw_push_uverror(lua_State *L, int err, const char *context) {
+  lua_pushnil(L);
+  if (context)
+    lua_pushfstring(L, "%s: %s: %s", uv_err_name(err), uv_strerror(err), context);
+  else
+    lua_pushfstring(L, "%s: %s", uv_err_name(err), uv_strerror(err));
+  lua_pushstring(L, uv_err_name(err));
+  return 3;
+}
+
+int sw_push_errno(lua_State *L, int err, const char *context) {
+  return sw_push_uverror(L, uv_translate_sys_error(err), context);
+}
+
+/* Raise msg prefixed with the file:line of the Lua code that called the
+ * native (level 1 is the native itself when called from C; skip C frames). */
+static int raise_at_caller(lua_State *L, const char *msg) {
+  lua_Debug ar;
+  int level = 1;
+  while (lua_getstack(L, level, &ar)) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0) {
+      lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
+      return lua_error(L);
+    }
+    level++;
+  }
+  lua_pushstring(L, msg);
+  return lua_error(L);
+}
+
+void sw_check_options(lua_State *L, int idx, const char *fname,
+                      const char *const allowed[]) {
+  if (lua_isnoneornil(L, idx)) return;
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    lua_pushfstring(L, "%s: options must be a table, got %s", fname,
+                    luaL_typename(L, idx));
+    raise_at_caller(L, lua_tostring(L, -1));
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    int known = 0;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -1);
+      for (int i = 0; allowed[i]; i++)
+        if (strcmp(allowed[i], k) == 0) { known = 1; break; }
+    }
+    if (!known) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      lua_pushfstring(L, "%s: unknown option '%s' (valid: ", fname,
+                      luaL_tolstring(L, -1, NULL));
+      lua_remove(L, -2);
+      luaL_addvalue(&b);
+      for (int i = 0; allowed[i]; i++) {
+        if (i) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, allowed[i]);
+      }
+      luaL_addchar(&b, ')');
+      luaL_pushresult(&b);
+      raise_at_caller(L, lua_tostring(L, -1));
+    }
+  }
+}
+
+static int get_field(lua_State *L, int idx, const char *key) {
+  if (lua_isnoneornil(L, idx)) return LUA_TNIL;
+  return lua_getfield(L, idx, key);
+}
+
+static void wrong_type(lua_State *L, const char *fname, const char *key,
+                       const char *expected) {
+  lua_pushfstring(L, "%s: option '%s' must be %s, got %s", fname, key,
+                  expected, luaL_typename(L, -1));
+  raise_at_caller(L, lua_tostring(L, -1));
+}
+
+const char *sw_opt_string(lua_State *L, int idx, const char *key,
+                          const char *def, const char *fname) {
+  int t = get_field(L, idx, key);
+  if (t == LUA_TNIL) {
+    if (!lua_isnoneornil(L, idx)) lua_pop(L, 1);
+    return def;
+  }
+  if (t != LUA_TSTRING && t != LUA_TNUMBER) wrong_type(L, fname, key, "a string");
+  /* the string stays alive in the options table */
+  const char *s = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  return s;
+}
+
+lua_Integer sw_opt_integer(lua_State *L, int idx, const char *key,
+                           lua_Integer def, const char *fname) {
+  int t = get_field(L, idx, key);
+  if (t == LUA_TNIL) {
+    if (!lua_isnoneornil(L, idx)) lua_pop(L, 1);
+    return def;
+  }
+  if (!lua_isinteger(L, -1)) wrong_type(L, fname, key, "an integer");
+  lua_Integer v = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+int sw_opt_boolean(lua_State *L, int idx, const char *key, int def,
+                   const char *fname) {
+  int t = get_field(L, idx, key);
+  if (t == LUA_TNIL) {
+    if (!lua_isnoneornil(L, idx)) lua_pop(L, 1);
+    return def;
+  }
+  if (t != LUA_TBOOLEAN) wrong_type(L, fname, key, "a boolean");
+  int v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+double sw_opt_duration(lua_State *L, int idx, const char *key, double def_ms,
+                       const char *fname) {
+  int t = get_field(L, idx, key);
+  if (t == LUA_TNIL) {
+    if (!lua_isnoneornil(L, idx)) lua_pop(L, 1);
+    return def_ms;
+  }
+  double ms;
+  if (t == LUA_TNUMBER) {
+    ms = lua_tonumber(L, -1) * 1000.0;
+  } else if (t != LUA_TSTRING || sw_parse_duration(lua_tostring(L, -1), &ms) != 0) {
+    lua_pushfstring(L, "%s: option '%s': bad duration '%s' (expected e.g. 250ms, 5s, 1h30m)",
+                    fname, key, luaL_tolstring(L, -1, NULL));
+    raise_at_caller(L, lua_tostring(L, -1));
+  }
+  if (ms < 0) {
+    lua_pushfstring(L, "%s: option '%s' must not be negative", fname, key);
+    raise_at_caller(L, lua_tostring(L, -1));
+  }
+  lua_pop(L, 1);
+  return ms;
+}

@@ -1,0 +1,49 @@
+/*
+ * slipway.h: what every native module shares: the await bridge, option and
+ * argument checking, durations, and error values.
+ */
+#ifndef SLIPWAY_H
+#define SLIPWAY_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include "await.h"
+
+#define SLIPWAY_VERSION "0.1.0"
+
+/* Push the failure triple nil, "<context>: <strerror>", "<ENAME>" for a
+ * libuv error code (negative); returns 3 (options.c). */
+int sw_push_uverror(lua_State *L, int err, const char *context);
+
+/* Same, for an errno value. */
+int sw_push_errno(lua_State *L, int err, const char *context);
+
+/* Reject unknown keys in the options table at idx (nil is allowed). `allowed`
+ * is NULL-terminated. Raises "<fname>: unknown option 'x' (valid: a, b, c)"
+ * with the caller's file:line. (options.c) */
+void sw_check_options(lua_State *L, int idx, const char *fname,
+                      const char *const allowed[]);
+
+/* Option getters on the table at idx; absent or nil gives the default,
+ * a value of the wrong type raises naming fname and the key. (options.c) */
+const char *sw_opt_string(lua_State *L, int idx, const char *key,
+                          const char *def, const char *fname);
+lua_Integer sw_opt_integer(lua_State *L, int idx, const char *key,
+                           lua_Integer def, const char *fname);
+int sw_opt_boolean(lua_State *L, int idx, const char *key, int def,
+                   const char *fname);
+double sw_opt_duration(lua_State *L, int idx, const char *key, double def_ms,
+                       const char *fname);
+
+/* Parse "250ms", "5m", "1h30m", "1.5s", "2h", "0" into milliseconds; a plain
+ * number means seconds. Returns 0 on success. (duration.c) */
+int sw_parse_duration(const char *s, double *ms);
+
+/* The value at idx as a duration in ms (string or number of seconds); raises
+ * "<fname>: bad duration 'x' (expected e.g. 250ms, 5s, 1h30m)". */
+double sw_check_duration(lua_State *L, int idx, const char *fname);
+
+/* Format ms the way durations are written back ("1.5s", "2m0s"). */
+void sw_format_duration(double ms, char *buf, size_t len);
+
+#endif
