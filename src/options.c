@@ -56,11 +56,11 @@ void sw_check_options(lua_State *L, int idx, const char *fname,
         if (strcmp(allowed[i], k) == 0) { known = 1; break; }
     }
     if (!known) {
+      const char *key = luaL_tolstring(L, -1, NULL);      /* [.., k, ks] */
+      lua_pushfstring(L, "%s: unknown option '%s' (valid: ", fname, key);
       luaL_Buffer b;
       luaL_buffinit(L, &b);
-      lua_pushfstring(L, "%s: unknown option '%s' (valid: ", fname,
-                      luaL_tolstring(L, -1, NULL));
-      lua_remove(L, -2);
+      lua_pushvalue(L, -2);
       luaL_addvalue(&b);
       for (int i = 0; allowed[i]; i++) {
         if (i) luaL_addstring(&b, ", ");

@@ -32,6 +32,9 @@ end
 
 function M.snapshot()
   M.settle()
+  -- finalize unreachable file handles so only live fds are counted
+  collectgarbage()
+  collectgarbage()
   local s = task.stats()
   s.fds = M.fd_count()
   return s

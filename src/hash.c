@@ -1,0 +1,109 @@
+/*
+ * hash.c: SHA-1 and SHA-256 of strings and files (the slipway.hash module),
+ * computed by OpenSSL's libcrypto, which is opened on first use so that it
+ * costs nothing at start-up (lazylib.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <openssl/evp.h>
+#include "slipway.h"
+#include "lazylib.h"
+
+static struct {
+  EVP_MD_CTX *(*ctx_new)(void);
+  void (*ctx_free)(EVP_MD_CTX *);
+  int (*init)(EVP_MD_CTX *, const EVP_MD *, ENGINE *);
+  int (*update)(EVP_MD_CTX *, const void *, size_t);
+  int (*final)(EVP_MD_CTX *, unsigned char *, unsigned int *);
+  const EVP_MD *(*sha1)(void);
+  const EVP_MD *(*sha256)(void);
+} crypto;
+
+static const struct sw_lazysym crypto_syms[] = {
+  {"EVP_MD_CTX_new", (void **)&crypto.ctx_new},
+  {"EVP_MD_CTX_free", (void **)&crypto.ctx_free},
+  {"EVP_DigestInit_ex", (void **)&crypto.init},
+  {"EVP_DigestUpdate", (void **)&crypto.update},
+  {"EVP_DigestFinal_ex", (void **)&crypto.final},
+  {"EVP_sha1", (void **)&crypto.sha1},
+  {"EVP_sha256", (void **)&crypto.sha256},
+  {NULL, NULL}
+};
+
+static const char *const crypto_sonames[] = {"libcrypto.so.3", "libcrypto.so", NULL};
+
+static const EVP_MD *algorithm(int which) {
+  return which == 256 ? crypto.sha256() : crypto.sha1();
+}
+
+static void push_hex(lua_State *L, const unsigned char *md, unsigned int n) {
+  static const char digits[] = "0123456789abcdef";
+  char hex[2 * EVP_MAX_MD_SIZE];
+  for (unsigned int i = 0; i < n; i++) {
+    hex[2 * i] = digits[md[i] >> 4];
+    hex[2 * i + 1] = digits[md[i] & 15];
+  }
+  lua_pushlstring(L, hex, 2 * n);
+}
+
+/* Digest of the string at index 1: hex by default, raw bytes with
+ * {binary = true}. */
+static int digest_string(lua_State *L, int which, const char *fname) {
+  static const char *const allowed[] = {"binary", NULL};
+  size_t len;
+  const char *data = luaL_checklstring(L, 1, &len);
+  sw_check_options(L, 2, fname, allowed);
+  int binary = sw_opt_boolean(L, 2, "binary", 0, fname);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_MD_CTX *ctx = crypto.ctx_new();
+  crypto.init(ctx, algorithm(which), NULL);
+  crypto.update(ctx, data, len);
+  crypto.final(ctx, md, &n);
+  crypto.ctx_free(ctx);
+  if (binary) lua_pushlstring(L, (const char *)md, n);
+  else push_hex(L, md, n);
+  return 1;
+}
+
+/* Digest of the file named at index 1 (read in blocks): hex, or the
+ * failure triple when it cannot be read. */
+static int digest_file(lua_State *L, int which) {
+  const char *path = luaL_checkstring(L, 1);
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return sw_push_errno(L, errno, path);
+  unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  size_t got;
+  EVP_MD_CTX *ctx = crypto.ctx_new();
+  crypto.init(ctx, algorithm(which), NULL);
+  while ((got = fread(buf, 1, sizeof buf, f)) > 0) crypto.update(ctx, buf, got);
+  int failed = ferror(f);
+  int err = errno;
+  fclose(f);
+  crypto.final(ctx, md, &n);
+  crypto.ctx_free(ctx);
+  if (failed) return sw_push_errno(L, err, path);
+  push_hex(L, md, n);
+  return 1;
+}
+
+static int hash_sha1(lua_State *L) { return digest_string(L, 1, "hash.sha1"); }
+static int hash_sha256(lua_State *L) { return digest_string(L, 256, "hash.sha256"); }
+static int hash_sha1_file(lua_State *L) { return digest_file(L, 1); }
+static int hash_sha256_file(lua_State *L) { return digest_file(L, 256); }
+
+static const luaL_Reg hash_funcs[] = {
+  {"sha1", hash_sha1},
+  {"sha256", hash_sha256},
+  {"sha1_file", hash_sha1_file},
+  {"sha256_file", hash_sha256_file},
+  {NULL, NULL}
+};
+
+int luaopen_slipway_hash(lua_State *L) {
+  sw_lazylib_load(L, crypto_sonames, crypto_syms);
+  luaL_newlib(L, hash_funcs);
+  return 1;
+}
