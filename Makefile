@@ -18,8 +18,9 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcurl libcrypto 2>/dev/null)
 LUA_STATIC := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)/liblua5.4.a
 LIBS      = $(LUA_STATIC) $(shell pkg-config --libs libuv yaml-0.1 libcjson 2>/dev/null) -ldl -lm
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(PKG_CFLAGS) -Isrc -I$(BUILD)/gen
-LDFLAGS  += -Wl,-E
+# Flags the build needs whatever CFLAGS/LDFLAGS the caller sets.
+ALL_CFLAGS  = $(CFLAGS) -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(PKG_CFLAGS) -Isrc -I$(BUILD)/gen
+ALL_LDFLAGS = $(LDFLAGS) -Wl,-E
 
 SRCS     := $(sort $(wildcard src/*.c))
 LUAFILES := $(sort $(wildcard lua/*.lua lua/*/*.lua lua/*/*/*.lua stdlib/*.lua stdlib/*/*.lua stdlib/*/*/*.lua))
@@ -28,13 +29,13 @@ OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/embedded.o $(BUILD)/ob
 all: $(BUILD)/slipway
 
 $(BUILD)/slipway: $(OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
 $(BUILD)/obj/%.o: src/%.c src/*.h | $(BUILD)/obj
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj/%.o: $(BUILD)/gen/%.c | $(BUILD)/obj
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/gen/embedded.c: $(LUAFILES) $(BUILD)/embed | $(BUILD)/gen
 	printf '%s\n' $(LUAFILES) | $(BUILD)/embed $@

@@ -54,6 +54,9 @@ static int load_embedded(lua_State *L) {
 lua_State *sw_host_new(void) {
   lua_State *L = luaL_newstate();
   if (L == NULL) return NULL;
+  /* Lua leaves the main thread's extra space uninitialised, and new threads
+   * copy it: zero means "not a task" (see sw_current). */
+  memset(lua_getextraspace(L), 0, LUA_EXTRASPACE);
   luaL_openlibs(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);   /* [preload] */
   for (int i = 0; sw_cmodules[i].module; i++) {
