@@ -1,9 +1,12 @@
 # slipway: one binary, Lua 5.4 + libuv, with the runtime's Lua compiled in.
 #
 #   make                 build/slipway
-#   make test            the whole test suite (tests/run)
+#   make test            the whole test suite (tests/run), on the normal and
+#                        the sanitizer build
+#   make test-fast       the suite on the normal build only
 #   make asan            build-asan/slipway (AddressSanitizer + UBSan)
-#   make test-asan       the suite under the sanitizer build
+#   make test-asan       the suite under the sanitizer build only
+#   make demo            the main job: the example pipeline, end to end
 #   make deps            install the Debian packages the build and tests need
 #   make install PREFIX=/usr/local
 
@@ -49,7 +52,7 @@ $(BUILD)/gen/cmodules.c: $(SRCS) | $(BUILD)/gen
 	  echo '  {0, 0}'; echo '};'; } > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/embed: tools/embed.c | $(BUILD)
-	$(CC) -O1 -o $@ $<
+	$(CC) -O1 $(PKG_CFLAGS) -o $@ $< $(LUA_STATIC) -lm -ldl
 
 $(BUILD) $(BUILD)/obj $(BUILD)/gen:
 	mkdir -p $@
@@ -57,11 +60,19 @@ $(BUILD) $(BUILD)/obj $(BUILD)/gen:
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined"
 
-test: all
+# The suite runs twice: on the normal build and on the sanitizer build.
+test: all asan
+	tests/run $(BUILD)/slipway,build-asan/slipway
+
+test-fast: all
 	tests/run $(BUILD)/slipway
 
 test-asan: asan
-	ASAN_OPTIONS=detect_leaks=1 tests/run build-asan/slipway
+	tests/run build-asan/slipway
+
+# The README's main job: a real pipeline, end to end.
+demo: all
+	tools/demo
 
 deps:
 	tools/install-deps
@@ -73,4 +84,4 @@ install: all
 clean:
 	rm -rf build build-asan
 
-.PHONY: all asan test test-asan deps install clean
+.PHONY: all asan test test-fast test-asan demo deps install clean

@@ -42,7 +42,7 @@ static int load_embedded(lua_State *L) {
     const char *text = lua_tolstring(L, -1, &len);
     status = luaL_loadbufferx(L, text, len, chunkname, "t");
   } else {
-    status = luaL_loadbufferx(L, (const char *)m->data, m->size, chunkname, "t");
+    status = luaL_loadbufferx(L, (const char *)m->data, m->size, chunkname, "b");
   }
   if (status != LUA_OK) return lua_error(L);
   lua_pushvalue(L, 1);                       /* module name */

@@ -1,13 +1,17 @@
 /*
- * embed.c: build tool. `embed OUT.c DIR:PREFIX...` writes a C file holding
- * the bytes of every FILE given after the DIR list (read from stdin, one
- * path per line) as struct sw_embedded entries, the module name derived from
- * the path: lua/cli.lua -> slipway.cli, stdlib/docker/init.lua ->
- * slipway.docker.
+ * embed.c: build tool. `embed OUT.c < files` writes a C file holding every
+ * Lua file named on stdin (one path per line) as precompiled Lua bytecode
+ * (with debug info, chunk name "@<path>"), as struct sw_embedded entries;
+ * the module name derives from the path: lua/cli.lua -> slipway.cli,
+ * stdlib/docker/init.lua -> slipway.docker. Precompiling halves start-up
+ * (parsing was half of `slipway -e ''`) and turns syntax errors in the
+ * runtime's own Lua into build errors.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <lua.h>
+#include <lauxlib.h>
 
 static void module_name(const char *path, char *out, size_t len) {
   const char *rest = strchr(path, '/');          /* drop "lua/" or "stdlib/" */
@@ -18,6 +22,21 @@ static void module_name(const char *path, char *out, size_t len) {
   size_t n = strlen(out);
   if (n > 5 && strcmp(out + n - 5, "/init") == 0) out[n - 5] = '\0';
   for (char *p = out; *p; p++) if (*p == '/') *p = '.';
+}
+
+struct bytes { unsigned char *p; size_t len, cap; };
+
+static int write_chunk(lua_State *L, const void *p, size_t sz, void *ud) {
+  struct bytes *b = (struct bytes *)ud;
+  (void)L;
+  if (b->len + sz > b->cap) {
+    b->cap = (b->len + sz) * 2;
+    b->p = realloc(b->p, b->cap);
+    if (!b->p) return 1;
+  }
+  memcpy(b->p + b->len, p, sz);
+  b->len += sz;
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -32,13 +51,32 @@ int main(int argc, char **argv) {
   while (fgets(line, sizeof line, stdin)) {
     line[strcspn(line, "\r\n")] = '\0';
     if (!*line) continue;
+    lua_State *L = luaL_newstate();
+    char chunkname[4200];
+    snprintf(chunkname, sizeof chunkname, "@%s", line);
     FILE *f = fopen(line, "rb");
     if (!f) { perror(line); return 1; }
-    fprintf(out, "static const unsigned char data_%d[] = {", count);
-    int c; long n = 0;
-    while ((c = fgetc(f)) != EOF) fprintf(out, "%s%d,", (n++ % 24) ? "" : "\n", c);
-    fprintf(out, "0};\n");
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    size_t got;
+    char tmp[8192];
+    while ((got = fread(tmp, 1, sizeof tmp, f)) > 0) luaL_addlstring(&b, tmp, got);
     fclose(f);
+    luaL_pushresult(&b);
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    if (luaL_loadbufferx(L, text, len, chunkname, "t") != LUA_OK) {
+      fprintf(stderr, "%s\n", lua_tostring(L, -1));
+      return 1;
+    }
+    struct bytes bc = {NULL, 0, 0};
+    if (lua_dump(L, write_chunk, &bc, 0) != 0) { fprintf(stderr, "embed: out of memory\n"); return 1; }
+    fprintf(out, "static const unsigned char data_%d[] = {", count);
+    long n = 0;
+    for (size_t i = 0; i < bc.len; i++, n++) fprintf(out, "%s%d,", (n % 24) ? "" : "\n", bc.p[i]);
+    fprintf(out, "0};\n");
+    free(bc.p);
+    lua_close(L);
     module_name(line, names[count], sizeof names[count]);
     snprintf(paths[count], sizeof paths[count], "%s", line);
     fprintf(out, "#define size_%d %ldUL\n", count, n);
