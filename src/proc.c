@@ -1,0 +1,733 @@
+/*
+ * proc.c: child processes (module slipway.proc).
+ *
+ *   proc.run(cmd, opts) -> {code, signal, stdout, stderr, pid, duration_ms
+ *                           [, timed_out]}  |  nil, "ENOENT: ...", "ENOENT"
+ *   proc.kill_all([signal]) -> number of process groups signalled
+ *   proc.live() -> {{pid=, pgid=}, ...}
+ *
+ * cmd is an argv list {"ls", "-l"} or a string run by /bin/sh -c. Every
+ * child leads its own process group (a new session: UV_PROCESS_DETACHED), so
+ * a timeout, a cancelled task or kill_all() reaches its grandchildren too.
+ * A child that exits non-zero is data; only failing to start is an error.
+ *
+ * Lifetime: a run is one malloc'ed struct owning a uv_process_t, up to three
+ * pipes and an optional timer. The awaiting task "owns" it until proc.run
+ * returns or unwinds; the handles own it until their close callbacks ran.
+ * The struct is freed when both are gone. The process handle is closed only
+ * after its exit callback, so every child is reaped even when the task that
+ * started it was cancelled.
+ *
+ * Line callbacks (stdout = function) are never called from libuv: read
+ * callbacks queue complete lines and wake the parked task, which calls the
+ * function from its own coroutine (through lua_pcallk, so the function may
+ * itself await) and parks again.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "slipway.h"
+
+extern char **environ;
+
+enum { S_IN, S_OUT, S_ERR };
+enum { M_CAPTURE, M_INHERIT, M_NULL, M_LINES };
+
+#define QUEUE_HIGH (1 << 20)    /* pause reading when this much is queued */
+#define QUEUE_LOW (1 << 18)     /* ...and resume below this */
+
+typedef struct line {
+  struct line *next;
+  int stream;
+  size_t len;
+  char data[];
+} line;
+
+typedef struct {
+  char *p;
+  size_t len, cap;
+} growbuf;
+
+typedef struct run_state run_state;
+struct run_state {
+  sw_op op;                   /* first: the await bridge casts to it */
+  uv_process_t process;
+  uv_pipe_t pipes[3];
+  uv_timer_t timer;
+  uv_write_t write_req;
+  char *stdin_data;
+  size_t stdin_len;
+  int mode[3];                /* M_* for stdout and stderr */
+  int piped[3];               /* pipes[i] was initialised */
+  int reading[3];             /* pipes[i] is open and not at EOF yet */
+  int has_timer;
+  growbuf capture[3];
+  growbuf partial[3];         /* the unterminated tail of a line stream */
+  line *head, *tail;
+  size_t queued;              /* bytes in the line queue */
+  int paused;
+  int handles;                /* handles whose close callback is pending */
+  int owned;                  /* the task still uses this struct */
+  int spawned, exited, abandoned, timed_out, in_grace;
+  int term_signal;
+  int64_t exit_status;
+  double grace_ms;
+  uint64_t start_ns, end_ns;
+  int pid;
+  run_state *prev, *next;      /* live registry: spawned, not yet exited */
+};
+
+static run_state *live_head = NULL;
+static char read_buffer[65536]; /* one read at a time: the loop is single-threaded */
+
+/* ------------------------------------------------------------ signals */
+
+static const struct { const char *name; int num; } signals[] = {
+  {"SIGHUP", SIGHUP}, {"SIGINT", SIGINT}, {"SIGQUIT", SIGQUIT},
+  {"SIGILL", SIGILL}, {"SIGTRAP", SIGTRAP}, {"SIGABRT", SIGABRT},
+  {"SIGBUS", SIGBUS}, {"SIGFPE", SIGFPE}, {"SIGKILL", SIGKILL},
+  {"SIGUSR1", SIGUSR1}, {"SIGSEGV", SIGSEGV}, {"SIGUSR2", SIGUSR2},
+  {"SIGPIPE", SIGPIPE}, {"SIGALRM", SIGALRM}, {"SIGTERM", SIGTERM},
+  {"SIGCHLD", SIGCHLD}, {"SIGCONT", SIGCONT}, {"SIGSTOP", SIGSTOP},
+  {"SIGTSTP", SIGTSTP}, {"SIGTTIN", SIGTTIN}, {"SIGTTOU", SIGTTOU},
+  {"SIGXCPU", SIGXCPU}, {"SIGXFSZ", SIGXFSZ}, {"SIGVTALRM", SIGVTALRM},
+  {"SIGPROF", SIGPROF}, {"SIGWINCH", SIGWINCH}, {"SIGSYS", SIGSYS},
+  {NULL, 0}
+};
+
+static void push_signal_name(lua_State *L, int sig) {
+  for (int i = 0; signals[i].name; i++)
+    if (signals[i].num == sig) {
+      lua_pushstring(L, signals[i].name);
+      return;
+    }
+  lua_pushfstring(L, "SIG%d", sig);
+}
+
+/* "SIGTERM", "TERM" or a number; raises on anything else. */
+static int check_signal(lua_State *L, int idx, const char *def, const char *fname) {
+  if (lua_type(L, idx) == LUA_TNUMBER) return (int)luaL_checkinteger(L, idx);
+  const char *s = luaL_optstring(L, idx, def);
+  for (int i = 0; signals[i].name; i++)
+    if (strcmp(signals[i].name, s) == 0 || strcmp(signals[i].name + 3, s) == 0)
+      return signals[i].num;
+  return luaL_error(L, "%s: unknown signal '%s' (expected e.g. SIGTERM)", fname, s);
+}
+
+/* ----------------------------------------------------------- lifetime */
+
+static void kill_group(run_state *p, int sig) {
+  if (p->spawned && kill(-p->pid, sig) != 0 && !p->exited)
+    uv_process_kill(&p->process, sig);   /* no group (cannot happen with setsid) */
+}
+
+static void maybe_free(run_state *p) {
+  if (p->handles > 0 || p->owned) return;
+  for (int i = 0; i < 3; i++) {
+    free(p->capture[i].p);
+    free(p->partial[i].p);
+  }
+  while (p->head) {
+    line *n = p->head->next;
+    free(p->head);
+    p->head = n;
+  }
+  free(p->stdin_data);
+  free(p);
+}
+
+static void on_closed(uv_handle_t *h) {
+  run_state *p = (run_state *)h->data;
+  p->handles--;
+  maybe_free(p);
+}
+
+static void close_handle(run_state *p, uv_handle_t *h) {
+  if (uv_is_closing(h)) return;
+  h->data = p;
+  p->handles++;
+  uv_close(h, on_closed);
+}
+
+static void close_pipe(run_state *p, int i) {
+  if (!p->piped[i]) return;
+  p->reading[i] = 0;
+  close_handle(p, (uv_handle_t *)&p->pipes[i]);
+}
+
+static void close_timer(run_state *p) {
+  if (!p->has_timer) return;
+  uv_timer_stop(&p->timer);
+  close_handle(p, (uv_handle_t *)&p->timer);
+}
+
+static int finished(run_state *p) {
+  return p->exited && !p->reading[S_OUT] && !p->reading[S_ERR];
+}
+
+/* Wake the parked task when it has something to do: lines to deliver or
+ * the final result. */
+static void maybe_wake(run_state *p) {
+  if (p->op.task && (p->head || finished(p))) sw_op_done(&p->op, 0);
+}
+
+/* Everything is in: release what is still open. The process handle is
+ * already closed by on_child_exit. */
+static void finish(run_state *p) {
+  close_pipe(p, S_IN);
+  close_pipe(p, S_OUT);
+  close_pipe(p, S_ERR);
+  close_timer(p);
+  maybe_wake(p);
+}
+
+/* The task gave up on this run (cancelled, or its line callback raised):
+ * kill the whole group and close the pipes now; the process handle stays
+ * open until the child is reaped. */
+static void abandon(run_state *p) {
+  if (p->abandoned) return;
+  p->abandoned = 1;
+  kill_group(p, SIGKILL);
+  close_pipe(p, S_IN);
+  close_pipe(p, S_OUT);
+  close_pipe(p, S_ERR);
+  close_timer(p);
+}
+
+static void release(run_state *p) {
+  p->owned = 0;
+  maybe_free(p);
+}
+
+static void on_cancel(sw_op *op) {
+  abandon((run_state *)op);
+}
+
+/* ---------------------------------------------------------- callbacks */
+
+static void on_child_exit(uv_process_t *h, int64_t status, int term_signal) {
+  run_state *p = (run_state *)h->data;
+  p->exited = 1;
+  p->exit_status = status;
+  p->term_signal = term_signal;
+  p->end_ns = uv_hrtime();
+  if (p->prev) p->prev->next = p->next; else live_head = p->next;
+  if (p->next) p->next->prev = p->prev;
+  p->prev = p->next = NULL;
+  close_handle(p, (uv_handle_t *)&p->process);
+  if (p->abandoned) return;
+  /* After a timeout the group was killed: a grandchild that escaped it
+   * must not keep the run alive by holding the pipes. */
+  if (p->timed_out) {
+    close_pipe(p, S_OUT);
+    close_pipe(p, S_ERR);
+  }
+  if (finished(p)) finish(p);
+}
+
+static void on_timer(uv_timer_t *t) {
+  run_state *p = (run_state *)t->data;
+  if (!p->in_grace) {
+    p->timed_out = 1;
+    p->in_grace = 1;
+    kill_group(p, SIGTERM);
+    if (p->exited) {        /* only the pipes kept it alive */
+      close_pipe(p, S_OUT);
+      close_pipe(p, S_ERR);
+      finish(p);
+      return;
+    }
+    uv_timer_start(t, on_timer, (uint64_t)p->grace_ms, 0);
+  } else {
+    kill_group(p, SIGKILL);
+  }
+}
+
+static int grow(growbuf *b, size_t extra) {
+  if (b->len + extra <= b->cap) return 0;
+  size_t cap = b->cap ? b->cap : 4096;
+  while (cap < b->len + extra) cap *= 2;
+  char *np = (char *)realloc(b->p, cap);
+  if (np == NULL) return -1;
+  b->p = np;
+  b->cap = cap;
+  return 0;
+}
+
+static void append(growbuf *b, const char *s, size_t n) {
+  if (n && grow(b, n) == 0) {
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+  }
+}
+
+static void queue_line(run_state *p, int stream, const char *s, size_t n) {
+  line *ln = (line *)malloc(sizeof *ln + n);
+  if (ln == NULL) return;
+  ln->next = NULL;
+  ln->stream = stream;
+  ln->len = n;
+  memcpy(ln->data, s, n);
+  if (p->tail) p->tail->next = ln; else p->head = ln;
+  p->tail = ln;
+  p->queued += n;
+}
+
+/* Split new data into lines; the unterminated rest waits in partial. */
+static void split_lines(run_state *p, int i, const char *s, size_t n) {
+  growbuf *part = &p->partial[i];
+  const char *end = s + n;
+  while (s < end) {
+    const char *nl = memchr(s, '\n', (size_t)(end - s));
+    if (nl == NULL) {
+      append(part, s, (size_t)(end - s));
+      return;
+    }
+    if (part->len) {
+      append(part, s, (size_t)(nl - s));
+      queue_line(p, i, part->p, part->len);
+      part->len = 0;
+    } else {
+      queue_line(p, i, s, (size_t)(nl - s));
+    }
+    s = nl + 1;
+  }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)h; (void)suggested;
+  buf->base = read_buffer;
+  buf->len = sizeof read_buffer;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void pause_reading(run_state *p) {
+  p->paused = 1;
+  for (int i = S_OUT; i <= S_ERR; i++)
+    if (p->reading[i]) uv_read_stop((uv_stream_t *)&p->pipes[i]);
+}
+
+static void resume_reading(run_state *p) {
+  p->paused = 0;
+  for (int i = S_OUT; i <= S_ERR; i++)
+    if (p->reading[i]) uv_read_start((uv_stream_t *)&p->pipes[i], on_alloc, on_read);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  run_state *p = (run_state *)s->data;
+  int i = (s == (uv_stream_t *)&p->pipes[S_OUT]) ? S_OUT : S_ERR;
+  if (nread > 0) {
+    if (p->mode[i] == M_LINES) split_lines(p, i, buf->base, (size_t)nread);
+    else append(&p->capture[i], buf->base, (size_t)nread);
+    if (p->queued > QUEUE_HIGH && !p->paused) pause_reading(p);
+    maybe_wake(p);
+    return;
+  }
+  if (nread == 0) return;
+  /* EOF or a read error: this stream is over */
+  if (p->mode[i] == M_LINES && p->partial[i].len) {
+    queue_line(p, i, p->partial[i].p, p->partial[i].len);
+    p->partial[i].len = 0;
+  }
+  close_pipe(p, i);
+  if (finished(p)) finish(p);
+  else maybe_wake(p);
+}
+
+static void on_written(uv_write_t *req, int status) {
+  run_state *p = (run_state *)req->data;
+  (void)status;   /* EPIPE: the child did not read it all; that is its business */
+  close_pipe(p, S_IN);
+}
+
+/* ------------------------------------------------------------ results */
+
+static void push_result(lua_State *L, run_state *p) {
+  lua_createtable(L, 0, 7);
+  lua_Integer code = p->exit_status;
+  if (p->timed_out) code = 124;
+  else if (p->term_signal) code = 128 + p->term_signal;
+  lua_pushinteger(L, code);
+  lua_setfield(L, -2, "code");
+  if (p->term_signal) {
+    push_signal_name(L, p->term_signal);
+    lua_setfield(L, -2, "signal");
+  }
+  for (int i = S_OUT; i <= S_ERR; i++) {
+    if (p->mode[i] != M_CAPTURE) continue;
+    lua_pushlstring(L, p->capture[i].p ? p->capture[i].p : "", p->capture[i].len);
+    lua_setfield(L, -2, i == S_OUT ? "stdout" : "stderr");
+  }
+  lua_pushinteger(L, p->pid);
+  lua_setfield(L, -2, "pid");
+  lua_pushnumber(L, (double)(p->end_ns - p->start_ns) / 1e6);
+  lua_setfield(L, -2, "duration_ms");
+  if (p->timed_out) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "timed_out");
+  }
+}
+
+/* ---------------------------------------------------------- proc.run */
+
+/* Stack slots of proc.run while it runs: 1 cmd, 2 opts, 3 stdout function,
+ * 4 stderr function (nil when that stream is not line-mode). */
+#define SLOT_FN(i) ((i) == S_OUT ? 3 : 4)
+
+static int run_loop(lua_State *L, run_state *p);
+
+/* Parks the task until p has lines or is finished; results: none. */
+static int proc_wait(lua_State *L) {
+  run_state *p = (run_state *)lua_touserdata(L, 1);
+  if (p->head || finished(p)) return 0;
+  return sw_await(L, &p->op);
+}
+
+/* Continuation of run_loop after the wait or a line callback yielded; an
+ * error (cancellation included) lands here too and abandons the run. */
+static int run_k(lua_State *L, int status, lua_KContext ctx) {
+  run_state *p = (run_state *)ctx;
+  if (status != LUA_OK && status != LUA_YIELD) {
+    abandon(p);
+    release(p);
+    return lua_error(L);
+  }
+  lua_settop(L, 4);
+  return run_loop(L, p);
+}
+
+static int run_loop(lua_State *L, run_state *p) {
+  for (;;) {
+    int status;
+    line *ln = p->head;
+    if (ln) {
+      p->head = ln->next;
+      if (p->head == NULL) p->tail = NULL;
+      p->queued -= ln->len;
+      if (p->paused && p->queued < QUEUE_LOW && !p->abandoned) resume_reading(p);
+      lua_pushvalue(L, SLOT_FN(ln->stream));
+      lua_pushlstring(L, ln->data, ln->len);
+      lua_pushstring(L, ln->stream == S_OUT ? "stdout" : "stderr");
+      free(ln);
+      status = lua_pcallk(L, 2, 0, 0, (lua_KContext)p, run_k);
+    } else if (finished(p)) {
+      push_result(L, p);
+      release(p);
+      return 1;
+    } else {
+      lua_pushcfunction(L, proc_wait);
+      lua_pushlightuserdata(L, p);
+      status = lua_pcallk(L, 1, 0, 0, (lua_KContext)p, run_k);
+    }
+    if (status != LUA_OK) return run_k(L, status, (lua_KContext)p);
+  }
+}
+
+/* Raise a caller error with the file:line of the Lua code calling proc.run. */
+static int arg_error(lua_State *L, const char *msg) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0)
+      return luaL_error(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
+  }
+  return luaL_error(L, "%s", msg);
+}
+
+static int stream_mode(lua_State *L, int opts, const char *key) {
+  if (lua_isnil(L, opts)) return M_CAPTURE;
+  int t = lua_getfield(L, opts, key), mode = -1;
+  if (t == LUA_TNIL) mode = M_CAPTURE;
+  else if (t == LUA_TFUNCTION) mode = M_LINES;
+  else if (t == LUA_TSTRING) {
+    const char *s = lua_tostring(L, -1);
+    if (strcmp(s, "capture") == 0) mode = M_CAPTURE;
+    else if (strcmp(s, "inherit") == 0) mode = M_INHERIT;
+    else if (strcmp(s, "null") == 0) mode = M_NULL;
+  }
+  if (mode < 0)
+    arg_error(L, lua_pushfstring(L, "proc.run: option '%s' must be \"capture\", "
+                                 "\"inherit\", \"null\" or a function, got %s",
+                                 key, luaL_tolstring(L, -1, NULL)));
+  lua_pop(L, 1);
+  return mode;
+}
+
+/* Remember s in the anchor table (so it outlives the spawn) and return it. */
+static char *anchor(lua_State *L, int anchors) {
+  char *s = (char *)lua_tostring(L, -1);
+  lua_rawseti(L, anchors, (lua_Integer)luaL_len(L, anchors) + 1);
+  return s;
+}
+
+/* argv from cmd (index 1) as a malloc'ed NULL-terminated array; the strings
+ * are kept alive by the anchor table. */
+static char **build_argv(lua_State *L, int anchors) {
+  char **argv;
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    argv = (char **)malloc(4 * sizeof *argv);
+    argv[0] = "/bin/sh";
+    argv[1] = "-c";
+    argv[2] = (char *)lua_tostring(L, 1);
+    argv[3] = NULL;
+    return argv;
+  }
+  if (lua_type(L, 1) != LUA_TTABLE)
+    arg_error(L, lua_pushfstring(L, "proc.run: cmd must be an argv list or a "
+                                 "shell string, got %s", luaL_typename(L, 1)));
+  lua_Integer n = luaL_len(L, 1);
+  if (n < 1) arg_error(L, "proc.run: cmd is an empty argv list");
+  for (lua_Integer i = 1; i <= n; i++) {
+    int t = lua_rawgeti(L, 1, i);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER)
+      arg_error(L, lua_pushfstring(L, "proc.run: cmd[%d] must be a string, got %s",
+                                   (int)i, luaL_typename(L, -1)));
+    lua_pop(L, 1);
+  }
+  argv = (char **)malloc((size_t)(n + 1) * sizeof *argv);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    lua_pushstring(L, lua_tostring(L, -1));   /* a number becomes a string */
+    argv[i - 1] = anchor(L, anchors);
+    lua_pop(L, 1);
+  }
+  argv[n] = NULL;
+  return argv;
+}
+
+/* The child's environment when opts.env or opts.env_clear is given, as a
+ * malloc'ed array (NULL otherwise: libuv then passes environ as it is).
+ * Values false remove a variable. */
+static char **build_env(lua_State *L, int opts, int clear, int anchors) {
+  int envt = 0;
+  size_t n = 0, extra = 0, base = 0;
+  if (lua_getfield(L, opts, "env") == LUA_TTABLE) envt = lua_gettop(L);
+  else if (!lua_isnil(L, -1))
+    arg_error(L, lua_pushfstring(L, "proc.run: option 'env' must be a table, got %s",
+                                 luaL_typename(L, -1)));
+  if (!envt && !clear) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (envt) {
+    lua_pushnil(L);
+    while (lua_next(L, envt)) {
+      int kt = lua_type(L, -2), vt = lua_type(L, -1);
+      if (kt != LUA_TSTRING || (vt != LUA_TSTRING && vt != LUA_TNUMBER &&
+                                !(vt == LUA_TBOOLEAN && !lua_toboolean(L, -1))))
+        arg_error(L, lua_pushfstring(L, "proc.run: env entries must be name = string "
+                                     "(or false to unset), got %s = %s",
+                                     luaL_typename(L, -2), luaL_typename(L, -1)));
+      lua_pop(L, 1);
+      extra++;
+    }
+  }
+  if (!clear) while (environ[base]) base++;
+  char **env = (char **)malloc((base + extra + 1) * sizeof *env);
+  for (size_t i = 0; i < base; i++) {
+    const char *e = environ[i], *eq = strchr(e, '=');
+    if (envt && eq) {
+      lua_pushlstring(L, e, (size_t)(eq - e));
+      int t = lua_rawget(L, envt);
+      lua_pop(L, 1);
+      if (t != LUA_TNIL) continue;   /* replaced or removed below */
+    }
+    env[n++] = (char *)e;
+  }
+  if (envt) {
+    lua_pushnil(L);
+    while (lua_next(L, envt)) {
+      if (lua_type(L, -1) != LUA_TBOOLEAN) {
+        const char *v = lua_tostring(L, -1);   /* a number value becomes a string */
+        lua_pushfstring(L, "%s=%s", lua_tostring(L, -2), v);
+        env[n++] = anchor(L, anchors);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  env[n] = NULL;
+  return env;
+}
+
+static const char *const run_options[] = {
+  "cwd", "env", "env_clear", "stdin", "stdout", "stderr", "timeout",
+  "kill_grace", NULL
+};
+
+/* proc.run(cmd, opts) -> result | nil, msg, code  (awaits) */
+static int proc_run(lua_State *L) {
+  sw_check_task(L, "proc.run");
+  sw_check_options(L, 2, "proc.run", run_options);
+  lua_settop(L, 2);
+  const char *cwd = sw_opt_string(L, 2, "cwd", NULL, "proc.run");
+  int clear = sw_opt_boolean(L, 2, "env_clear", 0, "proc.run");
+  double timeout = sw_opt_duration(L, 2, "timeout", -1, "proc.run");
+  double grace = sw_opt_duration(L, 2, "kill_grace", 2000, "proc.run");
+  size_t stdin_len = 0;
+  const char *stdin_data = NULL;
+  if (!lua_isnil(L, 2)) {
+    int t = lua_getfield(L, 2, "stdin");
+    if (t == LUA_TSTRING) stdin_data = lua_tolstring(L, -1, &stdin_len);
+    else if (t != LUA_TNIL)
+      arg_error(L, lua_pushfstring(L, "proc.run: option 'stdin' must be a string "
+                                   "(the data to send), got %s", luaL_typename(L, -1)));
+    lua_pop(L, 1);
+  }
+  int mode_out = stream_mode(L, 2, "stdout");
+  int mode_err = stream_mode(L, 2, "stderr");
+  for (int i = S_OUT; i <= S_ERR; i++) {    /* slots 3 and 4 */
+    if (lua_isnil(L, 2)) lua_pushnil(L);
+    else {
+      lua_getfield(L, 2, i == S_OUT ? "stdout" : "stderr");
+      if (!lua_isfunction(L, -1)) { lua_pop(L, 1); lua_pushnil(L); }
+    }
+  }
+  lua_newtable(L);                          /* slot 5: anchors argv/env strings */
+  char **argv = build_argv(L, 5);
+  char **env = lua_isnil(L, 2) ? NULL : build_env(L, 2, clear, 5);
+
+  run_state *p = (run_state *)calloc(1, sizeof *p);
+  p->op.what = "proc.run";
+  p->op.cancel = on_cancel;
+  p->owned = 1;
+  p->mode[S_OUT] = mode_out;
+  p->mode[S_ERR] = mode_err;
+  p->grace_ms = grace;
+
+  uv_loop_t *loop = sw_loop();
+  uv_stdio_container_t stdio[3];
+  if (stdin_data) {
+    uv_pipe_init(loop, &p->pipes[S_IN], 0);
+    p->piped[S_IN] = 1;
+    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+    stdio[0].data.stream = (uv_stream_t *)&p->pipes[S_IN];
+  } else {
+    stdio[0].flags = UV_IGNORE;                /* libuv opens /dev/null */
+  }
+  for (int i = S_OUT; i <= S_ERR; i++) {
+    switch (p->mode[i]) {
+    case M_INHERIT:
+      stdio[i].flags = UV_INHERIT_FD;
+      stdio[i].data.fd = i;
+      break;
+    case M_NULL:
+      stdio[i].flags = UV_IGNORE;
+      break;
+    default:
+      uv_pipe_init(loop, &p->pipes[i], 0);
+      p->piped[i] = 1;
+      stdio[i].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+      stdio[i].data.stream = (uv_stream_t *)&p->pipes[i];
+    }
+  }
+  uv_process_options_t o;
+  memset(&o, 0, sizeof o);
+  o.file = argv[0];
+  o.args = argv;
+  o.env = env;
+  o.cwd = cwd;
+  o.flags = UV_PROCESS_DETACHED;               /* setsid: its own process group */
+  o.stdio_count = 3;
+  o.stdio = stdio;
+  o.exit_cb = on_child_exit;
+  p->process.data = p;
+  p->start_ns = uv_hrtime();
+  int err = uv_spawn(loop, &p->process, &o);
+  if (err < 0) {
+    char ctx[512];
+    if (err == UV_ENOENT && cwd && access(cwd, F_OK) != 0)
+      snprintf(ctx, sizeof ctx, "cwd %s", cwd);
+    else
+      snprintf(ctx, sizeof ctx, "%s", lua_type(L, 1) == LUA_TSTRING ? "/bin/sh" : argv[0]);
+    free(argv);
+    free(env);
+    close_handle(p, (uv_handle_t *)&p->process);
+    close_pipe(p, S_IN);
+    close_pipe(p, S_OUT);
+    close_pipe(p, S_ERR);
+    release(p);
+    return sw_push_uverror(L, err, ctx);
+  }
+  free(argv);
+  free(env);
+  p->spawned = 1;
+  p->pid = p->process.pid;
+  p->next = live_head;
+  if (live_head) live_head->prev = p;
+  live_head = p;
+
+  if (stdin_data) {
+    if (stdin_len == 0) {
+      close_pipe(p, S_IN);
+    } else {
+      p->stdin_data = (char *)malloc(stdin_len);
+      memcpy(p->stdin_data, stdin_data, stdin_len);
+      p->stdin_len = stdin_len;
+      uv_buf_t b = uv_buf_init(p->stdin_data, (unsigned)stdin_len);
+      p->write_req.data = p;
+      if (uv_write(&p->write_req, (uv_stream_t *)&p->pipes[S_IN], &b, 1, on_written) < 0)
+        close_pipe(p, S_IN);
+    }
+  }
+  for (int i = S_OUT; i <= S_ERR; i++) {
+    if (!p->piped[i]) continue;
+    p->pipes[i].data = p;
+    p->reading[i] = 1;
+    uv_read_start((uv_stream_t *)&p->pipes[i], on_alloc, on_read);
+  }
+  if (timeout >= 0) {
+    uv_timer_init(loop, &p->timer);
+    p->has_timer = 1;
+    p->timer.data = p;
+    uv_update_time(loop);
+    uv_timer_start(&p->timer, on_timer, (uint64_t)timeout, 0);
+  }
+  lua_settop(L, 4);
+  return run_loop(L, p);
+}
+
+/* proc.kill_all([signal]) -> how many process groups were signalled */
+static int proc_kill_all(lua_State *L) {
+  int sig = check_signal(L, 1, "SIGKILL", "proc.kill_all");
+  int n = 0;
+  for (run_state *p = live_head; p; p = p->next)
+    if (kill(-p->pid, sig) == 0) n++;
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* proc.live() -> {{pid = N, pgid = N}, ...} for every child not yet reaped */
+static int proc_live(lua_State *L) {
+  int i = 0;
+  lua_newtable(L);
+  for (run_state *p = live_head; p; p = p->next) {
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, p->pid);
+    lua_setfield(L, -2, "pid");
+    lua_pushinteger(L, p->pid);   /* it leads its own group */
+    lua_setfield(L, -2, "pgid");
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
+static const luaL_Reg proc_funcs[] = {
+  {"run", proc_run},
+  {"kill_all", proc_kill_all},
+  {"live", proc_live},
+  {NULL, NULL}
+};
+
+int luaopen_slipway_proc(lua_State *L) {
+  /* Writing stdin data to a child that exited raises SIGPIPE, which would
+   * kill slipway; an EPIPE error is what we want. libuv resets signal
+   * dispositions in its children, so they still get the default. */
+  signal(SIGPIPE, SIG_IGN);
+  luaL_newlib(L, proc_funcs);
+  return 1;
+}
