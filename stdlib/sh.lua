@@ -1,0 +1,161 @@
+-- slipway.sh: run a command the way a deploy script wants it run.
+--
+--   sh "make test"                      -- shell string, via /bin/sh -c
+--   sh { "docker", "build", "." }       -- argv list, no shell
+--   local r = sh("git rev-parse HEAD")  -- r.stdout == "3f2a..." (lines joined)
+--   local r = sh("grep -q x f", { check = false })  -- r.code instead of raising
+--
+-- Each output line (stdout and stderr) goes to the output sink as it comes
+-- (fn(stream, line); by default printed on stdout; the pipeline replaces
+-- it with sh.set_output to route lines into its event stream). A non-zero
+-- exit raises "FILE:LINE: sh: exit code 2: make test" naming the caller's
+-- line, followed by the last lines of stderr. Options: check (default
+-- true), and everything proc.run takes (cwd, env, env_clear, stdin,
+-- stdout, stderr, timeout, kill_grace). Giving stdout or stderr yourself
+-- takes that stream away from the sink.
+--
+-- Result (also on success): proc.run's table; a stream that went to the
+-- sink has its lines joined with "\n" (no final newline) as stdout/stderr.
+local proc = require("slipway.proc")
+
+local M = {}
+
+local TAIL_LINES = 10
+
+local function default_output(stream, line)
+  io.stdout:write(line, "\n")
+end
+
+local output = default_output
+
+-- set_output(fn | nil) -> the previous sink; nil restores the default.
+function M.set_output(fn)
+  if fn ~= nil and type(fn) ~= "function" then
+    error("sh.set_output: expected a function(stream, line) or nil, got " .. type(fn), 2)
+  end
+  local previous = output
+  output = fn or default_output
+  return previous
+end
+
+local OPTIONS = {
+  check = true, cwd = true, env = true, env_clear = true, stdin = true,
+  stdout = true, stderr = true, timeout = true, kill_grace = true,
+}
+
+local this_file = debug.getinfo(1, "S").source
+
+-- "file:line: " of the nearest Lua caller outside this file.
+local function where()
+  for level = 2, 50 do
+    local info = debug.getinfo(level, "Sl")
+    if info == nil then break end
+    if info.source ~= this_file and info.currentline > 0 then
+      return ("%s:%d: "):format(info.short_src, info.currentline)
+    end
+  end
+  return ""
+end
+
+local function raise(msg)
+  error(where() .. msg, 0)
+end
+
+local function quote(word)
+  if word:match("^[%w%-_./=:,@+%%]+$") then return word end
+  return "'" .. word:gsub("'", [['\'']]) .. "'"
+end
+
+-- The command as a person would type it.
+local function show(cmd)
+  if type(cmd) == "string" then return cmd end
+  local words = {}
+  for i, w in ipairs(cmd) do words[i] = quote(tostring(w)) end
+  return table.concat(words, " ")
+end
+
+local function describe_failure(r, cmd, opts)
+  local what
+  if r.timed_out then
+    local t = opts.timeout
+    what = ("timed out after %s"):format(type(t) == "number" and (t .. "s") or tostring(t))
+  elseif r.signal then
+    what = "killed by " .. r.signal
+  else
+    what = "exit code " .. r.code
+  end
+  return ("sh: %s: %s"):format(what, show(cmd))
+end
+
+local function run(cmd, opts)
+  if type(cmd) ~= "string" and type(cmd) ~= "table" then
+    raise("sh: expected a command string or an argv list, got " .. type(cmd))
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    raise("sh: options must be a table, got " .. type(opts))
+  end
+  opts = opts or {}
+  local popts = {}
+  for k, v in pairs(opts) do
+    if not OPTIONS[k] then
+      local valid = {}
+      for name in pairs(OPTIONS) do valid[#valid + 1] = name end
+      table.sort(valid)
+      raise(("sh: unknown option '%s' (valid: %s)"):format(tostring(k), table.concat(valid, ", ")))
+    end
+    if k ~= "check" then popts[k] = v end
+  end
+  local check = opts.check
+  if check == nil then check = true end
+
+  local lines = { stdout = nil, stderr = nil }
+  local tail, ntail = {}, 0
+  for _, stream in ipairs({ "stdout", "stderr" }) do
+    if popts[stream] == nil then
+      local collected = {}
+      lines[stream] = collected
+      popts[stream] = function(line)
+        collected[#collected + 1] = line
+        if stream == "stderr" then
+          ntail = ntail + 1
+          tail[(ntail - 1) % TAIL_LINES + 1] = line
+        end
+        output(stream, line)
+      end
+    end
+  end
+
+  local ok, r, msg, code = pcall(proc.run, cmd, popts)
+  if not ok then
+    -- proc.run's argument errors name this file: name the caller instead.
+    if type(r) == "string" then
+      local rest = r:match("^[^\n]-:%d+: proc%.run: (.*)$") or r:match("^proc%.run: (.*)$")
+      if rest then raise("sh: " .. rest) end
+    end
+    error(r, 0)
+  end
+  if r == nil then
+    if check then raise("sh: " .. msg) end
+    return nil, msg, code
+  end
+  for stream, collected in pairs(lines) do
+    r[stream] = table.concat(collected, "\n")
+  end
+  if check and r.code ~= 0 then
+    local message = describe_failure(r, cmd, opts)
+    local first = math.max(1, ntail - TAIL_LINES + 1)
+    local out = {}
+    for i = first, ntail do out[#out + 1] = "  " .. tail[(i - 1) % TAIL_LINES + 1] end
+    if #out > 0 then message = message .. "\n" .. table.concat(out, "\n") end
+    raise(message)
+  end
+  return r
+end
+
+M.run = run
+
+return setmetatable(M, {
+  __call = function(_, cmd, opts)
+    return run(cmd, opts)
+  end,
+})
