@@ -1,0 +1,95 @@
+#!/bin/sh
+# tests/bench/http.sh [SLIPWAY] [N] [PARALLEL]: N GETs (default 2000) of a
+# small file from a local nginx, PARALLEL (default 100) at a time: slipway
+# (tasks over slipway.http) vs `curl --parallel --parallel-max PARALLEL` on
+# the same URLs, measured side by side in one run (5 alternating rounds,
+# medians). Prints wall, CPU (user+sys) and peak RSS of both and the ratios.
+# Never fails on noise: the goal (wall ratio <= 1.1) is reported, not enforced.
+cd "$(dirname "$0")/../.." || exit 2
+SLIPWAY=$(realpath "${1:-build/slipway}")
+N=${2:-2000}
+PAR=${3:-100}
+ROUNDS=${ROUNDS:-5}
+TIME=/usr/bin/time
+[ -x "$TIME" ] || { echo "http.sh: needs /usr/bin/time (tools/install-deps)" >&2; exit 2; }
+
+dir=$(mktemp -d /tmp/slipway-bench-http.XXXXXX)
+chmod 755 "$dir"
+mkdir -p "$dir/www" "$dir/tmp"
+printf 'hello from nginx\n' > "$dir/www/small.txt"
+port=$(( 20000 + $$ % 30000 ))
+while curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; do port=$((port + 1)); done
+user=""; [ "$(id -u)" = 0 ] && user="user root;"
+cat > "$dir/nginx.conf" <<EOF
+$user
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000;
+  client_body_temp_path $dir/tmp/body; proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fcgi; uwsgi_temp_path $dir/tmp/uwsgi; scgi_temp_path $dir/tmp/scgi;
+  server { listen 127.0.0.1:$port; root $dir/www; }
+}
+EOF
+nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' &
+nginx_pid=$!
+trap 'kill $nginx_pid 2>/dev/null; wait $nginx_pid 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+i=0
+until curl -s -o /dev/null "http://127.0.0.1:$port/small.txt"; do
+  i=$((i + 1)); [ $i -gt 100 ] && { echo "nginx did not start" >&2; cat "$dir/error.log" >&2; exit 2; }
+  sleep 0.05
+done
+
+url="http://127.0.0.1:$port/small.txt"
+: > "$dir/curl.cfg"
+j=1
+while [ $j -le "$N" ]; do echo "url = \"$url?$j\"" >> "$dir/curl.cfg"; j=$((j + 1)); done
+
+cat > "$dir/client.lua" <<'EOF'
+local http, task = require("slipway.http"), require("slipway.task")
+local url, n, par = arg[1], tonumber(arg[2]), tonumber(arg[3])
+local i, ok = 0, 0
+local function worker()
+  while i < n do
+    i = i + 1
+    local res = http.request { url = url .. "?" .. i }
+    if res and res.status == 200 then ok = ok + 1 end
+  end
+end
+local ts = {}
+for k = 1, par do ts[k] = task.spawn(worker) end
+for k = 1, par do ts[k]:join() end
+if ok ~= n then io.stderr:write(("only %d of %d requests succeeded\n"):format(ok, n)) os.exit(1) end
+EOF
+
+# one measurement: "wall cpu rss_kb" on stdout (wall from a ns clock: the
+# runs take tens of ms and time's %e has 10 ms steps)
+measure() {
+  t0=$(date +%s%N)
+  $TIME -f '%U %S %M' -o "$dir/time.out" "$@" > /dev/null 2> "$dir/err.out" ||
+    { echo "failed: $*" >&2; cat "$dir/err.out" >&2; exit 1; }
+  t1=$(date +%s%N)
+  awk -v w=$(( (t1 - t0) / 1000 )) '{ printf "%.4f %.2f %s\n", w / 1e6, $1 + $2, $3 }' "$dir/time.out"
+}
+
+: > "$dir/sw"; : > "$dir/curl"
+r=1
+while [ $r -le "$ROUNDS" ]; do
+  measure "$SLIPWAY" "$dir/client.lua" "$url" "$N" "$PAR" >> "$dir/sw"
+  measure curl -sS --no-progress-meter --fail --parallel --parallel-max "$PAR" -K "$dir/curl.cfg" >> "$dir/curl"
+  r=$((r + 1))
+done
+
+median() {   # column $2 of file $1
+  sort -n -k"$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { print v[int((NR + 1) / 2)] }'
+}
+sw_wall=$(median "$dir/sw" 1); sw_cpu=$(median "$dir/sw" 2); sw_rss=$(median "$dir/sw" 3)
+cu_wall=$(median "$dir/curl" 1); cu_cpu=$(median "$dir/curl" 2); cu_rss=$(median "$dir/curl" 3)
+echo "http: $N GETs of $url, $PAR at a time, median of $ROUNDS rounds"
+printf '  %-8s wall %7.4fs  cpu %6.2fs  peak rss %7d KB\n' slipway "$sw_wall" "$sw_cpu" "$sw_rss"
+printf '  %-8s wall %7.4fs  cpu %6.2fs  peak rss %7d KB\n' curl "$cu_wall" "$cu_cpu" "$cu_rss"
+awk -v a="$sw_wall" -v b="$cu_wall" -v c="$sw_cpu" -v d="$cu_cpu" -v e="$sw_rss" -v f="$cu_rss" 'BEGIN {
+  printf "  ratio slipway/curl: wall %.2f (goal <= 1.1), cpu %.2f, rss %.2f\n", a / (b > 0 ? b : 0.01), c / (d > 0 ? d : 0.01), e / f }'
