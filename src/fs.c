@@ -151,6 +151,7 @@ static int fs_write_atomic(lua_State *L) {
   const char *base = slash ? slash + 1 : path;
   if (*base == '\0') return sw_push_errno(L, EISDIR, path);
   char *tmp = (char *)malloc(strlen(path) + 16);
+  if (tmp == NULL) return sw_push_errno(L, ENOMEM, path);
   sprintf(tmp, "%.*s.%s.tmp-XXXXXX", (int)(base - path), path, base);
   int fd = mkstemp(tmp);
   if (fd < 0) {

@@ -125,7 +125,8 @@ static void kill_group(run_state *p, int sig) {
 }
 
 static void maybe_free(run_state *p) {
-  if (p->handles > 0 || p->owned) return;
+  /* a running child's process handle stays until on_child_exit closes it */
+  if (p->handles > 0 || p->owned || (p->spawned && !p->exited)) return;
   for (int i = 0; i < 3; i++) {
     free(p->capture[i].p);
     free(p->partial[i].p);
