@@ -1,0 +1,158 @@
+local sh = require("slipway.sh")
+local proc = require("slipway.proc")
+local task = require("slipway.task")
+local leaks = require("support.leaks")
+local support = require("support.proc_helpers")
+
+-- Run fn with the output sink replaced by a collector; returns the lines
+-- as "stream: line" strings after fn's results.
+local function collecting(fn)
+  local seen = {}
+  local previous = sh.set_output(function(stream, line) seen[#seen + 1] = stream .. ": " .. line end)
+  local ok, a, b, c = pcall(fn)
+  sh.set_output(previous)
+  if not ok then error(a, 0) end
+  return seen, a, b, c
+end
+
+-- pcall(f), asserting that it raised; returns the error.
+local function fails(f)
+  local ok, err = pcall(f)
+  assert.is_false(ok)
+  return err
+end
+
+describe("sh", function()
+  setup(function() proc.run("true") end)   -- libuv opens /dev/null on the first spawn
+  leaks.check()
+
+  it("streams every line to the sink and returns the result", function()
+    local seen, r = collecting(function() return sh "echo one; echo two >&2; printf three" end)
+    assert.same({ "stdout: one", "stderr: two", "stdout: three" }, seen)
+    assert.same({ 0, "one\nthree", "two" }, { r.code, r.stdout, r.stderr })
+  end)
+
+  it("takes an argv list and runs it without a shell", function()
+    local seen, r = collecting(function() return sh { "printf", "%s\\n", "a b", "$HOME" } end)
+    assert.same({ "stdout: a b", "stdout: $HOME" }, seen)
+    assert.same(0, r.code)
+  end)
+
+  it("raises on a non-zero exit naming the caller's line, the command and the stderr tail", function()
+    local line
+    local seen, err = collecting(function()
+      return fails(function()
+        line = debug.getinfo(1, "l").currentline; sh "for i in $(seq 1 15); do echo e$i >&2; done; echo out; exit 2"
+      end)
+    end)
+    local tail = {}
+    for i = 6, 15 do tail[#tail + 1] = "  e" .. i end
+    assert.same(("tests/sh_spec.lua:%d: sh: exit code 2: for i in $(seq 1 15); do echo e$i >&2; done; echo out; exit 2\n%s")
+      :format(line, table.concat(tail, "\n")), err)
+    assert.same(16, #seen)
+  end)
+
+  it("quotes argv words in the message", function()
+    local line
+    local _, err = collecting(function()
+      return fails(function()
+        line = debug.getinfo(1, "l").currentline; sh { "sh", "-c", "exit 3", "it's" }
+      end)
+    end)
+    assert.same(("tests/sh_spec.lua:%d: sh: exit code 3: sh -c 'exit 3' 'it'\\''s'"):format(line), err)
+  end)
+
+  it("returns the result with check = false", function()
+    local _, r = collecting(function() return sh("echo no >&2; exit 4", { check = false }) end)
+    assert.same({ 4, "", "no" }, { r.code, r.stdout, r.stderr })
+  end)
+
+  it("raises when the program cannot start, or returns the triple with check = false", function()
+    local line
+    local err = fails(function()
+      line = debug.getinfo(1, "l").currentline; sh { "nosuchcmd", "x" }
+    end)
+    assert.same(("tests/sh_spec.lua:%d: sh: ENOENT: no such file or directory: nosuchcmd"):format(line), err)
+    assert.same({ nil, "ENOENT: no such file or directory: nosuchcmd", "ENOENT" },
+      { sh({ "nosuchcmd" }, { check = false }) })
+  end)
+
+  it("reports a timeout and a signal", function()
+    local line
+    local err = fails(function()
+      line = debug.getinfo(1, "l").currentline; sh("sleep 5", { timeout = "50ms" })
+    end)
+    assert.same(("tests/sh_spec.lua:%d: sh: timed out after 50ms: sleep 5"):format(line), err)
+    err = fails(function()
+      line = debug.getinfo(1, "l").currentline; sh("kill -9 $$", { timeout = 5 })
+    end)
+    assert.same(("tests/sh_spec.lua:%d: sh: killed by SIGKILL: kill -9 $$"):format(line), err)
+  end)
+
+  it("passes the other options to proc.run", function()
+    local seen, r = collecting(function()
+      return sh("pwd; cat; echo $X", { cwd = "/usr", stdin = "in\n", env = { X = "x" } })
+    end)
+    assert.same({ "stdout: /usr", "stdout: in", "stdout: x" }, seen)
+    assert.same("/usr\nin\nx", r.stdout)
+  end)
+
+  it("leaves a stream alone that the caller directs", function()
+    local mine = {}
+    local seen, r = collecting(function()
+      return sh("echo a; echo b >&2", { stdout = "capture", stderr = function(l) mine[#mine + 1] = l end })
+    end)
+    assert.same({}, seen)
+    assert.same({ "a\n", nil, { "b" } }, { r.stdout, r.stderr, mine })
+  end)
+
+  it("rejects unknown options and bad arguments at the caller's line", function()
+    local line
+    local err = fails(function()
+      line = debug.getinfo(1, "l").currentline; sh("true", { chek = false })
+    end)
+    assert.same(("tests/sh_spec.lua:%d: sh: unknown option 'chek' (valid: check, cwd, env, env_clear, kill_grace, stderr, stdin, stdout, timeout)"):format(line), err)
+    err = fails(function()
+      line = debug.getinfo(1, "l").currentline; sh("true", { timeout = "soon" })
+    end)
+    assert.same(("tests/sh_spec.lua:%d: sh: option 'timeout': bad duration 'soon' (expected e.g. 250ms, 5s, 1h30m)"):format(line), err)
+    err = fails(function()
+      line = debug.getinfo(1, "l").currentline; sh(42)
+    end)
+    assert.same(("tests/sh_spec.lua:%d: sh: expected a command string or an argv list, got number"):format(line), err)
+    assert.has_error(function() sh.set_output(42) end,
+      "sh.set_output: expected a function(stream, line) or nil, got number")
+  end)
+
+  it("raises outside a task", function()
+    local line
+    local co = coroutine.create(function()
+      line = debug.getinfo(1, "l").currentline; sh "true"
+    end)
+    local ok, err = coroutine.resume(co)
+    assert.same({ false, ("tests/sh_spec.lua:%d: sh: call this inside a task (it waits for I/O)"):format(line) }, { ok, err })
+  end)
+
+  it("prints to stdout by default", function()
+    local r = proc.run({ os.getenv("SLIPWAY"), "-e", 'sh "echo hi; echo err >&2"' })
+    assert.same({ 0, "hi\nerr\n", "" }, { r.code, r.stdout, r.stderr })
+  end)
+
+  it("unwinds on cancel and kills the command's process group", function()
+    local pid
+    local t = task.spawn(function()
+      collecting(function() sh("echo $$; sleep 100", { stdout = function(l) pid = tonumber(l) end }) end)
+    end)
+    support.wait_for(function() return pid end)
+    t:cancel()
+    t:wait()
+    assert.same("cancelled", t:status())
+    assert.is_true(support.gone(pid))
+    support.wait_for(function() return #proc.live() == 0 end)
+  end)
+
+  it("is the global sh in scripts", function()
+    local r = proc.run({ os.getenv("SLIPWAY"), "-e", 'print(sh == require("slipway.sh"))' })
+    assert.same("true\n", r.stdout)
+  end)
+end)
