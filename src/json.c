@@ -25,9 +25,10 @@
 
 #define JSON_MAX_DEPTH 1000
 
-/* Registry keys (addresses are unique) for the two marker metatables. */
-static const char array_mt_key = 'a';
-static const char object_mt_key = 'o';
+/* The two marker metatables live in the registry under these names, so
+ * that slipway.yaml marks its sequences with the same one. */
+#define ARRAY_MT "json.array"
+#define OBJECT_MT "json.object"
 static const char enc_gc_key = 'g';
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
@@ -137,8 +138,8 @@ static int scan_number(lua_State *L, scan_state *st) {
   return 1;
 }
 
-static void set_marker(lua_State *L, const char *key) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+static void set_marker(lua_State *L, const char *name) {
+  luaL_getmetatable(L, name);
   lua_setmetatable(L, -2);
 }
 
@@ -158,7 +159,7 @@ static int push_item(lua_State *L, const cJSON *item, scan_state *st) {
       if (!push_item(L, c, st)) return 0;
       lua_rawseti(L, -2, ++i);
     }
-    set_marker(L, &array_mt_key);
+    set_marker(L, ARRAY_MT);
     return 1;
   }
   case cJSON_Object: {
@@ -168,7 +169,7 @@ static int push_item(lua_State *L, const cJSON *item, scan_state *st) {
       if (!push_item(L, c, st)) return 0;
       lua_rawset(L, -3);
     }
-    set_marker(L, &object_mt_key);
+    set_marker(L, OBJECT_MT);
     return 1;
   }
   default:
@@ -375,10 +376,10 @@ static void enc_newline(lua_State *L, enc_state *e, int depth) {
 /* 1 if the table at idx is an array by the module's rule, and its length. */
 static int is_array(lua_State *L, int idx, lua_Integer *len) {
   if (lua_getmetatable(L, idx)) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+    luaL_getmetatable(L, ARRAY_MT);
     int arr = lua_rawequal(L, -1, -2);
     lua_pop(L, 1);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &object_mt_key);
+    luaL_getmetatable(L, OBJECT_MT);
     int obj = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
     if (arr) { *len = (lua_Integer)lua_rawlen(L, idx); return 1; }
@@ -539,20 +540,20 @@ static int json_encode(lua_State *L) {
   return 1;
 }
 
-static int mark(lua_State *L, const char *key) {
-  if (lua_isnoneornil(L, 1)) lua_newtable(L);
+static int mark(lua_State *L, const char *name) {
+  if (lua_isnoneornil(L, 1)) { lua_settop(L, 0); lua_newtable(L); }
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+  luaL_getmetatable(L, name);
   lua_setmetatable(L, 1);
   return 1;
 }
 
 /* array([t]) -> t marked to encode as a JSON array (even when empty) */
-static int json_array(lua_State *L) { return mark(L, &array_mt_key); }
+static int json_array(lua_State *L) { return mark(L, ARRAY_MT); }
 
 /* object([t]) -> t marked to encode as a JSON object */
-static int json_object(lua_State *L) { return mark(L, &object_mt_key); }
+static int json_object(lua_State *L) { return mark(L, OBJECT_MT); }
 
 static const luaL_Reg json_funcs[] = {
   {"decode", json_decode},
@@ -564,17 +565,9 @@ static const luaL_Reg json_funcs[] = {
 
 int luaopen_slipway_json(lua_State *L) {
   luaL_newlib(L, json_funcs);
-  lua_newtable(L);
-  lua_pushliteral(L, "json.array");
-  lua_setfield(L, -2, "__name");
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+  luaL_newmetatable(L, ARRAY_MT);      /* or the one slipway.yaml made */
   lua_setfield(L, -2, "array_mt");
-  lua_newtable(L);
-  lua_pushliteral(L, "json.object");
-  lua_setfield(L, -2, "__name");
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &object_mt_key);
+  luaL_newmetatable(L, OBJECT_MT);
   lua_setfield(L, -2, "object_mt");
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");

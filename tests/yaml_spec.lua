@@ -1,0 +1,227 @@
+local yaml = require("slipway.yaml")
+local json = require("slipway.json")
+
+-- decoded value -> plain comparable value (sequences lose their marker)
+local function types(list)
+  local out = {}
+  for i, v in ipairs(list) do
+    out[i] = v == yaml.null and "null" or (math.type(v) or type(v))
+  end
+  return out
+end
+
+describe("yaml", function()
+  describe("decode", function()
+    it("decodes maps, sequences and scalars", function()
+      local v = yaml.decode("a: 1\nb: [x, y]\nc:\n  d: true\n")
+      assert.same({ a = 1, b = { "x", "y" }, c = { d = true } }, v)
+      assert.equal(json.array_mt, getmetatable(v.b))
+      assert.is_nil(getmetatable(v.c))
+    end)
+
+    it("shares the null sentinel and the array marker with json", function()
+      assert.equal(json.null, yaml.null)
+      assert.equal(json.array_mt, yaml.array_mt)
+      assert.same('{"a":[],"b":{},"c":null}', json.encode(yaml.decode("a: []\nb: {}\nc: ~\n")))
+    end)
+
+    it("resolves plain scalars like go-yaml v3", function()
+      local v = yaml.decode([[
+- 0755
+- 0x1F
+- 0o17
+- 0b101
+- 1_000
+- -0x10
+- 08
+- 1.50
+- .5
+- 1e3
+- +12
+- 0.
+- 1e400
+- 99999999999999999999
+- ~
+- null
+- NULL
+-
+- true
+- True
+- FALSE
+- tRUE
+- yes
+- on
+- y
+- n
+- off
+- 2001-12-14
+- 12:30:00
+- .inf
+- -.Inf
+- '0755'
+- "true"
+- <<
+]])
+      assert.same({ 493, 31, 15, 5, 1000, -16, 8.0, 1.5, 0.5, 1000.0, 12, 0.0, "1e400", 1e20,
+        yaml.null, yaml.null, yaml.null, yaml.null, true, true, false, "tRUE", "yes", "on", "y", "n", "off",
+        "2001-12-14", "12:30:00", math.huge, -math.huge, "0755", "true", "<<" }, v)
+      assert.same({ "integer", "integer", "integer", "integer", "integer", "integer", "float", "float",
+        "float", "float", "integer", "float", "string", "float" }, { table.unpack(types(v), 1, 14) })
+    end)
+
+    it("applies core tags and rejects values that do not fit them", function()
+      assert.same({ "12", 13, 3.0, true, yaml.null, "x" },
+        yaml.decode('[!!str 12, !!int "13", !!float 3, !!bool true, !!null "", !custom x]'))
+      assert.same("float", math.type(yaml.decode("!!float 3")))
+      assert.same({ nil, "t.yml:1:4: cannot decode !!str `abc` as a !!int", "EYAML" },
+        { yaml.decode("a: !!int abc", { filename = "t.yml" }) })
+      assert.same({ nil, "<string>:1:1: cannot decode !!str `yes` as a !!bool", "EYAML" },
+        { yaml.decode("!!bool yes") })
+    end)
+
+    it("keeps quoted and block scalars as strings", function()
+      assert.same({ a = "1", b = "null", c = "line1\nline2\n", d = "folded text" },
+        yaml.decode("a: '1'\nb: \"null\"\nc: |\n  line1\n  line2\nd: >-\n  folded\n  text\n"))
+    end)
+
+    it("expands aliases into independent copies", function()
+      local v = yaml.decode("base: &b {x: {y: 1}}\none: *b\ntwo: *b\n")
+      assert.same({ x = { y = 1 } }, v.one)
+      v.one.x.y = 2
+      assert.same(1, v.two.x.y)
+      assert.same(1, v.base.x.y)
+    end)
+
+    it("resolves merge keys: local keys win, earlier sources win", function()
+      local v = yaml.decode([[
+a: &a {k: a, only_a: 1}
+b: &b {k: b, only_b: 2, only_a: 9}
+one:
+  <<: *a
+  k: local
+two:
+  <<: [*a, *b]
+three:
+  k: local
+  <<: [*b, *a]
+]])
+      assert.same({ k = "local", only_a = 1 }, v.one)
+      assert.same({ k = "a", only_a = 1, only_b = 2 }, v.two)
+      assert.same({ k = "local", only_a = 9, only_b = 2 }, v.three)
+      assert.same({ "k", "only_b", "only_a" }, yaml.keys(v.three))
+      assert.same({ "only_a", "k" }, yaml.keys(v.one))   -- merged keys go where << was
+    end)
+
+    it("rejects a merge of something that is not a map", function()
+      assert.same({ nil, "<string>:1:5: map merge requires map or sequence of maps as the value", "EYAML" },
+        { yaml.decode("a: {<<: 1}") })
+    end)
+
+    it("keeps key order in a side table", function()
+      local v = yaml.decode("zeta: 1\nalpha: 2\nmid: 3\n")
+      assert.same({ "zeta", "alpha", "mid" }, yaml.keys(v))
+      v.new = 4
+      v.alpha = nil
+      assert.same({ "zeta", "mid", "new" }, yaml.keys(v))
+      assert.same({ zeta = 1, mid = 3, new = 4 }, v)
+    end)
+
+    it("returns positions of every table, key and element", function()
+      local text = "services:\n  web:\n    image: x\n    ports:\n      - 80\n      - 443\n"
+      local v, pos = yaml.decode(text, { positions = true, filename = "c.yml" })
+      assert.same({ line = 3, col = 5, keys = { image = { line = 3, col = 5 }, ports = { line = 4, col = 5 } } },
+        pos[v.services.web])
+      assert.same({ line = 5, col = 7, keys = { { line = 5, col = 9 }, { line = 6, col = 9 } } },
+        pos[v.services.web.ports])
+      assert.same({ line = 1, col = 1 }, pos[v].keys.services)
+    end)
+
+    it("reports syntax errors as file:line:col", function()
+      assert.same({ nil, "c.yml:1:5: mapping values are not allowed in this context", "EYAML" },
+        { yaml.decode("a: b: c", { filename = "c.yml" }) })
+      assert.same({ nil, "c.yml:2:1: mapping key \"a\" already defined at line 1", "EYAML" },
+        { yaml.decode("a: 1\na: 2\n", { filename = "c.yml", positions = true }) })
+      assert.same({ nil, "<string>:1:4: unknown anchor 'x' referenced", "EYAML" }, { yaml.decode("a: *x") })
+      assert.same({ nil, "<string>:1:5: invalid leading UTF-8 octet", "EYAML" }, { yaml.decode('a: "\xff"') })
+      assert.same({ nil, "<string>:2:1: did not find expected '-' indicator (while parsing a block collection at line 1)", "EYAML" },
+        { yaml.decode("- a\nb: c\n") })
+    end)
+
+    it("reads the first document; decode_all reads all", function()
+      assert.same({ a = 1 }, yaml.decode("a: 1\n---\nb: 2\n"))
+      assert.same({ { a = 1 }, { b = 2 } }, yaml.decode_all("a: 1\n---\nb: 2\n"))
+      assert.same(yaml.null, yaml.decode(""))
+      assert.same({}, yaml.decode_all(""))
+    end)
+
+    it("rejects unknown options", function()
+      assert.has_error(function() yaml.decode("a: 1", { file = "x" }) end)
+    end)
+  end)
+
+  describe("encode", function()
+    it("writes maps in recorded order, other keys in go-yaml order", function()
+      local t = yaml.order({ b = 1, a = 2, z = 3, svc10 = 4, svc9 = 5 }, { "z", "b" })
+      assert.same("z: 3\nb: 1\na: 2\nsvc9: 5\nsvc10: 4\n", yaml.encode(t))
+      assert.same("a: 2\nb: 1\nsvc9: 5\nsvc10: 4\nz: 3\n", yaml.encode(t, { sort_keys = true }))
+    end)
+
+    it("indents sequences under their key, maps in sequences inline", function()
+      assert.same("a:\n  - 1\n  - x: 1\n    \"y\": 2\n  - - 3\n    - 4\nb: {}\nc: []\n",
+        yaml.encode(yaml.order({ a = { 1, yaml.order({ x = 1, y = 2 }, { "x", "y" }), { 3, 4 } }, b = {},
+          c = json.array() }, { "a", "b", "c" })))
+    end)
+
+    it("quotes strings that would read back as something else", function()
+      local out = yaml.encode({ "yes", "y", "1", "0755", "1.5", "", "null", "true", "1:20",
+        "2001-12-14", "-5", "<<", "plain text", "${VAR}", "80:80", "a: b", "#x", "*.x", "it's",
+        " lead", "tab\tx", "é😀" })
+      assert.same(table.concat({
+        '- "yes"', '- "y"', '- "1"', '- "0755"', '- "1.5"', '- ""', '- "null"', '- "true"', '- "1:20"',
+        '- "2001-12-14"', '- "-5"', '- "<<"', "- plain text", "- ${VAR}", "- 80:80", "- 'a: b'", "- '#x'",
+        "- '*.x'", "- it's", "- ' lead'", '- "tab\\tx"', '- "é\\U0001F600"', "" }, "\n"), out)
+    end)
+
+    it("writes multi-line strings as block literals", function()
+      assert.same("a: |-\n  one\n  two\nb: |\n  x\nc: |+\n  x\n\nd: |2-\n   lead\n  x\ne: \"trail \\nx\"\n",
+        yaml.encode(yaml.order({ a = "one\ntwo", b = "x\n", c = "x\n\n", d = " lead\nx", e = "trail \nx" },
+          { "a", "b", "c", "d", "e" })))
+      assert.same("- |-\n  a\n\n  b\n", yaml.encode({ "a\n\nb" }))
+    end)
+
+    it("writes numbers like Go", function()
+      assert.same("- 1\n- 1.5\n- 1e+06\n- 123456.7\n- 1e-05\n- 3\n- .inf\n- -.inf\n- .nan\n- -9223372036854775808\n",
+        yaml.encode({ 1, 1.5, 1e6, 123456.7, 0.00001, 3.0, math.huge, -math.huge, 0 / 0, math.mininteger }))
+      assert.same("1.2345675e+06", yaml.format_float(1234567.5))
+    end)
+
+    it("writes null, booleans and scalars at the top level", function()
+      assert.same("null\n", yaml.encode(yaml.null))
+      assert.same("true\n", yaml.encode(true))
+      assert.same("{}\n", yaml.encode({}))
+      assert.same("[]\n", yaml.encode(json.array()))
+    end)
+
+    it("round-trips a decoded document", function()
+      local text = "version: \"3.8\"\nservices:\n  web:\n    image: nginx\n    environment:\n      B: \"yes\"\n      A: \"1\"\n    ports:\n      - 80:80\n"
+      assert.same(text, yaml.encode(yaml.decode(text)))
+    end)
+
+    it("raises a clear error for values YAML cannot hold", function()
+      assert.has_error(function() yaml.encode({ a = { b = print } }) end,
+        "yaml.encode: cannot encode a function at $.a.b")
+      local c = {}
+      c.self = c
+      assert.has_error(function() yaml.encode(c) end, "yaml.encode: cycle (a table contains itself) at $.self")
+      assert.has_error(function() yaml.encode({ "\xff" }) end, "yaml.encode: invalid UTF-8 in a string at $[1]")
+    end)
+  end)
+
+  describe("key_less", function()
+    it("orders like go-yaml: digit runs numerically, non-letters first", function()
+      local keys = { "svc10", "svc9", "a", "B", "A10", "A9", "_x", "a10", "a1b" }
+      table.sort(keys, yaml.key_less)
+      assert.same({ "_x", "A9", "A10", "B", "a", "a1b", "a10", "svc9", "svc10" }, keys)
+    end)
+  end)
+end)
