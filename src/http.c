@@ -28,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "slipway.h"
 #include "lazylib.h"
 
@@ -50,6 +52,7 @@ static struct {
   CURLMcode (*multi_assign)(CURLM *, curl_socket_t, void *);
   CURLMsg *(*multi_info_read)(CURLM *, int *);
   CURL *(*easy_init)(void);
+  void (*easy_reset)(CURL *);
   void (*easy_cleanup)(CURL *);
   CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
   CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
@@ -71,6 +74,7 @@ static const struct sw_lazysym curl_syms[] = {
   {"curl_multi_assign", (void **)&C.multi_assign},
   {"curl_multi_info_read", (void **)&C.multi_info_read},
   {"curl_easy_init", (void **)&C.easy_init},
+  {"curl_easy_reset", (void **)&C.easy_reset},
   {"curl_easy_cleanup", (void **)&C.easy_cleanup},
   {"curl_easy_setopt", (void **)&C.easy_setopt},
   {"curl_easy_getinfo", (void **)&C.easy_getinfo},
@@ -121,6 +125,14 @@ static int timer_ready = 0;
 static int running = 0;           /* easy handles added to the multi */
 static long pauses = 0;           /* streamed transfers paused for a slow on_body */
 static watch *watches = NULL;     /* every open uv_poll */
+static struct slot {              /* by fd: sockets opened by on_open_socket */
+  watch *w;
+  int ours;
+} *slots = NULL;
+static int nslots = 0;
+#define EASY_POOL_MAX 256
+static CURL *easy_pool[EASY_POOL_MAX];   /* reset handles kept for reuse */
+static int easy_pooled = 0;
 
 /* ------------------------------------------------------------ buffers */
 
@@ -202,32 +214,80 @@ static void watch_closed(uv_handle_t *h) {
 static void watch_close(watch *w) {
   if (w->prev) w->prev->next = w->next; else watches = w->next;
   if (w->next) w->next->prev = w->prev;
-  uv_poll_stop(&w->poll);
+  if (w->fd >= 0 && w->fd < nslots && slots[w->fd].w == w) slots[w->fd].w = NULL;
+  uv_poll_stop(&w->poll);    /* while the fd is still open: libuv unregisters it */
   uv_close((uv_handle_t *)&w->poll, watch_closed);
+}
+
+static watch *watch_new(curl_socket_t s) {
+  watch *w = (watch *)calloc(1, sizeof *w);
+  if (w == NULL) return NULL;
+  if (uv_poll_init_socket(sw_loop(), &w->poll, s) != 0) {
+    free(w);
+    return NULL;
+  }
+  w->fd = s;
+  w->poll.data = w;
+  w->next = watches;
+  if (watches) watches->prev = w;
+  watches = w;
+  if (running == 0) uv_unref((uv_handle_t *)&w->poll);
+  return w;
+}
+
+/* Sockets we open for curl (connections) keep their watcher from one
+ * transfer to the next, only stopped in between: a kept-alive connection
+ * then costs one epoll_ctl per request instead of a new uv_poll each time.
+ * The watcher is closed in on_close_socket, just before the fd is. Other
+ * sockets curl reports (the resolver's) get a watcher per CURL_POLL_*
+ * lifetime, since curl closes them behind our back. */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *a) {
+  curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+  if (s < 0) return CURL_SOCKET_BAD;
+  if (s >= nslots) {
+    int n = nslots ? nslots : 256;
+    while (n <= s) n *= 2;
+    struct slot *o = (struct slot *)realloc(slots, (size_t)n * sizeof *o);
+    if (o == NULL) { close(s); return CURL_SOCKET_BAD; }
+    memset(o + nslots, 0, (size_t)(n - nslots) * sizeof *o);
+    slots = o;
+    nslots = n;
+  }
+  slots[s].w = NULL;
+  slots[s].ours = 1;
+  return s;
+}
+
+static int on_close_socket(void *clientp, curl_socket_t s) {
+  if (s < nslots) {
+    if (slots[s].w) watch_close(slots[s].w);
+    slots[s].ours = 0;
+  }
+  return close(s);
+}
+
+static int is_ours(curl_socket_t s) {
+  return s >= 0 && s < nslots && slots[s].ours;
 }
 
 static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
   watch *w = (watch *)socketp;
   if (what == CURL_POLL_REMOVE) {
     if (w) {
-      watch_close(w);
+      if (is_ours(s) && slots[s].w == w) uv_poll_stop(&w->poll);
+      else watch_close(w);
       C.multi_assign(multi, s, NULL);
     }
     return 0;
   }
   if (w == NULL) {
-    w = (watch *)calloc(1, sizeof *w);
-    if (w == NULL) return -1;
-    if (uv_poll_init_socket(sw_loop(), &w->poll, s) != 0) {
-      free(w);
-      return -1;
+    w = is_ours(s) ? slots[s].w : NULL;
+    if (w == NULL) {
+      w = watch_new(s);
+      if (w == NULL) return -1;
+      if (is_ours(s)) slots[s].w = w;
     }
-    w->fd = s;
-    w->poll.data = w;
-    w->next = watches;
-    if (watches) watches->prev = w;
-    watches = w;
-    if (running == 0) uv_unref((uv_handle_t *)&w->poll);
     C.multi_assign(multi, s, w);
   }
   int events = 0;
@@ -305,7 +365,15 @@ static void request_release(request *r) {
     C.multi_remove_handle(multi, r->easy);
     if (--running == 0) set_refs(0);
   }
-  if (r->easy) C.easy_cleanup(r->easy);
+  if (r->easy) {
+    /* A reset handle keeps its buffers: reusing it saves allocating them. */
+    if (easy_pooled < EASY_POOL_MAX) {
+      C.easy_reset(r->easy);
+      easy_pool[easy_pooled++] = r->easy;
+    } else {
+      C.easy_cleanup(r->easy);
+    }
+  }
   r->easy = NULL;
   if (r->headers) C.slist_free_all(r->headers);
   r->headers = NULL;
@@ -628,10 +696,12 @@ static int http_request(lua_State *L) {
   }
 
   ensure_multi();
-  CURL *e = r->easy = C.easy_init();
+  CURL *e = r->easy = easy_pooled ? easy_pool[--easy_pooled] : C.easy_init();
   if (e == NULL) return luaL_error(L, "%s: out of memory", F);
   C.easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
   C.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  C.easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  C.easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
   C.easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   C.easy_setopt(e, CURLOPT_URL, url);
   C.easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -690,8 +760,9 @@ static int http_close_idle(lua_State *L) {
   if (multi && running == 0) {
     C.multi_cleanup(multi);
     multi = NULL;
-    while (watches) watch_close(watches);
+    while (watches) watch_close(watches);   /* none left unless curl leaked one */
     uv_timer_stop(&multi_timer);
+    while (easy_pooled) C.easy_cleanup(easy_pool[--easy_pooled]);
   }
   lua_pushboolean(L, running == 0);
   return 1;

@@ -52,11 +52,16 @@ local function mktemp()
   return dir
 end
 
--- A port nothing listens on right now (a connect attempt is refused).
+-- A port nothing listens on right now (a connect attempt is refused), below
+-- the kernel's ephemeral range so no outgoing connection holds it.
+local seeded = false
 function M.free_port()
-  math.randomseed(os.time() + math.floor(task.now() * 1000))
+  if not seeded then
+    math.randomseed(os.time(), math.floor(task.now() * 1000) + tonumber(require("support.leaks").pid()))
+    seeded = true
+  end
   for _ = 1, 50 do
-    local port = math.random(20000, 59999)
+    local port = math.random(10000, 32000)
     local _, _, code = http.request { url = ("http://127.0.0.1:%d/"):format(port), connect_timeout = "200ms", timeout = "1s" }
     if code == "ECONNREFUSED" then return port end
   end
@@ -146,6 +151,50 @@ function Server:stop()
   sh("rm -rf " .. self.prefix)
 end
 
+-- Write the config for fresh ports and start nginx; true once it answers,
+-- false (stopped again) when a port was taken meanwhile, raises otherwise.
+local function launch(self, opts)
+  local prefix = self.prefix
+  self.port = M.free_port()
+  local listen = ("listen 127.0.0.1:%d;"):format(self.port)
+  if opts.unix then
+    self.socket = prefix .. "/nginx.sock"
+    os.remove(self.socket)
+    listen = listen .. (" listen unix:%s;"):format(self.socket)
+  end
+  if opts.tls then
+    if not self.cert then self.cert, self.key = M.self_signed(prefix) end
+    repeat self.tls_port = M.free_port() until self.tls_port ~= self.port
+    listen = listen .. (" listen 127.0.0.1:%d ssl; ssl_certificate %s; ssl_certificate_key %s;")
+      :format(self.tls_port, self.cert, self.key)
+  end
+  local id = io.popen("id -u")
+  local root = id:read("l") == "0"
+  id:close()
+  local conf = CONFIG:format(root and "user root;" or "", opts.workers or 1, prefix, prefix,
+    prefix, prefix, prefix, prefix, prefix, listen, prefix)
+  write(prefix .. "/nginx.conf", conf)
+  os.remove(prefix .. "/error.log")
+  self.proc = io.popen(("exec nginx -e %s/error.log -p %s -c %s/nginx.conf -g 'daemon off;' 2>&1")
+    :format(prefix, prefix, prefix))
+  local deadline = task.now() + 5000
+  while true do
+    local res = http.request { url = self:url("/ready"), timeout = "1s" }
+    if res and res.status == 200 then return true end
+    local log = read(prefix .. "/error.log") or ""
+    if log:find("[emerg]", 1, true) or task.now() > deadline then
+      local pid = read(prefix .. "/nginx.pid")
+      if pid then os.execute("kill -TERM " .. pid:match("%d+")) end
+      self.proc:close()
+      self.proc = nil
+      if log:find("Address already in use", 1, true) then return false end
+      sh("rm -rf " .. prefix)
+      error("nginx did not start: " .. log, 3)
+    end
+    task.sleep("20ms")
+  end
+end
+
 -- start{files = {name = content}, unix = bool, tls = bool, workers = N}
 function M.start(opts)
   opts = opts or {}
@@ -155,39 +204,14 @@ function M.start(opts)
   self:write("small.txt", "hello from nginx\n")
   self:write("ready", "ready\n")
   for name, data in pairs(opts.files or {}) do self:write(name, data) end
-  self.port = M.free_port()
-  local listen = ("listen 127.0.0.1:%d;"):format(self.port)
-  if opts.unix then
-    self.socket = prefix .. "/nginx.sock"
-    listen = listen .. (" listen unix:%s;"):format(self.socket)
-  end
-  if opts.tls then
-    self.cert, self.key = M.self_signed(prefix)
-    repeat self.tls_port = M.free_port() until self.tls_port ~= self.port
-    listen = listen .. (" listen 127.0.0.1:%d ssl; ssl_certificate %s; ssl_certificate_key %s;")
-      :format(self.tls_port, self.cert, self.key)
-  end
-  local id = io.popen("id -u")
-  local user = id:read("l") == "0"
-  id:close()
-  local conf = CONFIG:format(user and "user root;" or "", opts.workers or 1, prefix, prefix,
-    prefix, prefix, prefix, prefix, prefix, listen, prefix)
-  write(prefix .. "/nginx.conf", conf)
-  self.proc = io.popen(("exec nginx -e %s/error.log -p %s -c %s/nginx.conf -g 'daemon off;' 2>&1")
-    :format(prefix, prefix, prefix))
-  local deadline = task.now() + 5000
-  while true do
-    local res = http.request { url = self:url("/ready"), timeout = "1s" }
-    if res and res.status == 200 then break end
-    if task.now() > deadline then
-      local log = read(prefix .. "/error.log") or ""
-      self:stop()
-      error("nginx did not start: " .. log)
+  for _ = 1, 5 do
+    if launch(self, opts) then
+      http.close_idle()
+      return self
     end
-    task.sleep("20ms")
   end
-  http.close_idle()
-  return self
+  sh("rm -rf " .. prefix)
+  error("nginx: no free port after 5 tries", 2)
 end
 
 return M
