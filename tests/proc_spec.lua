@@ -13,8 +13,6 @@ local function core(r)
 end
 
 describe("proc", function()
-  -- libuv opens /dev/null once, on the first spawn: not a leak of ours
-  setup(function() proc.run("true") end)
   leaks.check()
 
   describe("run", function()
@@ -285,6 +283,30 @@ describe("proc", function()
       assert.is_true(ms < 10000, "took " .. ms .. " ms")
       leaks.settle()
       assert.same(fds, leaks.fd_count())
+    end)
+  end)
+
+  describe("without pidfd", function()
+    it("reaps through SIGCHLD instead", function()
+      local code = [[
+        local proc, task = require("slipway.proc"), require("slipway.task")
+        local ts = {}
+        for i = 1, 20 do ts[i] = task.spawn(proc.run, "sleep 0.05; exit " .. i) end
+        local codes = {}
+        for i = 1, 20 do codes[i] = ts[i]:join().code end
+        print(table.concat(codes, ","))
+        print(proc.run("sleep 5", { timeout = "50ms" }).code)
+        local t = task.spawn(proc.run, { "sleep", "100" })
+        task.sleep("50ms")
+        t:cancel()
+        t:wait()
+        task.sleep("50ms")
+        print(t:status(), #proc.live(), task.stats().handles)
+      ]]
+      local r = proc.run({ os.getenv("SLIPWAY"), "-e", code }, { env = { SLIPWAY_PROC_NO_PIDFD = "1" } })
+      local codes = {}
+      for i = 1, 20 do codes[i] = i end
+      assert.same({ code = 0, stdout = table.concat(codes, ",") .. "\n124\ncancelled\t0\t0\n", stderr = "" }, core(r))
     end)
   end)
 
