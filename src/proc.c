@@ -252,7 +252,10 @@ static void child_exited(run_state *p, int status, int known) {
     uv_close((uv_handle_t *)&p->exit_poll, on_poll_closed);
   }
   if (p->reap_by_signal && --sigchld_users == 0) uv_signal_stop(&sigchld);
-  if (p->abandoned) return;
+  if (p->abandoned) {         /* nobody waits: free it if nothing is closing */
+    maybe_free(p);
+    return;
+  }
   /* After a timeout the group was killed: a grandchild that escaped it
    * must not keep the run alive by holding the pipes. */
   if (p->timed_out) {
@@ -545,12 +548,20 @@ static char *anchor(lua_State *L, int anchors) {
   return s;
 }
 
-/* argv from cmd (index 1) as a malloc'ed NULL-terminated array; the strings
- * are kept alive by the anchor table. */
+/* Memory that lives as long as the anchor table: freed by the collector,
+ * so raising an argument error midway leaks nothing. */
+static void *scratch(lua_State *L, int anchors, size_t size) {
+  void *m = lua_newuserdatauv(L, size, 0);
+  lua_rawseti(L, anchors, (lua_Integer)luaL_len(L, anchors) + 1);
+  return m;
+}
+
+/* argv from cmd (index 1) as a NULL-terminated array; the array and its
+ * strings are kept alive by the anchor table. */
 static char **build_argv(lua_State *L, int anchors) {
   char **argv;
   if (lua_type(L, 1) == LUA_TSTRING) {
-    argv = (char **)malloc(4 * sizeof *argv);
+    argv = (char **)scratch(L, anchors, 4 * sizeof *argv);
     argv[0] = "/bin/sh";
     argv[1] = "-c";
     argv[2] = (char *)lua_tostring(L, 1);
@@ -569,7 +580,7 @@ static char **build_argv(lua_State *L, int anchors) {
                                    (int)i, luaL_typename(L, -1)));
     lua_pop(L, 1);
   }
-  argv = (char **)malloc((size_t)(n + 1) * sizeof *argv);
+  argv = (char **)scratch(L, anchors, (size_t)(n + 1) * sizeof *argv);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
     lua_pushstring(L, lua_tostring(L, -1));   /* a number becomes a string */
@@ -580,8 +591,8 @@ static char **build_argv(lua_State *L, int anchors) {
   return argv;
 }
 
-/* The child's environment when opts.env or opts.env_clear is given, as a
- * malloc'ed array (NULL otherwise: libuv then passes environ as it is).
+/* The child's environment when opts.env or opts.env_clear is given, as an
+ * array in the anchor table (NULL otherwise: the child gets environ).
  * Values false remove a variable. */
 static char **build_env(lua_State *L, int opts, int clear, int anchors) {
   int envt = 0;
@@ -608,7 +619,7 @@ static char **build_env(lua_State *L, int opts, int clear, int anchors) {
     }
   }
   if (!clear) while (environ[base]) base++;
-  char **env = (char **)malloc((base + extra + 1) * sizeof *env);
+  char **env = (char **)scratch(L, anchors, (base + extra + 1) * sizeof *env);
   for (size_t i = 0; i < base; i++) {
     const char *e = environ[i], *eq = strchr(e, '=');
     if (envt && eq) {
@@ -748,13 +759,9 @@ static int proc_run(lua_State *L) {
       snprintf(ctx, sizeof ctx, "cwd %s", cwd);
     else
       snprintf(ctx, sizeof ctx, "%s", argv[0]);
-    free(argv);
-    free(env);
     release(p);
     return sw_push_uverror(L, err, ctx);
   }
-  free(argv);
-  free(env);
   p->next = live_head;
   if (live_head) live_head->prev = p;
   live_head = p;
