@@ -116,6 +116,7 @@ typedef struct request {
 typedef struct watch {
   uv_poll_t poll;
   curl_socket_t fd;
+  int idle;                  /* curl no longer wants events (still polled) */
   struct watch *prev, *next;
 } watch;
 
@@ -194,6 +195,10 @@ static void check_finished(void) {
 static void on_poll(uv_poll_t *p, int status, int events) {
   watch *w = (watch *)p->data;
   int flags = 0, still;
+  if (w->idle) {             /* e.g. the server closed a pooled connection */
+    uv_poll_stop(p);
+    return;
+  }
   if (status < 0) flags = CURL_CSELECT_ERR;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
@@ -275,7 +280,9 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
   watch *w = (watch *)socketp;
   if (what == CURL_POLL_REMOVE) {
     if (w) {
-      if (is_ours(s) && slots[s].w == w) uv_poll_stop(&w->poll);
+      /* Leave our own sockets polled: the next transfer on the connection
+       * usually wants the same events, so no epoll_ctl is needed. */
+      if (is_ours(s) && slots[s].w == w) w->idle = 1;
       else watch_close(w);
       C.multi_assign(multi, s, NULL);
     }
@@ -290,6 +297,7 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
     }
     C.multi_assign(multi, s, w);
   }
+  w->idle = 0;
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
