@@ -292,7 +292,10 @@ static void on_sigchld(uv_signal_t *h, int sig) {
 /* Arrange for p's child to be reaped when it exits. */
 static void watch_exit(run_state *p) {
   static int no_pidfd = -1;   /* the variable lets the tests take the fallback */
-  if (no_pidfd < 0) no_pidfd = getenv("SLIPWAY_PROC_NO_PIDFD") != NULL;
+  if (no_pidfd < 0) {
+    const char *v = getenv("SLIPWAY_PROC_NO_PIDFD");
+    no_pidfd = v != NULL && *v != '\0';
+  }
   int fd = no_pidfd ? -1 : (int)syscall(SYS_pidfd_open, p->pid, 0);
   if (fd >= 0) {
     p->pidfd = fd;
@@ -765,7 +768,6 @@ static int proc_run(lua_State *L) {
   p->next = live_head;
   if (live_head) live_head->prev = p;
   live_head = p;
-  watch_exit(p);
 
   if (stdin_data) {
     if (stdin_len == 0) {
@@ -794,6 +796,7 @@ static int proc_run(lua_State *L) {
     uv_update_time(loop);
     uv_timer_start(&p->timer, on_timer, (uint64_t)timeout, 0);
   }
+  watch_exit(p);              /* last: the fallback may find it reaped at once */
   lua_settop(L, 4);
   return run_loop(L, p);
 }
