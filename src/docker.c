@@ -1,0 +1,561 @@
+/*
+ * docker.c: the wire-level half of slipway.docker, as the private module
+ * slipway._docker (the script-facing API is stdlib/docker/).
+ *
+ *   _docker.ignore_patterns(text)        -> { "pat", "!pat", ... }
+ *       parse a .dockerignore the way the docker CLI does: comments,
+ *       blank lines, whitespace, "!" exceptions, lexical path cleaning,
+ *       a leading "/" dropped.
+ *   _docker.ignore_match(patterns, path) -> excluded (boolean)
+ *       the CLI's matching rule: the last pattern that matches the path or
+ *       one of its parent directories decides; "*" and "?" stop at "/",
+ *       "**" spans directories, "[...]" classes, "\" escapes.
+ *   _docker.tar_context(dir, { excludes = {...}, out = path })  (awaits)
+ *       -> { files = n, bytes = n } | nil, msg, code
+ *       write the build context under dir as a tar file, leaving out what
+ *       the patterns exclude, on the libuv thread pool so that a matrix of
+ *       builds does not stall the loop. Entries are owned by 0:0 with
+ *       mtimes truncated to seconds, as `docker build` sends them.
+ *
+ * The tar is written by libarchive, opened on first require (lazylib.h):
+ * it pulls in a dozen compression libraries that nothing else needs.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <archive.h>
+#include <archive_entry.h>
+#include "slipway.h"
+#include "lazylib.h"
+
+/* ------------------------------------------------------------ libarchive */
+
+static struct {
+  struct archive *(*write_new)(void);
+  int (*set_format_pax_restricted)(struct archive *);
+  int (*open_filename)(struct archive *, const char *);
+  int (*write_header)(struct archive *, struct archive_entry *);
+  la_ssize_t (*write_data)(struct archive *, const void *, size_t);
+  int (*write_close)(struct archive *);
+  int (*write_free)(struct archive *);
+  const char *(*error_string)(struct archive *);
+  struct archive_entry *(*entry_new)(void);
+  void (*entry_free)(struct archive_entry *);
+  void (*entry_clear)(struct archive_entry *);
+  void (*entry_set_pathname)(struct archive_entry *, const char *);
+  void (*entry_set_size)(struct archive_entry *, la_int64_t);
+  void (*entry_set_filetype)(struct archive_entry *, unsigned int);
+  void (*entry_set_perm)(struct archive_entry *, __LA_MODE_T);
+  void (*entry_set_mtime)(struct archive_entry *, time_t, long);
+  void (*entry_set_uid)(struct archive_entry *, la_int64_t);
+  void (*entry_set_gid)(struct archive_entry *, la_int64_t);
+  void (*entry_set_symlink)(struct archive_entry *, const char *);
+} la;
+
+static const struct sw_lazysym la_syms[] = {
+  {"archive_write_new", (void **)&la.write_new},
+  {"archive_write_set_format_pax_restricted", (void **)&la.set_format_pax_restricted},
+  {"archive_write_open_filename", (void **)&la.open_filename},
+  {"archive_write_header", (void **)&la.write_header},
+  {"archive_write_data", (void **)&la.write_data},
+  {"archive_write_close", (void **)&la.write_close},
+  {"archive_write_free", (void **)&la.write_free},
+  {"archive_error_string", (void **)&la.error_string},
+  {"archive_entry_new", (void **)&la.entry_new},
+  {"archive_entry_free", (void **)&la.entry_free},
+  {"archive_entry_clear", (void **)&la.entry_clear},
+  {"archive_entry_set_pathname", (void **)&la.entry_set_pathname},
+  {"archive_entry_set_size", (void **)&la.entry_set_size},
+  {"archive_entry_set_filetype", (void **)&la.entry_set_filetype},
+  {"archive_entry_set_perm", (void **)&la.entry_set_perm},
+  {"archive_entry_set_mtime", (void **)&la.entry_set_mtime},
+  {"archive_entry_set_uid", (void **)&la.entry_set_uid},
+  {"archive_entry_set_gid", (void **)&la.entry_set_gid},
+  {"archive_entry_set_symlink", (void **)&la.entry_set_symlink},
+  {NULL, NULL}
+};
+
+static const char *const la_sonames[] = {"libarchive.so.13", "libarchive.so", NULL};
+
+/* ------------------------------------------------------------ patterns */
+
+/* Lexically clean a slash-separated path in place like Go's path.Clean:
+ * collapse "//", drop ".", resolve ".." against earlier elements, no
+ * trailing "/"; "" becomes ".". */
+static void clean_path(char *p) {
+  int rooted = p[0] == '/';
+  size_t n = strlen(p), w = rooted, r = rooted, dotdot = w;
+  char *out = p;
+  while (r < n) {
+    if (p[r] == '/') { r++; continue; }
+    if (p[r] == '.' && (r + 1 == n || p[r + 1] == '/')) { r++; continue; }
+    if (p[r] == '.' && p[r + 1] == '.' && (r + 2 == n || p[r + 2] == '/')) {
+      r += 2;
+      if (w > dotdot) {          /* back up over the last element */
+        w--;
+        while (w > dotdot && out[w] != '/') w--;
+      } else if (!rooted) {      /* a leading ".." stays */
+        if (w > 0) out[w++] = '/';
+        out[w++] = '.'; out[w++] = '.';
+        dotdot = w;
+      }
+      continue;
+    }
+    if ((rooted && w != 1) || (!rooted && w != 0)) out[w++] = '/';
+    while (r < n && p[r] != '/') out[w++] = p[r++];
+  }
+  if (w == 0) out[w++] = '.';
+  out[w] = 0;
+}
+
+/* Match one [...] class at *pp against c; advances *pp past "]".
+ * Returns 1/0, or -1 for a class without its closing bracket. */
+static int match_class(const char **pp, unsigned char c) {
+  const char *p = *pp + 1;
+  int negate = 0, hit = 0;
+  if (*p == '^') { negate = 1; p++; }
+  int first = 1;
+  while (*p && (*p != ']' || first)) {
+    unsigned char lo = (unsigned char)*p, hi;
+    if (lo == '\\' && p[1]) lo = (unsigned char)*++p;
+    p++;
+    hi = lo;
+    if (*p == '-' && p[1] && p[1] != ']') {
+      hi = (unsigned char)p[1];
+      if (hi == '\\' && p[2]) { hi = (unsigned char)p[2]; p++; }
+      p += 2;
+    }
+    if (c >= lo && c <= hi) hit = 1;
+    first = 0;
+  }
+  if (*p != ']') return -1;
+  *pp = p + 1;
+  return hit != negate;
+}
+
+/* The CLI compiles a pattern to an anchored regular expression: "*" is
+ * [^/]*, "?" is [^/], "**" (with an optional following "/") is "any
+ * prefix ending in a slash, or none", or anything at the end of the
+ * pattern. This walks the pattern directly instead.
+ * Returns 1 match, 0 no match, -1 bad pattern. */
+static int glob(const char *p, const char *s) {
+  while (*p) {
+    if (p[0] == '*' && p[1] == '*') {
+      p += 2;
+      if (*p == '/') p++;
+      if (*p == 0) return 1;
+      for (;;) {      /* the rest at s, then after each later "/" */
+        int r = glob(p, s);
+        if (r != 0) return r;
+        const char *slash = strchr(s, '/');
+        if (slash == NULL) return 0;
+        s = slash + 1;
+      }
+    }
+    if (*p == '*') {
+      p++;
+      for (;;) {
+        int r = glob(p, s);
+        if (r != 0) return r;
+        if (*s == 0 || *s == '/') return 0;
+        s++;
+      }
+    }
+    if (*p == '?') {
+      if (*s == 0 || *s == '/') return 0;
+      p++; s++;
+      continue;
+    }
+    if (*p == '[') {
+      if (*s == 0) return 0;
+      int r = match_class(&p, (unsigned char)*s);
+      if (r <= 0) return r;
+      s++;
+      continue;
+    }
+    if (*p == '\\' && p[1]) p++;
+    if (*p != *s) return 0;
+    p++; s++;
+  }
+  return *s == 0;
+}
+
+typedef struct {
+  char **pats;        /* cleaned patterns without their "!" */
+  char *exception;    /* 1 where the pattern started with "!" */
+  int n;
+  int has_exceptions;
+} patterns;
+
+static void patterns_free(patterns *ps) {
+  for (int i = 0; i < ps->n; i++) free(ps->pats[i]);
+  free(ps->pats);
+  free(ps->exception);
+  ps->pats = NULL; ps->exception = NULL; ps->n = 0;
+}
+
+/* Read the Lua list at idx into ps; raises on a bad pattern. */
+static void patterns_check(lua_State *L, int idx, patterns *ps, const char *fname) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  int n = (int)luaL_len(L, idx);
+  ps->pats = calloc(n + 1, sizeof(char *));
+  ps->exception = calloc(n + 1, 1);
+  ps->n = 0;
+  ps->has_exceptions = 0;
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    const char *s = lua_tostring(L, -1);
+    if (s == NULL) {
+      patterns_free(ps);
+      luaL_error(L, "%s: pattern %d is not a string", fname, i);
+    }
+    while (*s == ' ' || *s == '\t') s++;
+    int ex = *s == '!';
+    if (ex) s++;
+    while (*s == ' ' || *s == '\t') s++;
+    char *p = strdup(s);
+    size_t len = strlen(p);
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) p[--len] = 0;
+    lua_pop(L, 1);
+    if (ex && len == 0) {
+      free(p);
+      patterns_free(ps);
+      luaL_error(L, "%s: illegal exclusion pattern: \"!\"", fname);
+    }
+    clean_path(p);
+    if (glob(p, ".") < 0) {
+      lua_pushfstring(L, "%s: syntax error in pattern '%s'", fname, p);
+      free(p);
+      patterns_free(ps);
+      lua_error(L);
+    }
+    ps->pats[ps->n] = p;
+    ps->exception[ps->n] = (char)ex;
+    ps->has_exceptions |= ex;
+    ps->n++;
+  }
+}
+
+/* Is path (relative, "/"-separated, clean) excluded? The last pattern
+ * matching the path or any parent directory of it decides. */
+static int patterns_excluded(const patterns *ps, const char *path) {
+  int matched = 0;
+  size_t len = strlen(path);
+  char *buf = malloc(len + 1);
+  for (int i = 0; i < ps->n; i++) {
+    if (ps->exception[i] != matched) continue;   /* cannot change the answer */
+    int m = glob(ps->pats[i], path) == 1;
+    for (size_t k = 0; !m && k < len; k++) {
+      if (path[k] != '/') continue;
+      memcpy(buf, path, k);
+      buf[k] = 0;
+      m = glob(ps->pats[i], buf) == 1;
+    }
+    if (m) matched = !ps->exception[i];
+  }
+  free(buf);
+  return matched;
+}
+
+/* Walk into the excluded directory dir? The CLI does only when an
+ * exception pattern names something under it literally ("!dir/keep"), so
+ * an exception starting with a wildcard does not re-include files of an excluded directory. */
+static int patterns_may_include_under(const patterns *ps, const char *dir) {
+  size_t n = strlen(dir);
+  for (int i = 0; i < ps->n; i++) {
+    const char *p = ps->pats[i];
+    if (ps->exception[i] && strncmp(p, dir, n) == 0 && (p[n] == '/' || p[n] == 0))
+      return 1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------ .dockerignore */
+
+static int docker_ignore_patterns(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  const char *end = text + len, *line = text;
+  int n = 0;
+  lua_newtable(L);
+  if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) line += 3;   /* BOM */
+  while (line < end) {
+    const char *eol = memchr(line, '\n', (size_t)(end - line));
+    if (eol == NULL) eol = end;
+    const char *a = line, *b = eol;
+    line = eol + 1;
+    if (*a == '#') continue;                        /* before trimming */
+    while (a < b && (*a == ' ' || *a == '\t' || *a == '\r')) a++;
+    while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r')) b--;
+    if (a == b) continue;
+    int ex = *a == '!';
+    if (ex) {
+      a++;
+      while (a < b && (*a == ' ' || *a == '\t')) a++;
+    }
+    char *p = malloc((size_t)(b - a) + 3);
+    size_t plen = (size_t)(b - a);
+    memcpy(p + 1, a, plen);
+    p[1 + plen] = 0;
+    char *q = p + 1;
+    if (plen > 0) {
+      clean_path(q);
+      if (q[0] == '/' && q[1] != 0) q++;
+    }
+    if (ex) { q--; q[0] = '!'; }
+    lua_pushstring(L, q);
+    free(p);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+static int docker_ignore_match(lua_State *L) {
+  patterns ps;
+  const char *path = luaL_checkstring(L, 2);
+  patterns_check(L, 1, &ps, "docker.ignore_match");
+  char *p = strdup(path);
+  clean_path(p);
+  lua_pushboolean(L, patterns_excluded(&ps, p));
+  free(p);
+  patterns_free(&ps);
+  return 1;
+}
+
+/* ------------------------------------------------------ context tar */
+
+typedef struct {
+  sw_op op;
+  uv_work_t req;
+  char *dir;
+  char *out;
+  patterns ps;
+  volatile int stop;       /* set by cancel while the worker runs */
+  long files;
+  long long bytes;
+  char err[512];
+  char code[16];
+} tar_op;
+
+typedef struct {
+  struct archive *a;
+  struct archive_entry *e;
+  tar_op *x;
+  char buf[65536];
+} tar_state;
+
+static int tar_fail(tar_op *x, const char *code, const char *fmt, const char *arg,
+                    const char *why) {
+  snprintf(x->err, sizeof x->err, fmt, arg, why);
+  snprintf(x->code, sizeof x->code, "%s", code);
+  return -1;
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int add_entry(tar_state *t, const char *rel, const char *full, struct stat *st) {
+  tar_op *x = t->x;
+  la.entry_clear(t->e);
+  la.entry_set_pathname(t->e, rel);
+  la.entry_set_perm(t->e, st->st_mode & 07777);
+  la.entry_set_mtime(t->e, st->st_mtime, 0);
+  la.entry_set_uid(t->e, 0);
+  la.entry_set_gid(t->e, 0);
+  int fd = -1;
+  if (S_ISDIR(st->st_mode)) {
+    la.entry_set_filetype(t->e, AE_IFDIR);
+  } else if (S_ISLNK(st->st_mode)) {
+    char target[4096];
+    ssize_t n = readlink(full, target, sizeof target - 1);
+    if (n < 0) return tar_fail(x, "EIO", "%s: %s", full, strerror(errno));
+    target[n] = 0;
+    la.entry_set_filetype(t->e, AE_IFLNK);
+    la.entry_set_symlink(t->e, target);
+  } else if (S_ISREG(st->st_mode)) {
+    fd = open(full, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return tar_fail(x, errno == EACCES ? "EACCES" : "EIO", "%s: %s", full, strerror(errno));
+    la.entry_set_filetype(t->e, AE_IFREG);
+    la.entry_set_size(t->e, st->st_size);
+  } else {
+    return 0;   /* sockets, fifos, devices: not build context material */
+  }
+  if (la.write_header(t->a, t->e) != ARCHIVE_OK) {
+    if (fd >= 0) close(fd);
+    return tar_fail(x, "EIO", "%s: %s", rel, la.error_string(t->a));
+  }
+  if (fd >= 0) {
+    long long left = st->st_size;
+    while (left > 0 && !x->stop) {
+      ssize_t n = read(fd, t->buf, sizeof t->buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;             /* shrank meanwhile: libarchive pads */
+      if (la.write_data(t->a, t->buf, (size_t)n) < 0) {
+        close(fd);
+        return tar_fail(x, "EIO", "%s: %s", rel, la.error_string(t->a));
+      }
+      left -= n;
+      x->bytes += n;
+    }
+    close(fd);
+    x->files++;
+  }
+  return 0;
+}
+
+/* Add the directory full (rel is its path in the context, "" at the top). */
+static int walk(tar_state *t, const char *full, const char *rel) {
+  tar_op *x = t->x;
+  DIR *d = opendir(full);
+  if (d == NULL) return tar_fail(x, errno == ENOENT ? "ENOENT" : "EIO", "%s: %s", full, strerror(errno));
+  char **names = NULL;
+  size_t n = 0, cap = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    if (n == cap) {
+      cap = cap ? cap * 2 : 32;
+      names = realloc(names, cap * sizeof *names);
+    }
+    names[n++] = strdup(de->d_name);
+  }
+  closedir(d);
+  qsort(names, n, sizeof *names, cmp_names);   /* the CLI walks in lexical order */
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (x->stop) { rc = tar_fail(x, "ECANCELED", "%s%s", "tar", ": cancelled"); break; }
+    size_t flen = strlen(full) + strlen(names[i]) + 2;
+    size_t rlen = strlen(rel) + strlen(names[i]) + 2;
+    char *f = malloc(flen), *r = malloc(rlen);
+    snprintf(f, flen, "%s/%s", full, names[i]);
+    snprintf(r, rlen, "%s%s%s", rel, *rel ? "/" : "", names[i]);
+    struct stat st;
+    if (lstat(f, &st) < 0) {
+      rc = tar_fail(x, "EIO", "%s: %s", f, strerror(errno));
+    } else {
+      int excluded = patterns_excluded(&x->ps, r);
+      int isdir = S_ISDIR(st.st_mode);
+      if (!excluded) rc = add_entry(t, r, f, &st);
+      if (rc == 0 && isdir && (!excluded || patterns_may_include_under(&x->ps, r)))
+        rc = walk(t, f, r);
+    }
+    free(f);
+    free(r);
+  }
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+  return rc;
+}
+
+static void tar_work(uv_work_t *req) {
+  tar_op *x = req->data;
+  tar_state *t = malloc(sizeof *t);
+  t->x = x;
+  t->a = la.write_new();
+  t->e = la.entry_new();
+  la.set_format_pax_restricted(t->a);
+  if (la.open_filename(t->a, x->out) != ARCHIVE_OK) {
+    tar_fail(x, "EIO", "%s: %s", x->out, la.error_string(t->a));
+  } else {
+    struct stat st;
+    if (stat(x->dir, &st) < 0)
+      tar_fail(x, errno == ENOENT ? "ENOENT" : "EIO", "%s: %s", x->dir, strerror(errno));
+    else if (!S_ISDIR(st.st_mode))
+      tar_fail(x, "ENOTDIR", "%s: %s", x->dir, "not a directory");
+    else
+      walk(t, x->dir, "");
+    if (la.write_close(t->a) != ARCHIVE_OK && x->code[0] == 0)
+      tar_fail(x, "EIO", "%s: %s", x->out, la.error_string(t->a));
+  }
+  la.entry_free(t->e);
+  la.write_free(t->a);
+  free(t);
+}
+
+static void tar_after(uv_work_t *req, int status) {
+  tar_op *x = req->data;
+  if (x->op.task) {
+    lua_State *T = sw_op_thread(&x->op);
+    if (status == UV_ECANCELED) {
+      sw_op_fail(&x->op, "docker.tar_context: cancelled", "ECANCELED");
+    } else if (x->code[0]) {
+      unlink(x->out);
+      lua_pushnil(T);
+      lua_pushfstring(T, "docker.tar_context: %s", x->err);
+      lua_pushstring(T, x->code);
+      sw_op_done(&x->op, 3);
+    } else {
+      lua_createtable(T, 0, 2);
+      lua_pushinteger(T, x->files);
+      lua_setfield(T, -2, "files");
+      lua_pushinteger(T, (lua_Integer)x->bytes);
+      lua_setfield(T, -2, "bytes");
+      sw_op_done(&x->op, 1);
+    }
+  } else {
+    unlink(x->out);     /* cancelled: the half-written tar is of no use */
+  }
+  patterns_free(&x->ps);
+  free(x->dir);
+  free(x->out);
+  free(x);
+}
+
+static void tar_cancel(sw_op *op) {
+  tar_op *x = (tar_op *)op;
+  x->stop = 1;
+  uv_cancel((uv_req_t *)&x->req);   /* not started yet: after_work gets ECANCELED */
+}
+
+static const char *const tar_opts[] = {"excludes", "out", NULL};
+
+static int docker_tar_context(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  sw_check_options(L, 2, "docker.tar_context", tar_opts);
+  const char *out = sw_opt_string(L, 2, "out", NULL, "docker.tar_context");
+  if (out == NULL) return luaL_error(L, "docker.tar_context: option 'out' is required");
+  sw_check_task(L, "docker.tar_context");
+  patterns ps;
+  lua_getfield(L, 2, "excludes");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+  patterns_check(L, lua_gettop(L), &ps, "docker.tar_context");   /* may raise */
+  lua_pop(L, 1);
+  tar_op *x = calloc(1, sizeof *x);
+  x->ps = ps;
+  x->dir = strdup(dir);
+  x->out = strdup(out);
+  x->op.what = "docker.tar_context";
+  x->op.cancel = tar_cancel;
+  x->req.data = x;
+  int rc = uv_queue_work(sw_loop(), &x->req, tar_work, tar_after);
+  if (rc < 0) {
+    patterns_free(&x->ps);
+    free(x->dir); free(x->out); free(x);
+    return sw_push_uverror(L, rc, "docker.tar_context");
+  }
+  return sw_await(L, &x->op);
+}
+
+static const luaL_Reg docker_funcs[] = {
+  {"ignore_patterns", docker_ignore_patterns},
+  {"ignore_match", docker_ignore_match},
+  {"tar_context", docker_tar_context},
+  {NULL, NULL}
+};
+
+int luaopen_slipway__docker(lua_State *L) {
+  sw_lazylib_load(L, la_sonames, la_syms);
+  luaL_newlib(L, docker_funcs);
+  return 1;
+}

@@ -1,0 +1,553 @@
+-- slipway.docker.stack: deploy a compose Stack to Swarm, wait until it has
+-- converged, and roll the whole stack back when it does not.
+--
+--   stack.deploy(name, stack, opts) -> result
+--   stack.rollback(state, opts)     -> undo what one deploy changed
+--   stack.services(name, opts)      -> the stack's services
+--   stack.rm(name, opts)            -> remove the stack's services, networks,
+--                                      secrets and configs
+--   stack.convert(name, stack)      -> the service specs (see convert.lua)
+--
+-- deploy opts:
+--   wait = true          watch the tasks until every service has its desired
+--                        replicas running (healthy where a healthcheck
+--                        exists: Swarm only reports such a task running once
+--                        it is healthy) on the new spec, updates complete,
+--                        jobs completed
+--   timeout = "5m"       the deadline of that wait
+--   rollback = true      when the wait fails, Swarm pauses or rolls back an
+--                        update, or the engine rejects a service: put every
+--                        service this deploy changed back on its previous
+--                        spec and remove the ones it created, then wait for
+--                        that; the error says why and that it rolled back
+--   prune = false        remove the stack's services that are not in the file
+--   resolve_image = "always" | "changed" | "never"   as `docker stack deploy`
+--   auth                 registry credentials (table) sent with creates and
+--                        updates (X-Registry-Auth); default: none, like the CLI
+--   poll = "250ms"       how often the wait looks
+--   record = true        record the change and its undo with slipway.release
+--   client               a docker client (default: DOCKER_HOST)
+--   on_progress(line)    progress lines (default: the task log if any)
+local client = require("slipway.docker.client")
+local image = require("slipway.docker.image")
+local convert = require("slipway.docker.convert")
+local service = require("slipway.docker.service")
+local swarm = require("slipway.docker.swarm")
+local json = require("slipway.json")
+local task = require("slipway.task")
+local duration = require("slipway.duration")
+
+local M = {}
+
+M.convert = convert.stack
+
+local function set(...)
+  local t = {}
+  for _, k in ipairs({ ... }) do t[k] = true end
+  return t
+end
+
+local function release_module()
+  local ok, release = pcall(require, "slipway.release")
+  if ok and type(release) == "table" and release.add_change then return release end
+  -- Until the pipeline's release module is there: the same contract on
+  -- an in-memory record.
+  return {
+    current = function() return nil end,
+    add_change = function(c) c.status = c.status or "applied"; return c end,
+    mark_change = function(c, status, details) c.status = status; c.details = details; return c end,
+  }
+end
+
+local function progress_sink(opts)
+  if opts.on_progress then return opts.on_progress end
+  local ok, log = pcall(require, "slipway.log")
+  if ok and type(log) == "table" and type(log.line) == "function" then return log.line end
+  return function() end
+end
+
+local function ms(v, what)
+  local n, err = duration.parse(v)
+  if not n then error(client.where() .. ("docker.stack.deploy: %s: %s"):format(what, err), 0) end
+  return n
+end
+
+---------------------------------------------------------------- comparing
+
+-- Deep equality of decoded JSON values (key order does not matter).
+local function same(a, b)
+  if a == b then return true end
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  for k, v in pairs(a) do
+    if not same(v, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+M.same = same
+
+-- Is a task on the service's current task template? The engine leaves
+-- Runtime out of task specs, and Swarm keeps tasks whose node still fits a
+-- changed Placement, so neither counts.
+local function current_task(spec, tmpl)
+  if type(spec) ~= "table" or type(tmpl) ~= "table" then return false end
+  for _, t in ipairs({ spec, tmpl }) do
+    for k, v in pairs(t) do
+      if k ~= "Runtime" and k ~= "Placement" then
+        local other = (t == spec) and tmpl[k] or spec[k]
+        if not same(v, other) then return false end
+      end
+    end
+  end
+  return true
+end
+
+---------------------------------------------------------------- objects
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Create the stack's secrets/configs (content-named) and look up the
+-- external ones. Returns { [name in the spec refs] = { id, name } }.
+local function ensure_objects(c, ns, objects, defs, kind, fname)
+  local found = {}
+  for _, o in ipairs(objects) do
+    local data, err
+    if o.file then
+      data, err = read_file(o.file)
+      if not data then client.raise(("%s: %s: %s %s: %s"):format(fname, ns, kind, o.key, err)) end
+    elseif o.content then
+      data = tostring(o.content)
+    elseif o.environment then
+      data = os.getenv(o.environment)
+      if not data then
+        client.raise(("%s: %s: %s %s: environment variable %s is not set"):format(fname, ns, kind, o.key, o.environment))
+      end
+    end
+    local r = swarm[kind](o.name, data or "", { client = c, labels = o.labels,
+      driver = (kind == "secret" and o.driver) and { Name = o.driver, Options = o.driver_opts } or nil,
+      template_driver = o.template_driver })
+    found[o.name] = r
+  end
+  -- external ones: by their name, as they are
+  for key, def in pairs(defs or {}) do
+    if convert.external(def) then
+      local name = (type(def) == "table" and def.name and def.name ~= "") and def.name or key
+      local list = c:call(fname, "GET", "/" .. kind .. "s",
+        { query = { filters = json.encode({ name = { name } }) } }) or {}
+      for _, o in ipairs(list) do
+        if o.Spec.Name == name then found[name] = { id = o.ID, name = name } end
+      end
+    end
+  end
+  return found
+end
+
+local function fill_refs(spec, secrets, configs, fname, ns)
+  local cs = spec.TaskTemplate.ContainerSpec
+  for _, r in ipairs(cs.Secrets or {}) do
+    local o = secrets[r.name]
+    if not o then client.raise(("%s: %s: secret not found: %s"):format(fname, ns, r.name)) end
+    r.SecretID, r.SecretName, r.key, r.name = o.id, o.name, nil, nil
+  end
+  for _, r in ipairs(cs.Configs or {}) do
+    local o = configs[r.name]
+    if not o then client.raise(("%s: %s: config not found: %s"):format(fname, ns, r.name)) end
+    r.ConfigID, r.ConfigName, r.key, r.name = o.id, o.name, nil, nil
+  end
+  table.sort(cs.Secrets or {}, function(a, b) return a.SecretName < b.SecretName end)
+  table.sort(cs.Configs or {}, function(a, b) return a.ConfigName < b.ConfigName end)
+  local cred = cs.Privileges and cs.Privileges.CredentialSpec
+  if cred and cred._config_ref then
+    local o = configs[cred.Config]
+    cs.Privileges.CredentialSpec = { Config = o and o.id or cred.Config }
+  end
+end
+
+---------------------------------------------------------------- waiting
+
+local TERMINAL = set("complete", "shutdown", "failed", "rejected", "remove", "orphaned")
+local BAD_UPDATE = set("paused", "rollback_started", "rollback_paused", "rollback_completed")
+
+local function short(id) return (id or ""):sub(1, 12) end
+
+-- Why the service's tasks are not running: the newest task error, and
+-- the last health check output of its container when there is one.
+local function task_reason(c, tasks)
+  table.sort(tasks, function(a, b)
+    return (a.Status.Timestamp or a.UpdatedAt or "") > (b.Status.Timestamp or b.UpdatedAt or "")
+  end)
+  for _, t in ipairs(tasks) do
+    local st = t.Status or {}
+    if st.Err or st.State == "failed" or st.State == "rejected" then
+      local msg = ("task %s %s: %s"):format(short(t.ID), st.State or "?", st.Err or st.Message or "?")
+      local cid = st.ContainerStatus and st.ContainerStatus.ContainerID
+      if cid then
+        local ok, info = pcall(c.call, c, "docker.stack.deploy", "GET", "/containers/" .. cid .. "/json",
+          { ok = { [404] = true } })
+        local h = ok and type(info) == "table" and info.State and info.State.Health
+        if h and h.Log and #h.Log > 0 then
+          local last = h.Log[#h.Log]
+          msg = msg .. ("; health %s: %s"):format(h.Status, (tostring(last.Output or ""):gsub("%s+$", "")))
+        end
+      end
+      return msg
+    end
+  end
+  local t = tasks[1]
+  if t then
+    return ("task %s %s: %s"):format(short(t.ID), t.Status.State or "?", t.Status.Message or "")
+  end
+  return "no tasks were scheduled"
+end
+
+-- One look at a service: "converged", "pending" or "failed", and why.
+function M.service_state(c, id, watch)
+  local svc = service.find(id, { client = c })
+  if not svc then return "failed", "the service was removed" end
+  local tasks = service.tasks(id, { client = c })
+  local tmpl = svc.Spec.TaskTemplate
+  local us = svc.UpdateStatus
+  local fresh_update = us and us ~= json.null and (watch == nil or us.StartedAt ~= watch.update_started)
+  if fresh_update and BAD_UPDATE[us.State] then
+    return "failed", ("update %s: %s; %s"):format(us.State, us.Message or "", task_reason(c, tasks)), svc
+  end
+  local mode = svc.Spec.Mode or {}
+  local current, running, complete, active = {}, 0, 0, 0
+  for _, t in ipairs(tasks) do
+    if current_task(t.Spec, tmpl) then
+      current[#current + 1] = t
+      local st = t.Status and t.Status.State
+      if st == "complete" then complete = complete + 1 end
+      if not TERMINAL[t.DesiredState] then
+        active = active + 1
+        if st == "running" then running = running + 1 end
+      end
+    end
+  end
+  local updating = fresh_update and (us.State == "updating")
+  if mode.ReplicatedJob or mode.GlobalJob then
+    local want = mode.ReplicatedJob and (mode.ReplicatedJob.TotalCompletions or 1) or nil
+    if (want and complete >= want) or (not want and #current > 0 and active == 0 and complete > 0) then
+      return "converged", nil, svc
+    end
+    return "pending", ("%d/%s completed; %s"):format(complete, want or "?", task_reason(c, tasks)), svc
+  end
+  local want
+  if mode.Replicated then want = mode.Replicated.Replicas or 1
+  else want = math.max(active, 1) end
+  if running >= want and active <= want and not updating then return "converged", nil, svc end
+  return "pending", ("%d/%d running; %s"):format(running, want, task_reason(c, tasks)), svc
+end
+
+-- Wait until every watched service converged; returns true or false and
+-- { [name] = reason } for the ones that did not (or failed at once).
+function M.wait(c, watches, timeout_ms, poll_ms, say)
+  local deadline = task.now() + timeout_ms
+  local pending = {}
+  for _, w in ipairs(watches) do pending[#pending + 1] = w end
+  local reasons = {}
+  while true do
+    local still = {}
+    for _, w in ipairs(pending) do
+      local state, why = M.service_state(c, w.id, w)
+      if state == "converged" then
+        say(("%s converged"):format(w.name))
+      elseif state == "failed" then
+        reasons[w.name] = why
+        return false, reasons
+      else
+        w.last_reason = why
+        still[#still + 1] = w
+      end
+    end
+    pending = still
+    if #pending == 0 then return true, {} end
+    if task.now() >= deadline then
+      for _, w in ipairs(pending) do reasons[w.name] = w.last_reason or "not converged" end
+      return false, reasons, "timeout"
+    end
+    task.sleep(math.min(poll_ms, math.max(deadline - task.now(), 1)) / 1000)
+  end
+end
+
+local function reasons_text(reasons)
+  local parts = {}
+  for _, name in ipairs(convert.sorted_keys(reasons)) do
+    parts[#parts + 1] = name .. ": " .. reasons[name]
+  end
+  return table.concat(parts, "; ")
+end
+
+---------------------------------------------------------------- rollback
+
+-- Undo one deploy: services it updated go back to the spec they had,
+-- services it created are removed, services it pruned come back; then
+-- wait for the restored ones. state = result._state of deploy.
+function M.rollback(state, opts)
+  opts = opts or {}
+  local c = state.client
+  local say = state.say or function() end
+  local errors, watches = {}, {}
+  for i = #state.changes, 1, -1 do
+    local ch = state.changes[i]
+    local ok, err = pcall(function()
+      if ch.action == "created" then
+        service.rm(ch.id, { client = c, missing_ok = true })
+        say(("%s removed (rollback)"):format(ch.name))
+      elseif ch.action == "updated" then
+        local cur = service.find(ch.id, { client = c })
+        if not cur then
+          local id = service.create(ch.previous, { client = c, resolve_image = false })
+          watches[#watches + 1] = { name = ch.name, id = id }
+        else
+          local before = cur.UpdateStatus ~= json.null and cur.UpdateStatus and cur.UpdateStatus.StartedAt or nil
+          service.update(ch.id, ch.previous, { client = c, version = cur.Version.Index, resolve_image = false })
+          watches[#watches + 1] = { name = ch.name, id = ch.id, update_started = before }
+        end
+        say(("%s restored to its previous spec (rollback)"):format(ch.name))
+      elseif ch.action == "removed" then
+        local id = service.create(ch.previous, { client = c, resolve_image = false })
+        watches[#watches + 1] = { name = ch.name, id = id }
+      end
+    end)
+    if not ok then errors[#errors + 1] = ch.name .. ": " .. tostring(err) end
+  end
+  local converged, reasons = true, {}
+  if #watches > 0 and opts.wait ~= false then
+    converged, reasons = M.wait(c, watches, opts.timeout_ms or state.timeout_ms or 300000,
+      state.poll_ms or 250, say)
+  end
+  if #errors > 0 or not converged then
+    local msg = table.concat(errors, "; ")
+    if not converged then msg = msg .. (msg ~= "" and "; " or "") .. "not converged: " .. reasons_text(reasons) end
+    return false, msg
+  end
+  return true
+end
+
+---------------------------------------------------------------- deploy
+
+local deploy_opts = set("wait", "timeout", "rollback", "prune", "resolve_image", "auth", "poll",
+  "record", "client", "on_progress")
+
+function M.deploy(name, stack, opts)
+  local fname = "docker.stack.deploy"
+  if type(name) ~= "string" or not name:match("^[%w][%w_.%-]*$") then
+    error(client.where() .. fname .. ": stack name must be a non-empty string of letters, digits, _ . -", 0)
+  end
+  if type(stack) ~= "table" then
+    error(client.where() .. fname .. ": stack must be a table (from compose.load)", 0)
+  end
+  opts = image.check_opts(fname, opts, deploy_opts)
+  local resolve = opts.resolve_image or "always"
+  if resolve ~= "always" and resolve ~= "changed" and resolve ~= "never" then
+    error(client.where() .. fname .. ": resolve_image must be always, changed or never", 0)
+  end
+  local c = opts.client or client.default()
+  local say = progress_sink(opts)
+  local timeout_ms = ms(opts.timeout or "5m", "timeout")
+  local poll_ms = ms(opts.poll or "250ms", "poll")
+
+  swarm.ensure_manager({ client = c, what = fname })
+  local conv, cerr = convert.stack(name, stack)
+  if not conv then client.raise(("%s: %s: %s"):format(fname, name, cerr)) end
+
+  for _, n in ipairs(conv.external_networks) do
+    swarm.check_external_network(n, { client = c, what = fname .. ": " .. name })
+  end
+  for _, nname in ipairs(convert.sorted_keys(conv.networks)) do
+    local _, created = swarm.network(nname, conv.networks[nname], { client = c })
+    if created then say(("network %s created"):format(nname)) end
+  end
+  local secrets = ensure_objects(c, name, conv.secrets, stack.secrets, "secret", fname)
+  local configs = ensure_objects(c, name, conv.configs, stack.configs, "config", fname)
+
+  local existing = {}
+  for _, s in ipairs(service.list({ client = c, stack = name })) do existing[s.Spec.Name] = s end
+
+  local state = { client = c, changes = {}, say = say, timeout_ms = timeout_ms, poll_ms = poll_ms, name = name }
+  local release = release_module()
+  local result = { name = name, services = {}, warnings = {}, _state = state }
+
+  local function fail_and_rollback(msg)
+    if opts.rollback == false or #state.changes == 0 then
+      client.raise(("%s: %s: %s"):format(fname, name, msg))
+    end
+    say("rolling back the stack: " .. msg)
+    local ok, rerr = M.rollback(state, { timeout_ms = timeout_ms })
+    if result.change then
+      release.mark_change(result.change, ok and "rolled_back" or "undo_failed",
+        { reason = msg, rollback_error = rerr })
+    end
+    result.rolled_back = ok
+    if ok then
+      client.raise(("%s: %s: %s (the stack was rolled back)"):format(fname, name, msg))
+    end
+    client.raise(("%s: %s: %s; the rollback failed too: %s"):format(fname, name, msg, rerr))
+  end
+
+  -- prune first, like the CLI
+  local watches = {}
+  if opts.prune then
+    local keep = {}
+    for _, s in ipairs(conv.order) do keep[name .. "_" .. s] = true end
+    for sname, s in pairs(existing) do
+      if not keep[sname] then
+        service.rm(s.ID, { client = c, missing_ok = true })
+        state.changes[#state.changes + 1] = { name = sname, id = s.ID, action = "removed", previous = s.Spec }
+        result.services[sname:sub(#name + 2)] = { id = s.ID, action = "removed" }
+        say(("%s removed (prune)"):format(sname))
+      end
+    end
+  end
+
+  for _, short_name in ipairs(conv.order) do
+    local spec = conv.services[short_name]
+    local ok, err = pcall(function()
+      fill_refs(spec, secrets, configs, fname, name)
+      local cur = existing[spec.Name]
+      if cur then
+        local sopts = { client = c, version = cur.Version.Index, auth = opts.auth }
+        local label_image = cur.Spec.Labels and cur.Spec.Labels[convert.IMAGE_LABEL]
+        local same_image = spec.TaskTemplate.ContainerSpec.Image == label_image
+        if resolve == "never" or (resolve == "changed" and same_image) then
+          sopts.resolve_image = false
+          if same_image then
+            -- keep the digest the previous deploy pinned, so that an
+            -- unchanged image does not restart the tasks
+            spec.TaskTemplate.ContainerSpec.Image = cur.Spec.TaskTemplate.ContainerSpec.Image
+            local pl = cur.Spec.TaskTemplate.Placement
+            if pl and pl.Platforms then spec.TaskTemplate.Placement.Platforms = pl.Platforms end
+          end
+        end
+        spec.TaskTemplate.ForceUpdate = cur.Spec.TaskTemplate.ForceUpdate
+        local before = cur.UpdateStatus ~= json.null and cur.UpdateStatus and cur.UpdateStatus.StartedAt or nil
+        state.changes[#state.changes + 1] = { name = spec.Name, id = cur.ID, action = "updated",
+          previous = cur.Spec, image_before = cur.Spec.TaskTemplate.ContainerSpec.Image }
+        local warnings = service.update(cur.ID, spec, sopts)
+        for _, w in ipairs(warnings) do result.warnings[#result.warnings + 1] = w end
+        watches[#watches + 1] = { name = spec.Name, id = cur.ID, update_started = before }
+        result.services[short_name] = { id = cur.ID, action = "updated" }
+        say(("%s updated"):format(spec.Name))
+      else
+        local id, warnings = service.create(spec, { client = c, auth = opts.auth,
+          resolve_image = resolve ~= "never" })
+        state.changes[#state.changes + 1] = { name = spec.Name, id = id, action = "created" }
+        for _, w in ipairs(warnings) do result.warnings[#result.warnings + 1] = w end
+        watches[#watches + 1] = { name = spec.Name, id = id }
+        result.services[short_name] = { id = id, action = "created" }
+        say(("%s created"):format(spec.Name))
+      end
+    end)
+    if not ok then
+      -- the engine rejected this service: undo what this deploy already did
+      local msg = tostring(err):gsub("^[^\n]-%.lua:%d+: ", "")
+      if #state.changes > 0 and state.changes[#state.changes].name == spec.Name
+          and state.changes[#state.changes].action == "updated" then
+        table.remove(state.changes)   -- the update did not happen
+      end
+      fail_and_rollback(msg)
+    end
+  end
+
+  -- what this run changed, and how to undo it, for the release record
+  local summary = {}
+  local data = { services = {} }
+  local counts = { created = 0, updated = 0, removed = 0 }
+  for _, ch in ipairs(state.changes) do
+    counts[ch.action] = counts[ch.action] + 1
+    data.services[#data.services + 1] = { name = ch.name, id = ch.id, action = ch.action,
+      image_before = ch.image_before }
+  end
+  for _, k in ipairs({ "created", "updated", "removed" }) do
+    if counts[k] > 0 then summary[#summary + 1] = ("%s %d service%s"):format(k, counts[k], counts[k] == 1 and "" or "s") end
+  end
+  if opts.record ~= false then
+    result.change = release.add_change({
+      kind = "docker.stack", target = name,
+      summary = #summary > 0 and table.concat(summary, ", ") or "no services",
+      data = data,
+      undo = function()
+        local ok, err = M.rollback(state, { timeout_ms = timeout_ms })
+        if not ok then error(("docker.stack rollback of %s: %s"):format(name, err), 0) end
+      end,
+    })
+  end
+
+  if opts.wait ~= false then
+    local ok, reasons, why = M.wait(c, watches, timeout_ms, poll_ms, say)
+    if not ok then
+      local msg = why == "timeout"
+        and ("not converged within %s: %s"):format(duration.format(timeout_ms), reasons_text(reasons))
+        or reasons_text(reasons)
+      fail_and_rollback(msg)
+    end
+    result.converged = true
+    -- old content-named secrets/configs that no service uses any more
+    local keep = {}
+    for _, o in pairs(secrets) do keep[#keep + 1] = o.name end
+    for _, o in pairs(configs) do keep[#keep + 1] = o.name end
+    local labels = { [convert.NS_LABEL] = name }
+    pcall(swarm.cleanup, "secret", { client = c, labels = labels, keep = keep })
+    pcall(swarm.cleanup, "config", { client = c, labels = labels, keep = keep })
+  end
+  return result
+end
+
+---------------------------------------------------------------- others
+
+function M.services(name, opts)
+  opts = image.check_opts("docker.stack.services", opts, set("client"))
+  return service.list({ client = opts.client, stack = name })
+end
+
+-- Remove everything labelled with the stack's namespace.
+function M.rm(name, opts)
+  opts = image.check_opts("docker.stack.rm", opts, set("client", "wait"))
+  local c = opts.client or client.default()
+  local filters = json.encode({ label = { convert.NS_LABEL .. "=" .. name } })
+  local ids = {}
+  for _, s in ipairs(service.list({ client = c, stack = name })) do
+    service.rm(s.ID, { client = c, missing_ok = true })
+    ids[#ids + 1] = s.ID
+  end
+  -- networks can only go once the tasks are gone
+  if opts.wait ~= false and #ids > 0 then
+    local deadline = task.now() + 60000
+    while task.now() < deadline do
+      local left = c:call("docker.stack.rm", "GET", "/tasks",
+        { query = { filters = json.encode({ label = { convert.NS_LABEL .. "=" .. name } }) } }) or {}
+      local live = 0
+      for _, t in ipairs(left) do
+        if not TERMINAL[t.Status.State] then live = live + 1 end
+      end
+      if live == 0 then break end
+      task.sleep(0.2)
+    end
+  end
+  for _, kind in ipairs({ "secrets", "configs" }) do
+    for _, o in ipairs(c:call("docker.stack.rm", "GET", "/" .. kind, { query = { filters = filters } }) or {}) do
+      c:call("docker.stack.rm", "DELETE", "/" .. kind .. "/" .. o.ID, { ok = { [404] = true, [400] = true, [500] = true } })
+    end
+  end
+  for _, n in ipairs(c:call("docker.stack.rm", "GET", "/networks", { query = { filters = filters } }) or {}) do
+    -- the engine frees a network a moment after its last task is gone
+    for _ = 1, 25 do
+      local _, res = c:call("docker.stack.rm", "DELETE", "/networks/" .. n.Id,
+        { ok = { [404] = true, [403] = true, [500] = true, [409] = true, [400] = true } })
+      if res.status < 300 or res.status == 404 then break end
+      task.sleep(0.2)
+    end
+  end
+  return #ids
+end
+
+return M
