@@ -143,48 +143,57 @@ end
 function M.new(opts)
   opts = opts or {}
   for k in pairs(opts) do
-    if k ~= "host" and k ~= "api_version" and k ~= "timeout" and k ~= "tls" then
-      error(M.where() .. ("docker.client: unknown option '%s' (valid: api_version, host, timeout, tls)"):format(k), 0)
+    if k ~= "host" and k ~= "api_version" and k ~= "timeout" and k ~= "tls"
+        and k ~= "ssh_options" and k ~= "remote_socket" then
+      error(M.where() .. ("docker.client: unknown option '%s' (valid: api_version, host, remote_socket, ssh_options, timeout, tls)"):format(k), 0)
     end
   end
   local h = M.parse_host(opts.host)
   if opts.tls then h.tls = opts.tls end
+  h.ssh_options, h.remote_socket = opts.ssh_options, opts.remote_socket
   local c = setmetatable({ conn = h, api = opts.api_version, timeout = opts.timeout or "60s" }, Client)
   return c
 end
 
+-- ssh://: `ssh -L` forwards a local socket to the remote engine's; ssh
+-- runs in a task of its own (proc.run) until c:close() cancels it.
 local function ssh_forward(c, what)
   local h = c.conn
   if h.socket then return end
   local proc = require("slipway.proc")
+  local task = require("slipway.task")
   local dir = os.getenv("TMPDIR") or "/tmp"
   local sock = ("%s/slipway-docker-ssh-%d-%d.sock"):format(dir, math.random(1, 1e9), os.time())
+  local remote = h.remote_socket or "/var/run/docker.sock"
   local args = { "ssh", "-nNT", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
-                 "-o", "StreamLocalBindUnlink=yes", "-L", sock .. ":/var/run/docker.sock" }
+                 "-o", "StreamLocalBindUnlink=yes", "-o", "ConnectTimeout=10",
+                 "-L", sock .. ":" .. remote }
+  for _, o in ipairs(h.ssh_options or {}) do args[#args + 1] = o end
   if h.port then args[#args + 1] = "-p"; args[#args + 1] = h.port end
   args[#args + 1] = h.target
-  local p = proc.spawn(args, { stdout = "pipe", stderr = "pipe" })
-  local task = require("slipway.task")
+  local runner = task.spawn(function() return proc.run(args, { stdin = "null" }) end)
   local deadline = task.now() + 15000
   while true do
     local f = io.open(sock, "r")
     if f then f:close(); break end
-    if p:status() ~= "running" or task.now() > deadline then
-      pcall(p.kill, p)
-      local r = p:wait()
+    if runner:status() ~= "running" and runner:status() ~= "waiting" and runner:status() ~= "ready"
+        or task.now() > deadline then
+      runner:cancel()
+      local ok, r = pcall(runner.join, runner)
+      local detail = ok and type(r) == "table" and r.stderr and r.stderr:gsub("%s+$", "") or ""
       M.raise(("%s: ssh %s: cannot forward the engine socket%s"):format(what, h.target,
-        r and r.stderr and r.stderr ~= "" and (": " .. r.stderr:gsub("%s+$", "")) or ""))
+        detail ~= "" and (": " .. detail) or ""))
     end
-    task.sleep("50ms")
+    task.sleep(0.05)
   end
-  h.socket, h.ssh = sock, p
+  h.socket, h.ssh = sock, runner
 end
 
 -- Stop an ssh forwarding this client started.
 function Client:close()
   if self.conn.ssh then
-    pcall(self.conn.ssh.kill, self.conn.ssh)
-    pcall(self.conn.ssh.wait, self.conn.ssh)
+    self.conn.ssh:cancel()
+    pcall(self.conn.ssh.join, self.conn.ssh)
     os.remove(self.conn.socket)
     self.conn.ssh, self.conn.socket = nil, nil
   end

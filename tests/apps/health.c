@@ -11,6 +11,7 @@
  * Variants, chosen by environment (so one image serves every test):
  *   MODE=healthy            (default)
  *   MODE=crash              exit 3 at start, after printing why
+ *   MODE=exit               print the version and exit 0 (a one-shot job)
  *   MODE=unhealthy          /health answers 503 after FAIL_AFTER seconds
  *                           (default 0: unhealthy from the start)
  *   VERSION=v1              the version string served on /
@@ -68,6 +69,10 @@ static int serve(void) {
   double started = now_s();
   int port = port_from_env();
 
+  if (strcmp(mode, "exit") == 0) {
+    printf("health %s: done\n", version);
+    return 0;
+  }
   if (strcmp(mode, "crash") == 0) {
     fprintf(stderr, "health: MODE=crash: exiting with status 3\n");
     return 3;
