@@ -110,7 +110,7 @@ describe("docker", function()
       assert.same({ files = 3, bytes = 13 + 10 + 2 }, { files = res.files, bytes = res.bytes })
       local names, text = listing(out)
       assert.same({ "Dockerfile", "link -> src/main.c", "logs/", "logs/keep.log", "src/", "src/deep/", "src/main.c" }, names)
-      assert.matches("%-rwxr%-x%-%-%-%- 0/0 +10 [^\n]+src/main.c", text)
+      assert.matches("%-rwxr%-x%-%-%- 0/0 +10 [^\n]+src/main.c", text)
       os.remove(out)
     end)
 
