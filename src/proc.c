@@ -3,8 +3,19 @@
  *
  *   proc.run(cmd, opts) -> {code, signal, stdout, stderr, pid, duration_ms
  *                           [, timed_out]}  |  nil, "ENOENT: ...", "ENOENT"
+ *   proc.spawn(cmd, opts) -> Process (.pid, :wait(), :kill([sig]))
  *   proc.kill_all([signal]) -> number of process groups signalled
  *   proc.live() -> {{pid=, pgid=}, ...}
+ *
+ * Options: cwd; env (name = value adds or replaces, name = false removes);
+ * env_clear (start from nothing); stdin (data to send, else /dev/null);
+ * stdout, stderr: "capture" (default), "inherit", "null", or a function
+ * called with (line, stream) for each line, the unterminated last one too
+ * (that stream is then not captured: the result has no field for it);
+ * timeout (a duration: SIGTERM to the group, SIGKILL after kill_grace,
+ * default 2s; code 124, timed_out = true). A child killed by a signal has
+ * code 128 + N and signal = "SIGKILL". Programs are looked up in slipway's
+ * own PATH (posix_spawnp), whatever env gives the child.
  *
  * cmd is an argv list {"ls", "-l"} or a string run by /bin/sh -c. Every
  * child leads its own process group (a new session: setsid), so
@@ -62,7 +73,18 @@ typedef struct {
   size_t len, cap;
 } growbuf;
 
+#define PROCESS_MT "slipway.Process"
+
 typedef struct run_state run_state;
+
+/* The userdata proc.spawn returns; run is NULL once waited for (the result
+ * is then in its uservalue) or detached. */
+typedef struct {
+  run_state *run;
+  int pid;
+  int waiting;
+} process_ud;
+
 struct run_state {
   sw_op op;                   /* first: the await bridge casts to it */
   uv_poll_t exit_poll;         /* readable when the child exits (its pidfd) */
@@ -92,6 +114,8 @@ struct run_state {
   uint64_t start_ns, end_ns;
   int pid;
   run_state *prev, *next;      /* live registry: spawned, not yet exited */
+  process_ud *ud;             /* the proc.spawn handle, if any */
+  int detached;               /* its handle was collected: drop the output */
 };
 
 static run_state *live_head = NULL;
@@ -252,17 +276,16 @@ static void child_exited(run_state *p, int status, int known) {
     uv_close((uv_handle_t *)&p->exit_poll, on_poll_closed);
   }
   if (p->reap_by_signal && --sigchld_users == 0) uv_signal_stop(&sigchld);
-  if (p->abandoned) {         /* nobody waits: free it if nothing is closing */
-    maybe_free(p);
-    return;
+  if (!p->abandoned) {
+    /* After a timeout the group was killed: a grandchild that escaped it
+     * must not keep the run alive by holding the pipes. */
+    if (p->timed_out) {
+      close_pipe(p, S_OUT);
+      close_pipe(p, S_ERR);
+    }
+    if (finished(p)) finish(p);
   }
-  /* After a timeout the group was killed: a grandchild that escaped it
-   * must not keep the run alive by holding the pipes. */
-  if (p->timed_out) {
-    close_pipe(p, S_OUT);
-    close_pipe(p, S_ERR);
-  }
-  if (finished(p)) finish(p);
+  maybe_free(p);              /* abandoned or detached, and nothing closing */
 }
 
 /* Try to reap p without blocking; returns whether it is gone. */
@@ -404,10 +427,23 @@ static void resume_reading(run_state *p) {
     if (p->reading[i]) uv_read_start((uv_stream_t *)&p->pipes[i], on_alloc, on_read);
 }
 
+/* Forget queued lines (their reader is gone) and let the child write on. */
+static void drop_lines(run_state *p) {
+  while (p->head) {
+    line *n = p->head->next;
+    free(p->head);
+    p->head = n;
+  }
+  p->tail = NULL;
+  p->queued = 0;
+  if (p->paused && !p->abandoned) resume_reading(p);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   run_state *p = (run_state *)s->data;
   int i = (s == (uv_stream_t *)&p->pipes[S_OUT]) ? S_OUT : S_ERR;
   if (nread > 0) {
+    if (p->detached) return;  /* nobody will ever read it */
     if (p->mode[i] == M_LINES) split_lines(p, i, buf->base, (size_t)nread);
     else append(&p->capture[i], buf->base, (size_t)nread);
     if (p->queued > QUEUE_HIGH && !p->paused) pause_reading(p);
@@ -416,7 +452,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == 0) return;
   /* EOF or a read error: this stream is over */
-  if (p->mode[i] == M_LINES && p->partial[i].len) {
+  if (p->mode[i] == M_LINES && p->partial[i].len && !p->detached) {
     queue_line(p, i, p->partial[i].p, p->partial[i].len);
     p->partial[i].len = 0;
   }
@@ -468,7 +504,7 @@ static void push_result(lua_State *L, run_state *p) {
 static int run_loop(lua_State *L, run_state *p);
 
 /* Parks the task until p has lines or is finished; results: none. */
-static int proc_wait(lua_State *L) {
+static int run_park(lua_State *L) {
   run_state *p = (run_state *)lua_touserdata(L, 1);
   if (p->head || finished(p)) return 0;
   return sw_await(L, &p->op);
@@ -480,6 +516,10 @@ static int run_k(lua_State *L, int status, lua_KContext ctx) {
   run_state *p = (run_state *)ctx;
   if (status != LUA_OK && status != LUA_YIELD) {
     abandon(p);
+    if (p->ud) {              /* a later wait() says it was abandoned */
+      p->ud->run = NULL;
+      p->ud = NULL;
+    }
     release(p);
     return lua_error(L);
   }
@@ -503,10 +543,18 @@ static int run_loop(lua_State *L, run_state *p) {
       status = lua_pcallk(L, 2, 0, 0, (lua_KContext)p, run_k);
     } else if (finished(p)) {
       push_result(L, p);
+      if (p->ud) {            /* process:wait(): slot 1 is the Process */
+        lua_getiuservalue(L, 1, 1);
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, -2, 3);
+        lua_pop(L, 1);
+        p->ud->run = NULL;
+        p->ud = NULL;
+      }
       release(p);
       return 1;
     } else {
-      lua_pushcfunction(L, proc_wait);
+      lua_pushcfunction(L, run_park);
       lua_pushlightuserdata(L, p);
       status = lua_pcallk(L, 1, 0, 0, (lua_KContext)p, run_k);
     }
@@ -514,7 +562,7 @@ static int run_loop(lua_State *L, run_state *p) {
   }
 }
 
-/* Raise a caller error with the file:line of the Lua code calling proc.run. */
+/* Raise a caller error with the file:line of the Lua code calling us. */
 static int arg_error(lua_State *L, const char *msg) {
   lua_Debug ar;
   for (int level = 1; lua_getstack(L, level, &ar); level++) {
@@ -525,7 +573,7 @@ static int arg_error(lua_State *L, const char *msg) {
   return luaL_error(L, "%s", msg);
 }
 
-static int stream_mode(lua_State *L, int opts, const char *key) {
+static int stream_mode(lua_State *L, int opts, const char *key, const char *fname) {
   if (lua_isnil(L, opts)) return M_CAPTURE;
   int t = lua_getfield(L, opts, key), mode = -1;
   if (t == LUA_TNIL) mode = M_CAPTURE;
@@ -537,8 +585,8 @@ static int stream_mode(lua_State *L, int opts, const char *key) {
     else if (strcmp(s, "null") == 0) mode = M_NULL;
   }
   if (mode < 0)
-    arg_error(L, lua_pushfstring(L, "proc.run: option '%s' must be \"capture\", "
-                                 "\"inherit\", \"null\" or a function, got %s",
+    arg_error(L, lua_pushfstring(L, "%s: option '%s' must be \"capture\", "
+                                 "\"inherit\", \"null\" or a function, got %s", fname,
                                  key, luaL_tolstring(L, -1, NULL)));
   lua_pop(L, 1);
   return mode;
@@ -561,7 +609,7 @@ static void *scratch(lua_State *L, int anchors, size_t size) {
 
 /* argv from cmd (index 1) as a NULL-terminated array; the array and its
  * strings are kept alive by the anchor table. */
-static char **build_argv(lua_State *L, int anchors) {
+static char **build_argv(lua_State *L, int anchors, const char *fname) {
   char **argv;
   if (lua_type(L, 1) == LUA_TSTRING) {
     argv = (char **)scratch(L, anchors, 4 * sizeof *argv);
@@ -572,14 +620,14 @@ static char **build_argv(lua_State *L, int anchors) {
     return argv;
   }
   if (lua_type(L, 1) != LUA_TTABLE)
-    arg_error(L, lua_pushfstring(L, "proc.run: cmd must be an argv list or a "
-                                 "shell string, got %s", luaL_typename(L, 1)));
+    arg_error(L, lua_pushfstring(L, "%s: cmd must be an argv list or a "
+                                 "shell string, got %s", fname, luaL_typename(L, 1)));
   lua_Integer n = luaL_len(L, 1);
-  if (n < 1) arg_error(L, "proc.run: cmd is an empty argv list");
+  if (n < 1) arg_error(L, lua_pushfstring(L, "%s: cmd is an empty argv list", fname));
   for (lua_Integer i = 1; i <= n; i++) {
     int t = lua_rawgeti(L, 1, i);
     if (t != LUA_TSTRING && t != LUA_TNUMBER)
-      arg_error(L, lua_pushfstring(L, "proc.run: cmd[%d] must be a string, got %s",
+      arg_error(L, lua_pushfstring(L, "%s: cmd[%d] must be a string, got %s", fname,
                                    (int)i, luaL_typename(L, -1)));
     lua_pop(L, 1);
   }
@@ -597,12 +645,13 @@ static char **build_argv(lua_State *L, int anchors) {
 /* The child's environment when opts.env or opts.env_clear is given, as an
  * array in the anchor table (NULL otherwise: the child gets environ).
  * Values false remove a variable. */
-static char **build_env(lua_State *L, int opts, int clear, int anchors) {
+static char **build_env(lua_State *L, int opts, int clear, int anchors,
+                        const char *fname) {
   int envt = 0;
   size_t n = 0, extra = 0, base = 0;
   if (lua_getfield(L, opts, "env") == LUA_TTABLE) envt = lua_gettop(L);
   else if (!lua_isnil(L, -1))
-    arg_error(L, lua_pushfstring(L, "proc.run: option 'env' must be a table, got %s",
+    arg_error(L, lua_pushfstring(L, "%s: option 'env' must be a table, got %s", fname,
                                  luaL_typename(L, -1)));
   if (!envt && !clear) {
     lua_pop(L, 1);
@@ -614,8 +663,8 @@ static char **build_env(lua_State *L, int opts, int clear, int anchors) {
       int kt = lua_type(L, -2), vt = lua_type(L, -1);
       if (kt != LUA_TSTRING || (vt != LUA_TSTRING && vt != LUA_TNUMBER &&
                                 !(vt == LUA_TBOOLEAN && !lua_toboolean(L, -1))))
-        arg_error(L, lua_pushfstring(L, "proc.run: env entries must be name = string "
-                                     "(or false to unset), got %s = %s",
+        arg_error(L, lua_pushfstring(L, "%s: env entries must be name = string "
+                                     "(or false to unset), got %s = %s", fname,
                                      luaL_typename(L, -2), luaL_typename(L, -1)));
       lua_pop(L, 1);
       extra++;
@@ -714,27 +763,29 @@ static const char *const run_options[] = {
   "kill_grace", NULL
 };
 
-/* proc.run(cmd, opts) -> result | nil, msg, code  (awaits) */
-static int proc_run(lua_State *L) {
-  sw_check_task(L, "proc.run");
-  sw_check_options(L, 2, "proc.run", run_options);
+/* Check cmd (1) and opts (2), start the child and its watchers. Leaves
+ * the stack as 1 cmd, 2 opts, 3 stdout function, 4 stderr function (nil
+ * unless line mode) and returns the run; or pushes the failure triple and
+ * returns NULL. Raises on bad arguments (naming fname). */
+static run_state *start_run(lua_State *L, const char *fname) {
+  sw_check_options(L, 2, fname, run_options);
   lua_settop(L, 2);
-  const char *cwd = sw_opt_string(L, 2, "cwd", NULL, "proc.run");
-  int clear = sw_opt_boolean(L, 2, "env_clear", 0, "proc.run");
-  double timeout = sw_opt_duration(L, 2, "timeout", -1, "proc.run");
-  double grace = sw_opt_duration(L, 2, "kill_grace", 2000, "proc.run");
+  const char *cwd = sw_opt_string(L, 2, "cwd", NULL, fname);
+  int clear = sw_opt_boolean(L, 2, "env_clear", 0, fname);
+  double timeout = sw_opt_duration(L, 2, "timeout", -1, fname);
+  double grace = sw_opt_duration(L, 2, "kill_grace", 2000, fname);
   size_t stdin_len = 0;
   const char *stdin_data = NULL;
   if (!lua_isnil(L, 2)) {
     int t = lua_getfield(L, 2, "stdin");
     if (t == LUA_TSTRING) stdin_data = lua_tolstring(L, -1, &stdin_len);
     else if (t != LUA_TNIL)
-      arg_error(L, lua_pushfstring(L, "proc.run: option 'stdin' must be a string "
-                                   "(the data to send), got %s", luaL_typename(L, -1)));
+      arg_error(L, lua_pushfstring(L, "%s: option 'stdin' must be a string "
+                                   "(the data to send), got %s", fname, luaL_typename(L, -1)));
     lua_pop(L, 1);
   }
-  int mode_out = stream_mode(L, 2, "stdout");
-  int mode_err = stream_mode(L, 2, "stderr");
+  int mode_out = stream_mode(L, 2, "stdout", fname);
+  int mode_err = stream_mode(L, 2, "stderr", fname);
   for (int i = S_OUT; i <= S_ERR; i++) {    /* slots 3 and 4 */
     if (lua_isnil(L, 2)) lua_pushnil(L);
     else {
@@ -743,11 +794,11 @@ static int proc_run(lua_State *L) {
     }
   }
   lua_newtable(L);                          /* slot 5: anchors argv/env strings */
-  char **argv = build_argv(L, 5);
-  char **env = lua_isnil(L, 2) ? NULL : build_env(L, 2, clear, 5);
+  char **argv = build_argv(L, 5, fname);
+  char **env = lua_isnil(L, 2) ? NULL : build_env(L, 2, clear, 5, fname);
 
   run_state *p = (run_state *)calloc(1, sizeof *p);
-  p->op.what = "proc.run";
+  p->op.what = fname;
   p->op.cancel = on_cancel;
   p->owned = 1;
   p->mode[S_OUT] = mode_out;
@@ -763,7 +814,8 @@ static int proc_run(lua_State *L) {
     else
       snprintf(ctx, sizeof ctx, "%s", argv[0]);
     release(p);
-    return sw_push_uverror(L, err, ctx);
+    sw_push_uverror(L, err, ctx);
+    return NULL;
   }
   p->next = live_head;
   if (live_head) live_head->prev = p;
@@ -798,7 +850,113 @@ static int proc_run(lua_State *L) {
   }
   watch_exit(p);              /* last: the fallback may find it reaped at once */
   lua_settop(L, 4);
+  return p;
+}
+
+/* proc.run(cmd, opts) -> result | nil, msg, code  (awaits) */
+static int proc_run(lua_State *L) {
+  sw_check_task(L, "proc.run");
+  run_state *p = start_run(L, "proc.run");
+  if (p == NULL) return 3;
   return run_loop(L, p);
+}
+
+/* ------------------------------------------------------- proc.spawn */
+
+/* proc.spawn(cmd, opts) -> Process | nil, msg, code
+ * Starts the child and returns at once. Process: .pid, :wait() -> the
+ * result proc.run gives (awaits; line callbacks run in the waiting task),
+ * :kill([signal = "SIGTERM"]) -> true | nil, "ESRCH: ...", "ESRCH" (signals
+ * the whole group). A Process that is collected unwaited is detached: the
+ * child runs on, its output is dropped, and it is reaped when it exits. */
+static int proc_spawn(lua_State *L) {
+  run_state *p = start_run(L, "proc.spawn");
+  if (p == NULL) return 3;
+  process_ud *ud = (process_ud *)lua_newuserdatauv(L, sizeof *ud, 1);
+  ud->run = p;
+  ud->pid = p->pid;
+  ud->waiting = 0;
+  p->ud = ud;
+  luaL_setmetatable(L, PROCESS_MT);
+  lua_createtable(L, 3, 0);          /* uservalue: {stdout fn, stderr fn, result} */
+  lua_pushvalue(L, 3);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, 4);
+  lua_rawseti(L, -2, 2);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+static process_ud *check_process(lua_State *L) {
+  return (process_ud *)luaL_checkudata(L, 1, PROCESS_MT);
+}
+
+/* process:wait() -> result (awaits) */
+static int process_wait(lua_State *L) {
+  process_ud *ud = check_process(L);
+  sw_check_task(L, "process:wait");
+  lua_settop(L, 1);
+  lua_getiuservalue(L, 1, 1);                      /* [ud, uv] */
+  if (ud->run == NULL) {
+    if (lua_rawgeti(L, 2, 3) == LUA_TTABLE) return 1;
+    return arg_error(L, "process:wait: the process was abandoned when its "
+                     "waiting task was cancelled or its callback raised");
+  }
+  if (ud->waiting) return arg_error(L, "process:wait: another task is already waiting for it");
+  ud->waiting = 1;
+  lua_pushnil(L);
+  lua_replace(L, 2);                               /* [ud, nil] */
+  lua_getiuservalue(L, 1, 1);
+  lua_rawgeti(L, -1, 1);
+  lua_rawgeti(L, -2, 2);                           /* [ud, nil, uv, out, err] */
+  lua_remove(L, 3);                                /* [ud, nil, out, err] */
+  return run_loop(L, ud->run);
+}
+
+/* process:kill([signal]) -> true | nil, "ESRCH: ...", "ESRCH" */
+static int process_kill(lua_State *L) {
+  process_ud *ud = check_process(L);
+  int sig = check_signal(L, 2, "SIGTERM", "process:kill");
+  run_state *p = ud->run;
+  if (p == NULL || p->exited || kill(-p->pid, sig) != 0) {
+    char ctx[32];
+    snprintf(ctx, sizeof ctx, "pid %d", ud->pid);
+    return sw_push_errno(L, ESRCH, ctx);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int process_index(lua_State *L) {
+  process_ud *ud = check_process(L);
+  const char *k = luaL_checkstring(L, 2);
+  if (strcmp(k, "pid") == 0) {
+    lua_pushinteger(L, ud->pid);
+    return 1;
+  }
+  luaL_getmetatable(L, PROCESS_MT);
+  lua_getfield(L, -1, "methods");
+  lua_getfield(L, -1, k);
+  return 1;
+}
+
+static int process_gc(lua_State *L) {
+  process_ud *ud = check_process(L);
+  run_state *p = ud->run;
+  if (p == NULL) return 0;
+  ud->run = NULL;
+  p->ud = NULL;
+  p->detached = 1;
+  drop_lines(p);
+  release(p);
+  return 0;
+}
+
+static int process_tostring(lua_State *L) {
+  process_ud *ud = check_process(L);
+  lua_pushfstring(L, "process %d (%s)", ud->pid,
+                  ud->run == NULL ? "done" : ud->run->exited ? "exited" : "running");
+  return 1;
 }
 
 /* proc.kill_all([signal]) -> how many process groups were signalled */
@@ -826,8 +984,15 @@ static int proc_live(lua_State *L) {
   return 1;
 }
 
+static const luaL_Reg process_methods[] = {
+  {"wait", process_wait},
+  {"kill", process_kill},
+  {NULL, NULL}
+};
+
 static const luaL_Reg proc_funcs[] = {
   {"run", proc_run},
+  {"spawn", proc_spawn},
   {"kill_all", proc_kill_all},
   {"live", proc_live},
   {NULL, NULL}
@@ -846,6 +1011,17 @@ int luaopen_slipway_proc(lua_State *L) {
     uv_pipe_init(sw_loop(), &first_stream, 0);
     uv_close((uv_handle_t *)&first_stream, NULL);
   }
+  if (luaL_newmetatable(L, PROCESS_MT)) {
+    luaL_newlib(L, process_methods);
+    lua_setfield(L, -2, "methods");
+    lua_pushcfunction(L, process_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, process_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, process_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
   luaL_newlib(L, proc_funcs);
   return 1;
 }

@@ -248,6 +248,73 @@ describe("proc", function()
     end)
   end)
 
+  describe("spawn", function()
+    it("starts a process and waits for its result later", function()
+      local p = proc.spawn({ "sh", "-c", "echo hi; sleep 0.05; exit 5" })
+      assert.is_true(math.type(p.pid) == "integer" and p.pid > 0)
+      assert.same(("process %d (running)"):format(p.pid), tostring(p))
+      local r = p:wait()
+      assert.same({ code = 5, stdout = "hi\n", stderr = "" }, core(r))
+      assert.same(p.pid, r.pid)
+      assert.is_true(p:wait() == r)   -- the same result again
+      assert.same({ nil, ("ESRCH: no such process: pid %d"):format(p.pid), "ESRCH" }, { p:kill() })
+    end)
+
+    it("kills the group with kill()", function()
+      local p = proc.spawn("sleep 100 & sleep 100")
+      assert.same(true, p:kill())
+      assert.same({ code = 143, signal = "SIGTERM", stdout = "", stderr = "" }, core(p:wait()))
+    end)
+
+    it("delivers lines to the waiting task, queued ones included", function()
+      local got = {}
+      local p = proc.spawn("seq 1 3", { stdout = function(line) got[#got + 1] = line end })
+      task.sleep("50ms")
+      assert.same({}, got)
+      assert.same(0, p:wait().code)
+      assert.same({ "1", "2", "3" }, got)
+    end)
+
+    it("returns the error triple when the program does not exist", function()
+      assert.same({ nil, "ENOENT: no such file or directory: nosuchcmd", "ENOENT" },
+        { proc.spawn({ "nosuchcmd" }) })
+    end)
+
+    it("kills the process when the waiting task is cancelled", function()
+      local p = proc.spawn({ "sleep", "100" })
+      local t = task.spawn(p.wait, p)
+      task.sleep("20ms")
+      t:cancel()
+      t:wait()
+      assert.is_true(support.gone(p.pid))
+      local line = debug.getinfo(1, "l").currentline; local ok, err = pcall(p.wait, p)
+      assert.same({ false, ("tests/proc_spec.lua:%d: process:wait: the process was abandoned when its waiting task was cancelled or its callback raised"):format(line) }, { ok, err })
+      support.wait_for(function() return #proc.live() == 0 end)
+    end)
+
+    it("lets an unreferenced process run on and reaps it", function()
+      local pid
+      do
+        local p = proc.spawn("sleep 0.1; seq 1 100000", { stdout = function() end })
+        pid = p.pid
+      end
+      collectgarbage()
+      collectgarbage()
+      assert.same({ { pid = pid, pgid = pid } }, proc.live())
+      support.wait_for(function() return #proc.live() == 0 end)
+      leaks.settle()
+    end)
+
+    it("refuses a second waiter", function()
+      local p = proc.spawn({ "sleep", "0.05" })
+      local t = task.spawn(p.wait, p)
+      task.sleep(0)
+      local line = debug.getinfo(1, "l").currentline; local ok, err = pcall(p.wait, p)
+      assert.same({ false, ("tests/proc_spec.lua:%d: process:wait: another task is already waiting for it"):format(line) }, { ok, err })
+      assert.same(0, t:join().code)
+    end)
+  end)
+
   describe("kill_all and live", function()
     it("lists live children with their group and signals them all", function()
       local ts = {}
