@@ -152,7 +152,7 @@ function M.duration_ok(s)
     local unit = UNITS[s:sub(i, j - 1)]
     if not unit then return false end
     i = j
-    local limit = math.maxinteger // unit
+    local limit = unit == 1 and TWO63 or math.maxinteger // unit -- (2^63) / unit
     if ugt(v, limit) then return false end
     v = v * unit
     if f > 0 then
