@@ -700,7 +700,8 @@ static char **build_env(lua_State *L, int opts, int clear, int anchors,
 
 /* Start the child described by p->mode with posix_spawnp: its own session
  * (so its own process group), default signal dispositions and an empty
- * signal mask, /dev/null for stdin unless there is data to send. Opens
+ * signal mask, /dev/null for stdin unless there is data to send, no fds
+ * beyond 0-2. Opens
  * p->pipes for the parent's ends. Returns 0 or a negative errno. */
 static int start_child(run_state *p, char **argv, char **env, const char *cwd,
                        int stdin_pipe) {
@@ -727,6 +728,9 @@ static int start_child(run_state *p, char **argv, char **env, const char *cwd,
       posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i == S_IN ? O_RDONLY : O_WRONLY, 0);
     }                                           /* M_INHERIT: leave fd i alone */
   }
+  /* Like Python's close_fds: files slipway (or Lua's io library) has open
+   * must not leak into children and keep pipes or locks alive there. */
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
   sigfillset(&all);
   sigemptyset(&none);

@@ -57,6 +57,13 @@ describe("proc", function()
       assert.same("/usr/share\n", proc.run({ "pwd" }, { cwd = "/usr/share" }).stdout)
     end)
 
+    it("passes no fds beyond 0-2 to the child", function()
+      local f = assert(io.open("tests/proc_spec.lua"))   -- not close-on-exec
+      local r = proc.run({ "ls", "/proc/self/fd" })
+      f:close()
+      assert.same("0\n1\n2\n3\n", r.stdout)            -- 3 is ls's own directory
+    end)
+
     it("reports a signal and the shell's 128+N code", function()
       local r = proc.run({ "sh", "-c", "kill -9 $$" })
       assert.same({ code = 137, signal = "SIGKILL", stdout = "", stderr = "" }, core(r))
