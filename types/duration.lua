@@ -1,0 +1,12 @@
+---@meta slipway.duration
+local duration = {}
+---"250ms", "5m", "1h30m", "1.5s" or seconds -> milliseconds
+---@param s string|number
+---@return number|nil ms
+---@return string? err
+function duration.parse(s) end
+---Milliseconds -> Go's notation ("1m30s")
+---@param ms number
+---@return string
+function duration.format(ms) end
+return duration

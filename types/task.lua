@@ -1,0 +1,65 @@
+---@meta slipway.task
+-- Editor completion for the runtime's task primitives (LuaLS). Not loaded
+-- at run time.
+
+---@class slipway.Task
+local Task = {}
+
+---Wait for the task to end; its return values, or raises its error (with
+---the task's traceback appended to a string error).
+---@async
+---@return any ...
+function Task:join() end
+
+---Wait for the task to end, at most `timeout`; true if it ended.
+---@async
+---@param timeout? string|number duration ("250ms", "5m") or seconds
+---@return boolean ended
+function Task:wait(timeout) end
+
+---Cancel the task: its pending operation is stopped (child processes
+---killed, requests aborted) and it unwinds with a cancellation error.
+function Task:cancel() end
+
+---"ready" | "running" | "waiting" | "done" | "failed" | "cancelled"
+---@return string
+function Task:status() end
+
+---After the task ended: true, values... or false, err, traceback.
+---@return boolean ok
+---@return any ...
+function Task:result() end
+
+---@class slipway.task
+local task = {}
+
+---Start fn(...) as a new task; it begins once the caller waits.
+---@param fn fun(...): any
+---@return slipway.Task
+function task.spawn(fn, ...) end
+
+---@async
+---@param duration string|number
+function task.sleep(duration) end
+
+---Let every other ready task run, then continue.
+---@async
+function task.yield() end
+
+---The running task, or nil outside tasks.
+---@return slipway.Task?
+function task.current() end
+
+---Whether err is the error a cancelled task unwinds with.
+---@return boolean
+function task.is_cancelled(err) end
+
+---Milliseconds from a monotonic clock.
+---@return number
+function task.now() end
+
+---Live counters for leak checks.
+---@return {refs: integer, ops: integer, tasks: integer, handles: integer}
+function task.stats() end
+
+return task
