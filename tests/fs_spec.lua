@@ -234,6 +234,16 @@ describe("fs", function()
     end)
   end)
 
+  describe("outside tasks", function()
+    it("works in a plain coroutine, where awaiting functions refuse to run", function()
+      local co = coroutine.wrap(function()
+        fs.write(dir .. "/co", "plain")
+        return fs.read(dir .. "/co"), fs.list(dir), fs.exists(dir .. "/co")
+      end)
+      assert.same({ "plain", { "co" }, true }, { co() })
+    end)
+  end)
+
   describe("paths", function()
     it("basename", function()
       assert.same({ "c.txt", "b", "/", "a", ".", "b" },
