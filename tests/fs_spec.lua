@@ -235,7 +235,7 @@ describe("fs", function()
   end)
 
   describe("outside tasks", function()
-    it("works in a plain coroutine, where awaiting functions refuse to run", function()
+    it("works in a plain coroutine (not a task)", function()
       local co = coroutine.wrap(function()
         fs.write(dir .. "/co", "plain")
         return fs.read(dir .. "/co"), fs.list(dir), fs.exists(dir .. "/co")

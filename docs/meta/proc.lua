@@ -1,0 +1,70 @@
+---@meta slipway.proc
+-- Editor stubs (LuaLS) for require("slipway.proc") and the global `proc`.
+
+---@class slipway.proc
+proc = {}
+
+---@class slipway.ProcOptions
+---@field cwd? string working directory of the child
+---@field env? table<string, string|number|false> adds or replaces variables (false removes one)
+---@field env_clear? boolean start from an empty environment
+---@field stdin? string data written to the child's stdin (default: /dev/null)
+---@field stdout? "capture"|"inherit"|"null"|fun(line: string, stream: "stdout") default "capture"
+---@field stderr? "capture"|"inherit"|"null"|fun(line: string, stream: "stderr") default "capture"
+---@field timeout? string|number duration; on expiry SIGTERM to the group, SIGKILL after kill_grace; code 124
+---@field kill_grace? string|number duration between SIGTERM and SIGKILL (default "2s")
+
+---@class slipway.ProcResult
+---@field code integer exit status; 128+N when killed by signal N; 124 on timeout
+---@field signal? string "SIGKILL", "SIGTERM", ... when a signal ended it
+---@field stdout? string captured output (absent unless "capture")
+---@field stderr? string captured output (absent unless "capture")
+---@field pid integer
+---@field duration_ms number
+---@field timed_out? true
+
+---Run a program (argv list) or a shell string (/bin/sh -c) in its own
+---process group and wait for it. A non-zero exit is data; failing to start
+---returns nil, "ENOENT: no such file or directory: cmd", "ENOENT".
+---@async
+---@param cmd string|string[]
+---@param opts? slipway.ProcOptions
+---@return slipway.ProcResult|nil result
+---@return string? message
+---@return string? code
+function proc.run(cmd, opts) end
+
+---@class slipway.Process
+---@field pid integer
+local Process = {}
+
+---Wait for the process; the same result as proc.run. Line callbacks run here.
+---@async
+---@return slipway.ProcResult
+function Process:wait() end
+
+---Signal the process group (default "SIGTERM").
+---@param signal? string|integer
+---@return true|nil ok
+---@return string? message
+---@return string? code
+function Process:kill(signal) end
+
+---Start a program and return at once. Same options as proc.run.
+---@param cmd string|string[]
+---@param opts? slipway.ProcOptions
+---@return slipway.Process|nil process
+---@return string? message
+---@return string? code
+function proc.spawn(cmd, opts) end
+
+---Signal every live child's process group (default "SIGKILL").
+---@param signal? string|integer
+---@return integer groups how many groups were signalled
+function proc.kill_all(signal) end
+
+---Children started and not yet reaped.
+---@return {pid: integer, pgid: integer}[]
+function proc.live() end
+
+return proc
