@@ -59,6 +59,8 @@ local function release_module()
   }
 end
 
+M._release = release_module
+
 local function progress_sink(opts)
   if opts.on_progress then return opts.on_progress end
   local ok, log = pcall(require, "slipway.log")
