@@ -138,7 +138,8 @@ local function load_file(path, opts, state)
   local version = schema and schema.version_of and schema.version_of(doc) or version_of(doc)
   state.version = state.version or version
   if version ~= state.version then
-    throw(("version mismatched between two composefiles : %s and %s"):format(state.version, version), "ECOMPOSE")
+    throw(where(path, pos, doc, doc.version ~= nil and "version" or nil)
+      .. ("version mismatched between two composefiles : %s and %s"):format(state.version, version), "ECOMPOSE")
   end
   if schema and schema.check_forbidden then
     local ok, msg, code = schema.check_forbidden(doc, pos, path)
