@@ -265,11 +265,12 @@ local function sites(root, s, place, path, out)
     o[k] = v
     return o
   end
-  for k, sub in pairs(s.properties or {}) do
+  for _, k in ipairs(sorted(s.properties or {})) do
+    local sub = s.properties[k]
     sites(root, sub, function(v) return place(parent_with(k, v)) end, path .. "." .. k, out)
   end
-  for re, sub in pairs(s.patternProperties or {}) do
-    local key = SAMPLE_KEY[re]
+  for _, re in ipairs(sorted(s.patternProperties or {})) do
+    local sub, key = s.patternProperties[re], SAMPLE_KEY[re]
     sites(root, sub, function(v) return place(parent_with(key, v)) end, path .. "./" .. re .. "/", out)
   end
   if s.items then
@@ -480,6 +481,47 @@ describe("compose schema", function()
   end)
 
   describe("formats", function()
+    local have_docker = exists(DOCKER)
+    local pit = have_docker and it or pending
+    pit("judge ports and durations like `docker stack config`", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir -p " .. dir))
+      local cases = {}
+      for _, v in ipairs({ "80", "80:80", "8000-8001:80-81", "8000-8010:80", "127.0.0.1:80:80", "127.0.0.1::80",
+                           "[::1]:80:80", "::1:80:80", "80/udp", "80/SCTP", "0080:080", "80/", "80/tcp/extra",
+                           "1-2-3", "65535", "", "zz", "70000", "80:70000", "80-81:90-92", "80/xyz",
+                           "localhost:80:80", "1.2.3.04:80:80", "1.2.3:80:80", "[::1:80:80", "::1%eth0:80:80",
+                           "/tcp", "81-80", "-1", "[fe80::1%eth0]:80:80", "::ffff:1.2.3.4:80:80", "1::2::3:80:80",
+                           80, 80.5, 0.5, 65536, -1, 1e20 }) do
+        cases[#cases + 1] = { field = "ports", value = list(v), check = schema.ports_ok(v) }
+      end
+      for _, v in ipairs({ "0", "1s", "1m30s", "1.5h", "-1.5h", "+2ms", ".5s", "5.s", "1h2m3s4ms5us6ns",
+                           "1\194\181s", "2562047h", "9223372036854775807ns", "0.0000000001s", "", "5",
+                           "5x", "1h30", ".s", "1.5.5s", "2562048h", "9223372036854775808ns", "1S" }) do
+        cases[#cases + 1] = { field = "stop_grace_period", value = v, check = schema.duration_ok(v) }
+      end
+      local mismatches = {}
+      for _, c in ipairs(cases) do
+        local doc = obj { version = "3.13", services = obj { web = obj { image = "busybox", [c.field] = c.value } } }
+        local f = assert(io.open(dir .. "/c.yml", "w"))
+        f:write(json.encode(doc))
+        f:close()
+        local p = io.popen("cd " .. dir .. " && env -i HOME=/nonexistent PATH=/usr/bin:/bin " .. DOCKER
+          .. " stack config -c c.yml 2>&1 >/dev/null")
+        local out = p:read("a")
+        p:close()
+        local docker_ok = not out:match("Does not match format")
+        local ok, msg = schema.validate(doc)
+        if docker_ok ~= c.check or (ok == true) ~= c.check or (not ok and out:gsub("\n$", "") ~= msg) then
+          mismatches[#mismatches + 1] = ("%s %s: docker %q, slipway %s"):format(c.field, json.encode(c.value), out,
+            tostring(msg or ok))
+        end
+      end
+      os.execute("rm -rf " .. dir)
+      assert.same({}, mismatches)
+    end)
+
     it("reads durations like Go's time.ParseDuration", function()
       for _, s in ipairs({ "0", "1s", "1m30s", "1.5h", "-1.5h", "+2ms", ".5s", "5.s", "1h2m3s4ms5us6ns",
                            "1\194\181s", "1\206\188s", "2562047h", "9223372036854775807ns", "-9223372036854775808ns",
