@@ -60,7 +60,7 @@ static int cmp_str(const void *a, const void *b) {
 
 /* Sort, drop duplicates, push as a Lua array, free. */
 static int push_sorted(lua_State *L, strlist *l) {
-  qsort(l->v, l->n, sizeof *l->v, cmp_str);
+  if (l->n > 1) qsort(l->v, l->n, sizeof *l->v, cmp_str);
   lua_createtable(L, (int)l->n, 0);
   lua_Integer k = 0;
   for (size_t i = 0; i < l->n; i++) {
