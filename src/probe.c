@@ -18,6 +18,7 @@
  * by the callback that brings it to zero. The task is woken once (finish);
  * a cancelled probe only closes what is open.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,8 +234,16 @@ static int probe_tcp(lua_State *L) {
   return sw_await(L, &p->op);
 }
 
+/* trim() -> gives the heap's free memory back to the system (after a big
+ * batch of probes, whose plans and results were collected) */
+static int probe_trim(lua_State *L) {
+  lua_pushboolean(L, malloc_trim(0));
+  return 1;
+}
+
 static const luaL_Reg probe_funcs[] = {
   {"tcp", probe_tcp},
+  {"trim", probe_trim},
   {NULL, NULL}
 };
 
