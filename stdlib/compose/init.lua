@@ -210,8 +210,10 @@ function M.load(files, opts)
   return stack, warnings_or_msg
 end
 
-function M.render(stack)
-  return render.render(stack)
+-- render(stack, {escape_dollars = bool}) -> YAML text, as docker prints it
+-- (escape_dollars writes "$$" so that the text loads back unchanged).
+function M.render(stack, opts)
+  return render.render(stack, opts)
 end
 
 -- config(files, opts) -> the YAML `docker stack config` prints, warnings

@@ -171,9 +171,25 @@ local function adopt(v)
   return out
 end
 
--- render(stack) -> YAML text. Raises "compose.render: <path>: <problem>".
-function M.render(stack)
+-- "$" -> "$$" in every string value, so that the text loads back to the
+-- same values (docker prints "$" as is, and a reload would substitute).
+local function escape_dollars(v)
+  if type(v) == "string" then return (v:gsub("%$", "$$")) end
+  if type(v) ~= "table" then return v end
+  for k, x in pairs(v) do v[k] = escape_dollars(x) end
+  return v
+end
+
+-- render(stack, {escape_dollars = false}) -> YAML text.
+-- Raises "compose.render: <path>: <problem>".
+function M.render(stack, opts)
   if type(stack) ~= "table" then error("compose.render: expected a Stack table, got " .. type(stack), 2) end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "escape_dollars" then
+      error(("compose.render: unknown option '%s' (valid: escape_dollars)"):format(tostring(k)), 2)
+    end
+  end
   local ctx = {
     version = stack.version or "3.13",
     workdir = "/",
@@ -190,7 +206,9 @@ function M.render(stack)
   for _, section in ipairs({ "networks", "volumes", "secrets", "configs" }) do
     if normalized[section] and next(normalized[section]) == nil then normalized[section] = nil end
   end
-  return yaml.encode(emit(normalized, TOP, nil, ""))
+  local out = emit(normalized, TOP, nil, "")
+  if opts.escape_dollars then escape_dollars(out) end
+  return yaml.encode(out)
 end
 
 return M
