@@ -142,6 +142,12 @@ local function run(cmd, opts)
     r[stream] = table.concat(collected, "\n")
   end
   if check and r.code ~= 0 then
+    if lines.stderr == nil and type(r.stderr) == "string" then   -- the caller captured it
+      for line in r.stderr:gmatch("[^\n]+") do
+        ntail = ntail + 1
+        tail[(ntail - 1) % TAIL_LINES + 1] = line
+      end
+    end
     local message = describe_failure(r, cmd, opts)
     local first = math.max(1, ntail - TAIL_LINES + 1)
     local out = {}

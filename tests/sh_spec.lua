@@ -61,6 +61,14 @@ describe("sh", function()
     assert.same(("tests/sh_spec.lua:%d: sh: exit code 3: sh -c 'exit 3' 'it'\\''s'"):format(line), err)
   end)
 
+  it("takes the stderr tail from a captured stderr too", function()
+    local line
+    local err = fails(function()
+      line = debug.getinfo(1, "l").currentline; sh("echo a >&2; echo b >&2; exit 1", { stderr = "capture" })
+    end)
+    assert.same(("tests/sh_spec.lua:%d: sh: exit code 1: echo a >&2; echo b >&2; exit 1\n  a\n  b"):format(line), err)
+  end)
+
   it("returns the result with check = false", function()
     local _, r = collecting(function() return sh("echo no >&2; exit 4", { check = false }) end)
     assert.same({ 4, "", "no" }, { r.code, r.stdout, r.stderr })
