@@ -497,8 +497,9 @@ static void push_result(lua_State *L, run_state *p) {
 
 /* ---------------------------------------------------------- proc.run */
 
-/* Stack slots of proc.run while it runs: 1 cmd, 2 opts, 3 stdout function,
- * 4 stderr function (nil when that stream is not line-mode). */
+/* Stack slots while run_loop runs: 1 cmd (the Process in process:wait),
+ * 2 opts (nil there), 3 stdout function, 4 stderr function (nil when that
+ * stream is not line-mode). */
 #define SLOT_FN(i) ((i) == S_OUT ? 3 : 4)
 
 static int run_loop(lua_State *L, run_state *p);
