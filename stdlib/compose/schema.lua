@@ -93,11 +93,21 @@ local function kind_of(v)
 end
 M.kind_of = kind_of
 
-local function allows(is, k)
-  for _, want in ipairs(is) do
-    if want == k or (want == "number" and k == "integer") then return true end
+-- rule.kinds: the set of kinds rule.is admits (a number rule takes integers)
+local function add_kind_sets(rule, seen)
+  if seen[rule] then return end
+  seen[rule] = true
+  if rule.is then
+    rule.kinds = {}
+    for _, k in ipairs(rule.is) do
+      rule.kinds[k] = true
+      if k == "number" then rule.kinds.integer = true end
+    end
   end
-  return false
+  for _, alt in ipairs(rule.either or {}) do add_kind_sets(alt, seen) end
+  for _, f in pairs(rule.fields or {}) do add_kind_sets(f, seen) end
+  for _, kc in ipairs(rule.keys or {}) do add_kind_sets(kc[2], seen) end
+  if rule.item then add_kind_sets(rule.item, seen) end
 end
 
 ---------------------------------------------------------------------------
@@ -390,6 +400,13 @@ canon = function(v)
   return "{" .. table.concat(parts, ",") .. "}"
 end
 
+-- Key of a list element for the uniqueness check (only canon() of a
+-- string starts with "s").
+local function unique_key(x)
+  if type(x) == "string" then return "s" .. json_text(x) end
+  return canon(x)
+end
+
 ---------------------------------------------------------------------------
 -- The walk. It mirrors how gojsonschema visits a document so that the
 -- same problem is reported: `res` collects problems in visiting order and
@@ -398,9 +415,13 @@ end
 
 local JSON_NAME = { mapping = "object", list = "array" }
 
-local function push(res, what, path, holder, key, detail)
+-- st = {order = fn(t) -> keys, segs = {...}, n = depth}: the keys from the
+-- root to the value being walked live in st.segs, so a path string is only
+-- built when there is a problem to report.
+local function push(st, res, what, holder, key, detail)
   local e = detail or {}
-  e.what, e.path, e.holder, e.key = what, path, holder, key
+  e.what, e.holder, e.key = what, holder, key
+  e.path = st.n == 0 and "" or "." .. table.concat(st.segs, ".", 1, st.n)
   res.errs[#res.errs + 1] = e
   res.score = res.score - 2
 end
@@ -412,11 +433,19 @@ end
 
 local walk
 
-local function walk_alternatives(st, rule, v, res, path, holder, key)
+-- walk the child v[k] (list index shown 0-based, as docker does)
+local function child(st, rule, v, k, shown, res)
+  local n = st.n + 1
+  st.n, st.segs[n] = n, shown
+  walk(st, rule, v[k], res, v, k)
+  st.n = n - 1
+end
+
+local function walk_alternatives(st, rule, v, res, holder, key)
   local valid, best = 0, nil
   for _, alt in ipairs(rule.either) do
     local sub = { errs = {}, score = 0 }
-    walk(st, alt, v, sub, path, holder, key)
+    walk(st, alt, v, sub, holder, key)
     if #sub.errs == 0 then
       valid = valid + 1
     elseif valid == 0 and (best == nil or sub.score > best.score) then
@@ -424,95 +453,162 @@ local function walk_alternatives(st, rule, v, res, path, holder, key)
     end
   end
   if valid ~= 1 then
-    push(res, "oneof", path, holder, key)
+    push(st, res, "oneof", holder, key)
     if valid == 0 then merge(res, best) end
   end
 end
 
-local function walk_list(st, rule, v, res, path)
-  if rule.item then
+local function walk_list(st, rule, v, res)
+  local item = rule.item
+  if item then
     for i = 1, #v do
       local sub = { errs = {}, score = 0 }
-      walk(st, rule.item, v[i], sub, path .. "." .. (i - 1), v, i)
+      child(st, item, v, i, i - 1, sub)
       merge(res, sub)
     end
   end
   if rule.unique then
     local seen = {}
     for j = 1, #v do
-      local c = canon(v[j])
-      if seen[c] then push(res, "unique", path, v, j, { i = seen[c] - 1, j = j - 1 }) end
+      local x = v[j]
+      local c = unique_key(x)
+      if seen[c] then push(st, res, "unique", v, j, { i = seen[c] - 1, j = j - 1 }) end
       seen[c] = j
     end
   end
   res.score = res.score + 1
 end
 
-local function walk_mapping(st, rule, v, res, path)
-  local fields = rule.fields
-  for _, name in ipairs(rule.need or {}) do
-    if v[name] ~= nil then res.score = res.score + 1
-    else push(res, "required", path, v, nil, { property = name }) end
+local function walk_mapping(st, rule, v, res)
+  local fields, classes = rule.fields, rule.keys
+  if rule.need then
+    for _, name in ipairs(rule.need) do
+      if v[name] ~= nil then res.score = res.score + 1
+      else push(st, res, "required", v, nil, { property = name }) end
+    end
   end
   local keys = st.order(v)
-  for _, k in ipairs(keys) do
-    local matched = false
-    for _, kc in ipairs(rule.keys or {}) do
-      if KEY_CLASSES[kc[1]](k) then
-        matched = true
-        local sub = { errs = {}, score = 0 }
-        walk(st, kc[2], v[k], sub, path .. "." .. k, v, k)
-        merge(res, sub)
+  if classes or rule.closed then
+    for _, k in ipairs(keys) do
+      local matched = false
+      if classes then
+        for _, kc in ipairs(classes) do
+          if KEY_CLASSES[kc[1]](k) then
+            matched = true
+            local sub = { errs = {}, score = 0 }
+            child(st, kc[2], v, k, k, sub)
+            merge(res, sub)
+          end
+        end
       end
-    end
-    if matched then res.score = res.score + 1 end
-    if not matched and rule.closed and not (fields and fields[k]) then
-      push(res, "additional", path, v, k, { property = k })
+      if matched then res.score = res.score + 1
+      elseif rule.closed and not (fields and fields[k]) then
+        push(st, res, "additional", v, k, { property = k })
+      end
     end
   end
   res.score = res.score + 2 -- the object checks and the common checks
   if fields then
     for _, k in ipairs(keys) do
       local f = fields[k]
-      if f then walk(st, f, v[k], res, path .. "." .. k, v, k) end
+      if f then child(st, f, v, k, k, res) end
     end
   end
 end
 
-walk = function(st, rule, v, res, path, holder, key)
+walk = function(st, rule, v, res, holder, key)
   local k = kind_of(v)
-  if rule.is and not allows(rule.is, k) then
-    push(res, "type", path, holder, key, { expected = rule.is, given = k })
+  local set = rule.kinds
+  if set and not set[k] then
+    push(st, res, "type", holder, key, { expected = rule.is, given = k })
     return
   end
-  if rule.either then walk_alternatives(st, rule, v, res, path, holder, key) end
-  res.score = res.score + 1
+  if rule.either then walk_alternatives(st, rule, v, res, holder, key) end
   if k == "list" then
-    walk_list(st, rule, v, res, path)
-    res.score = res.score + 1
+    walk_list(st, rule, v, res)
+    res.score = res.score + 3
   elseif k == "mapping" then
-    walk_mapping(st, rule, v, res, path)
+    walk_mapping(st, rule, v, res)
+    res.score = res.score + 2
   elseif k == "string" then
     if rule.oneof then
       local found = false
       for _, s in ipairs(rule.oneof) do if s == v then found = true end end
-      if not found then push(res, "enum", path, holder, key, { allowed = rule.oneof }) end
+      if not found then push(st, res, "enum", holder, key, { allowed = rule.oneof }) end
     end
-    res.score = res.score + 1
     if rule.format and not FORMATS[rule.format](v) then
-      push(res, "format", path, holder, key, { format = rule.format })
+      push(st, res, "format", holder, key, { format = rule.format })
     end
-    res.score = res.score + 1
+    res.score = res.score + 4
   elseif k == "integer" or k == "number" then
-    if rule.min and v < rule.min then push(res, "minimum", path, holder, key, { min = rule.min }) end
+    if rule.min and v < rule.min then push(st, res, "minimum", holder, key, { min = rule.min }) end
     if rule.format and not FORMATS[rule.format](v) then
-      push(res, "format", path, holder, key, { format = rule.format })
+      push(st, res, "format", holder, key, { format = rule.format })
     end
-    res.score = res.score + 2
+    res.score = res.score + 4
   else -- null, boolean
-    res.score = res.score + 1
+    res.score = res.score + 3
   end
-  res.score = res.score + 1
+end
+
+-- The verdict alone, without the bookkeeping above: most documents are
+-- valid, and only an invalid one needs the walk that picks the message.
+local function valid(rule, v)
+  local k = kind_of(v)
+  local set = rule.kinds
+  if set and not set[k] then return false end
+  local alts = rule.either
+  if alts then
+    local n = 0
+    for i = 1, #alts do if valid(alts[i], v) then n = n + 1 end end
+    if n ~= 1 then return false end
+  end
+  if k == "mapping" then
+    local fields, classes, closed = rule.fields, rule.keys, rule.closed
+    if rule.need then
+      for _, name in ipairs(rule.need) do if v[name] == nil then return false end end
+    end
+    for key, x in pairs(v) do
+      local f = fields and fields[key]
+      if f and not valid(f, x) then return false end
+      local matched = false
+      if classes then
+        for i = 1, #classes do
+          local kc = classes[i]
+          if KEY_CLASSES[kc[1]](key) then
+            matched = true
+            if not valid(kc[2], x) then return false end
+          end
+        end
+      end
+      if closed and not f and not matched then return false end
+    end
+  elseif k == "list" then
+    local item = rule.item
+    if item then
+      for i = 1, #v do if not valid(item, v[i]) then return false end end
+    end
+    if rule.unique then
+      local seen = {}
+      for i = 1, #v do
+        local x = v[i]
+        local c = unique_key(x)
+        if seen[c] then return false end
+        seen[c] = true
+      end
+    end
+  elseif k == "string" then
+    if rule.oneof then
+      local found = false
+      for _, s in ipairs(rule.oneof) do if s == v then found = true end end
+      if not found then return false end
+    end
+    if rule.format and not FORMATS[rule.format](v) then return false end
+  elseif k == "integer" or k == "number" then
+    if rule.min and v < rule.min then return false end
+    if rule.format and not FORMATS[rule.format](v) then return false end
+  end
+  return true
 end
 
 ---------------------------------------------------------------------------
@@ -625,8 +721,30 @@ local function key_order(pos)
   end
 end
 
+local function any_order(t)
+  local keys, n = {}, 0
+  for k in pairs(t) do n = n + 1; keys[n] = k end
+  return keys
+end
+
 -- Docker turns the document into JSON before validating: NaN and
 -- infinities, and mappings with non-string keys, stop it there.
+local function json_ok(v)
+  local t = type(v)
+  if t == "number" then return v == v and v ~= math.huge and v ~= -math.huge end
+  if t == "table" then
+    if is_list(v) then
+      for i = 1, #v do if not json_ok(v[i]) then return false end end
+      return true
+    end
+    for k, x in pairs(v) do
+      if type(k) ~= "string" or not json_ok(x) then return false end
+    end
+    return true
+  end
+  return t == "string" or t == "boolean" or v == NULL
+end
+
 local function json_problem(v, order)
   local t = type(v)
   if t == "number" then
@@ -668,6 +786,7 @@ local function rules_for(version)
   local r = compiled[minor]
   if not r then
     r = rules.compile(minor)
+    add_kind_sets(r, {})
     compiled[minor] = r
   end
   return r
@@ -730,6 +849,13 @@ end
 function M.check_forbidden(doc, pos, filename)
   local services = type(doc) == "table" and doc.services
   if type(services) ~= "table" or kind_of(services) ~= "mapping" then return true end
+  local found = false
+  for _, svc in pairs(services) do
+    if type(svc) == "table" then
+      for k in pairs(svc) do if rules.forbidden[k] then found = true end end
+    end
+  end
+  if not found then return true end
   local order = key_order(pos)
   for _, name in ipairs(order(services)) do
     local svc = services[name]
@@ -762,11 +888,16 @@ function M.validate(doc, version, pos, filename)
     local vk = type(doc) == "table" and "version" or nil
     return fail(pos, filename, doc, vk, "unsupported Compose file version: " .. version)
   end
-  local problem, holder, key = json_problem(doc, order)
-  if problem then return fail(pos, filename, holder, key, problem) end
+  if not json_ok(doc) then
+    local problem, holder, key = json_problem(doc, order)
+    return fail(pos, filename, holder, key, problem)
+  end
+  if valid(root, doc) then return true end
+  -- Which problem docker reports depends on the order among equals: walk
+  -- again in file (or name) order.
   local res = { errs = {}, score = 0 }
-  walk({ order = order }, root, doc, res, "", nil, nil)
-  if #res.errs == 0 then return true end
+  walk({ order = order, segs = {}, n = 0 }, root, doc, res, nil, nil)
+  assert(#res.errs > 0, "compose schema: verdicts disagree")
   local e, text = pick_error(res.errs)
   return fail(pos, filename, e.holder or (e.path == "" and doc or nil), e.key, text)
 end
