@@ -8,20 +8,9 @@ local busted = require("busted")
 local M = {}
 
 function M.fd_count()
-  local n = 0
-  -- Listing in-process: `ls` under popen races with the parent closing the
-  -- pipe's write end, so it sometimes counts one fd too many.
-  local ok, lfs = pcall(require, "lfs")
-  if ok then
-    for name in lfs.dir("/proc/self/fd") do
-      if name ~= "." and name ~= ".." then n = n + 1 end
-    end
-    return n - 1   -- the directory handle lfs.dir itself opened
-  end
-  local p = io.popen("ls /proc/" .. M.pid() .. "/fd")
-  for _ in p:lines() do n = n + 1 end
-  p:close()
-  return n - 1   -- the pipe popen itself opened
+  -- listed in-process: a child `ls` races with the pipe's own fds
+  local names = assert(require("slipway.fs").list("/proc/self/fd"))
+  return #names - 1   -- the directory handle the listing itself opened
 end
 
 local pid
