@@ -1,0 +1,80 @@
+-- slipway plan: what a run would do, without doing anything. The pipeline
+-- is evaluated (declarations only: side effects raise), parameters are
+-- resolved and checked, and the graph is printed in run order with what
+-- would run and what would be skipped, and why.
+local argparse = require("slipway.pipeline.args")
+local prepare = require("slipway.pipeline.prepare")
+
+local M = {}
+
+M.help = [[
+usage: slipway plan [FILE] [--env E] [-p name=value]... [--only T,..] [--skip T,..] [--json]
+
+Evaluate the pipeline in FILE (default deploy.lua) and print its tasks in run
+order: what each needs, whether it would run or be skipped (and why), with
+the resolved parameters. Nothing is run: top-level side effects in the file
+are errors. Exit 0, or 2 for bad input (the same checks as `run`).
+]]
+
+local FLAGS = { "--env", "-p", "--param", "--only", "--skip", "--json", "--no-color" }
+
+local function show(v)
+  return require("slipway.pipeline.params").show(v)
+end
+
+function M.main(args)
+  local opts, err = argparse.parse(args, FLAGS)
+  if not opts then
+    io.stderr:write("slipway plan: ", err, "\n")
+    return 2
+  end
+  require("slipway.prelude")
+  local ok, def, values, plan = pcall(prepare.prepare, opts)
+  if not ok then return prepare.report_input_error(def) end
+  if opts.json then
+    local json = require("slipway.json")
+    local tasks = {}
+    for i, t in ipairs(plan.order) do
+      local d = plan.decision[t.name]
+      tasks[i] = { name = t.name, needs = json.array(t.needs), run = d.run, reason = d.reason,
+                   matrix = t.matrix ~= nil and (type(t.matrix) == "table" and #t.matrix or "at run time") or nil,
+                   timeout_ms = t.timeout_ms, retries = t.retries, file = t.file, line = t.line,
+                   description = t.description, rollback = t.rollback ~= nil }
+    end
+    io.stdout:write(json.encode({ file = def.file, params = json.object(values), tasks = json.array(tasks) }), "\n")
+    return 0
+  end
+  local out = {}
+  out[#out + 1] = ("pipeline %s: %d tasks"):format(def.file, #def.tasks)
+  if #def.params.list > 0 then
+    out[#out + 1] = "parameters:"
+    for _, p in ipairs(def.params.list) do
+      local extra = p.kind == "choice" and (" (one of " .. table.concat(p.choices_text, ", ") .. ")") or (" (" .. p.kind .. ")")
+      out[#out + 1] = ("  %s = %s%s%s"):format(p.name, show(values[p.name]), extra,
+        p.description and ("  -- " .. p.description) or "")
+    end
+  end
+  out[#out + 1] = "tasks, in run order:"
+  local nrun = 0
+  for _, t in ipairs(plan.order) do
+    local d = plan.decision[t.name]
+    local mark = d.run and "run " or "skip"
+    if d.run then nrun = nrun + 1 end
+    local notes = {}
+    if #t.needs > 0 then notes[#notes + 1] = "needs " .. table.concat(t.needs, ", ") end
+    if t.matrix then
+      notes[#notes + 1] = type(t.matrix) == "table" and ("matrix of %d"):format(#t.matrix) or "matrix (at run time)"
+    end
+    if t.timeout_ms then notes[#notes + 1] = "timeout " .. require("slipway.events").format_ms(t.timeout_ms) end
+    if t.retries > 0 then notes[#notes + 1] = ("retries %d"):format(t.retries) end
+    if t.rollback then notes[#notes + 1] = "has rollback" end
+    if t.continue_on_error then notes[#notes + 1] = "continue on error" end
+    if not d.run then notes[#notes + 1] = d.reason end
+    out[#out + 1] = ("  %s %s%s"):format(mark, t.name, #notes > 0 and ("  (" .. table.concat(notes, "; ") .. ")") or "")
+  end
+  out[#out + 1] = ("%d to run, %d skipped"):format(nrun, #plan.order - nrun)
+  io.stdout:write(table.concat(out, "\n"), "\n")
+  return 0
+end
+
+return M

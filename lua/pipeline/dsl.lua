@@ -1,0 +1,258 @@
+-- slipway.pipeline.dsl: evaluating a deploy.lua. Top-level code only
+-- declares: `task(...)`, `param.*(...)`, reading the environment and git.
+-- It runs on the main thread, outside any task, so every native that waits
+-- for I/O (processes, network, docker...) raises "...: call this inside a
+-- task", and the few blocking side effects of the standard library
+-- (os.execute, io.popen, os.remove, os.rename, io.open for writing) are
+-- guarded the same way. That is what makes `plan` and `graph` safe.
+--
+--   task(name, [opts], fn)
+--     opts: needs (a name or a list), when (a parameter name, or
+--     function(params) -> boolean), matrix (a list, or function(params)
+--     returning one; run time), timeout (duration), retries (integer),
+--     backoff (duration, default 1s, doubled per retry), continue_on_error,
+--     rollback (function, same arguments as fn, then what fn returned),
+--     description.
+--     fn(params) for a plain task, fn(item, params) for a matrix task.
+--
+-- load(path) -> def | raises { input_error = "deploy.lua:LINE: message" }
+-- def = { file, tasks = { ... in declaration order }, by_name, params }
+local task = require("slipway.task")
+local params = require("slipway.pipeline.params")
+local duration = require("slipway.duration")
+
+local M = {}
+
+local TASK_OPTIONS = {
+  "needs", "when", "matrix", "timeout", "retries", "backoff",
+  "continue_on_error", "rollback", "description",
+}
+local TASK_OPTION_SET = {}
+for _, k in ipairs(TASK_OPTIONS) do TASK_OPTION_SET[k] = true end
+
+local LOAD_HINT = " (the top level of a pipeline only declares tasks and parameters; do this inside a task function)"
+
+-- The {file, line} of the innermost frame running the pipeline file `source`
+-- ("@deploy.lua"), or of the caller at `fallback_level`.
+local function where_in(source, fallback_level)
+  for level = 3, 60 do
+    local info = debug.getinfo(level, "Sl")
+    if info == nil then break end
+    if info.source == source and info.currentline > 0 then
+      return { file = info.short_src, line = info.currentline }
+    end
+  end
+  local info = debug.getinfo(fallback_level or 3, "Sl")
+  if info then return { file = info.short_src, line = math.max(info.currentline, 0) } end
+  return { file = "?", line = 0 }
+end
+M.where_in = where_in
+
+local function is_input_error(e)
+  return type(e) == "table" and e.input_error ~= nil
+end
+M.is_input_error = is_input_error
+
+-- A function that raises "NAME: call this inside a task" at load time and
+-- calls real(...) once tasks are running.
+local function guard(name, real)
+  return function(...)
+    if task.current() == nil then
+      error(name .. ": call this inside a task" .. LOAD_HINT, 2)
+    end
+    return real(...)
+  end
+end
+
+local function guarded_io_open(path, mode)
+  if mode and mode:find("[wa+]") and task.current() == nil then
+    error("io.open: opening a file for writing: call this inside a task" .. LOAD_HINT, 2)
+  end
+  return io.open(path, mode)
+end
+
+local guarded_os = setmetatable({
+  execute = guard("os.execute", os.execute),
+  remove = guard("os.remove", os.remove),
+  rename = guard("os.rename", os.rename),
+  exit = guard("os.exit", os.exit),
+  tmpname = guard("os.tmpname", os.tmpname),
+}, { __index = os })
+
+local guarded_io = setmetatable({
+  popen = guard("io.popen", io.popen),
+  open = guarded_io_open,
+}, { __index = io })
+
+local NAME_PATTERN = "^[%w_][%w_%-%.:/]*$"
+
+-- The message of a load-time error, placed at the pipeline's own line.
+local function at_user_line(source, err)
+  if is_input_error(err) then return err end
+  if type(err) ~= "string" then
+    local mt = getmetatable(err)
+    if task.is_cancelled(err) then err = "cancelled"
+    elseif mt and mt.__tostring then err = tostring(err)
+    else err = "error object is a " .. type(err) .. " value" end
+  end
+  local file = source:sub(2)
+  local msg = err
+  if msg:sub(1, #file + 1) ~= file .. ":" then
+    local loc = where_in(source, 2)
+    local rest = msg:match("^[^\n:]+:%d+: (.*)$") or msg
+    if loc.file == file then msg = ("%s:%d: %s"):format(file, loc.line, rest) end
+  end
+  if msg:find("call this inside a task", 1, true) and not msg:find(LOAD_HINT, 1, true) then
+    msg = msg:gsub("call this inside a task[^\n]*", "call this inside a task" .. LOAD_HINT, 1)
+  end
+  return { input_error = msg }
+end
+
+-- Evaluate the pipeline file. Returns def, or raises {input_error=}.
+-- opts.env_overrides: extra globals (tests).
+function M.load(path)
+  local source = "@" .. path
+  local def = { file = path, tasks = {}, by_name = {}, loading = true }
+  local function where() return where_in(source) end
+  def.params = params.new_set(where)
+
+  local function fail_at(loc, msg)
+    error({ input_error = ("%s:%d: %s"):format(loc.file, loc.line, msg) }, 0)
+  end
+
+  local function declare(name, opts, fn)
+    local loc = where()
+    if not def.loading then
+      fail_at(loc, "task: declare tasks at the top level of the pipeline, not while it runs")
+    end
+    if type(opts) == "function" and fn == nil then opts, fn = {}, opts end
+    if type(name) ~= "string" or not name:match(NAME_PATTERN) then
+      fail_at(loc, ("task: the first argument must be a task name (letters, digits, and _ - . : /), got %s")
+        :format(type(name) == "string" and ("'" .. name .. "'") or type(name)))
+    end
+    if type(opts) ~= "table" then
+      fail_at(loc, ("task '%s': expected task(name, [options], function), got a %s as the second argument")
+        :format(name, type(opts)))
+    end
+    if type(fn) ~= "function" then
+      fail_at(loc, ("task '%s': expected a function as the last argument, got %s"):format(name, type(fn)))
+    end
+    if def.by_name[name] then
+      local prev = def.by_name[name]
+      fail_at(loc, ("task '%s' is already declared at %s:%d (task names must be unique)")
+        :format(name, prev.file, prev.line))
+    end
+    for k in pairs(opts) do
+      if not TASK_OPTION_SET[k] then
+        fail_at(loc, ("task '%s': unknown option '%s' (valid: %s)")
+          :format(name, tostring(k), table.concat(TASK_OPTIONS, ", ")))
+      end
+    end
+    local t = {
+      name = name, fn = fn, file = loc.file, line = loc.line, index = #def.tasks + 1,
+      needs = {}, retries = 0, backoff_ms = 1000,
+      description = opts.description, rollback = opts.rollback,
+      continue_on_error = opts.continue_on_error and true or false,
+      when = opts.when, matrix = opts.matrix,
+    }
+    local needs = opts.needs
+    if type(needs) == "string" then needs = { needs } end
+    if needs ~= nil and type(needs) ~= "table" then
+      fail_at(loc, ("task '%s': needs must be a task name or a list of names, got %s"):format(name, type(needs)))
+    end
+    for i, n in ipairs(needs or {}) do
+      if type(n) ~= "string" then
+        fail_at(loc, ("task '%s': needs[%d] must be a task name, got %s"):format(name, i, type(n)))
+      end
+      t.needs[#t.needs + 1] = n
+    end
+    if t.when ~= nil and type(t.when) ~= "string" and type(t.when) ~= "function" then
+      fail_at(loc, ("task '%s': when must be a parameter name or a function(params), got %s"):format(name, type(t.when)))
+    end
+    if t.matrix ~= nil and type(t.matrix) ~= "table" and type(t.matrix) ~= "function" then
+      fail_at(loc, ("task '%s': matrix must be a list or a function returning one, got %s"):format(name, type(t.matrix)))
+    end
+    if t.rollback ~= nil and type(t.rollback) ~= "function" then
+      fail_at(loc, ("task '%s': rollback must be a function, got %s"):format(name, type(t.rollback)))
+    end
+    if t.description ~= nil and type(t.description) ~= "string" then
+      fail_at(loc, ("task '%s': description must be a string, got %s"):format(name, type(t.description)))
+    end
+    for _, key in ipairs({ "timeout", "backoff" }) do
+      local v = opts[key]
+      if v ~= nil then
+        local ms, why
+        if type(v) == "number" or type(v) == "string" then ms, why = duration.parse(v) end
+        if ms == nil or ms < 0 then
+          fail_at(loc, ("task '%s': %s: %s"):format(name, key,
+            why or ("expected a duration like \"30s\" or \"5m\", got " .. tostring(v))))
+        end
+        t[key .. "_ms"] = ms
+      end
+    end
+    if opts.retries ~= nil then
+      if math.type(opts.retries) ~= "integer" or opts.retries < 0 then
+        fail_at(loc, ("task '%s': retries must be a whole number >= 0, got %s"):format(name, tostring(opts.retries)))
+      end
+      t.retries = opts.retries
+    end
+    def.tasks[#def.tasks + 1] = t
+    def.by_name[name] = t
+    return t
+  end
+
+  -- `task` is the declaration function and, for use inside tasks, the
+  -- slipway.task module (task.sleep, task.spawn...).
+  local task_global = setmetatable({}, {
+    __call = function(_, ...) return declare(...) end,
+    __index = task,
+  })
+
+  local function pipeline_print(...)
+    local n = select("#", ...)
+    local parts = {}
+    for i = 1, n do parts[i] = tostring((select(i, ...))) end
+    local line = table.concat(parts, "\t")
+    if def.print_hook and task.current() then return def.print_hook(line) end
+    io.stderr:write(line, "\n")
+  end
+
+  local api = {
+    task = task_global,
+    param = def.params.api,
+    os = guarded_os,
+    io = guarded_io,
+    print = pipeline_print,
+  }
+  local env = setmetatable({}, {
+    __index = function(_, k)
+      local v = api[k]
+      if v ~= nil then return v end
+      if k == "env" or k == "git" then
+        v = require("slipway." .. k)
+        api[k] = v
+        return v
+      end
+      return _G[k]
+    end,
+  })
+  def.env = env
+
+  local fh, oerr = io.open(path, "rb")
+  if not fh then
+    error({ input_error = ("slipway: cannot read the pipeline: %s"):format(oerr) }, 0)
+  end
+  local text = fh:read("a")
+  fh:close()
+  if text:sub(1, 1) == "#" then text = "--" .. text end   -- a #! line
+  local chunk, serr = load(text, source, "t", env)
+  if not chunk then
+    error({ input_error = serr }, 0)
+  end
+  local ok, err = xpcall(chunk, function(e) return at_user_line(source, e) end)
+  def.loading = false
+  if not ok then error(err, 0) end
+  return def
+end
+
+return M

@@ -1,0 +1,243 @@
+-- slipway.pipeline.params: pipeline parameters, declared in deploy.lua and
+-- set from the command line and the environment.
+--
+--   param.choice("environment", { "production", "staging" }, "production")
+--   param.bool("deploy_frontend", true, "also deploy the web app")
+--   param.string("region", "eu-west-1")
+--   param.number("replicas", 2)
+--   param.list("services", { "api", "worker" })   -- -p services=api,web
+--
+-- The last argument may be a description string or a table
+-- { description = "..." }. A parameter without a default (other than bool,
+-- which defaults to false) is required. Values come from, strongest first:
+-- `-p name=value`, `--env NAME` (the parameter `environment`),
+-- SLIPWAY_PARAM_<NAME> (upper case, '-' as '_'), the default. Every value
+-- is checked before anything runs; a bad one names the declaration line.
+local M = {}
+
+local KINDS = { choice = true, bool = true, string = true, number = true, list = true }
+
+-- Parsers: text (from the command line or environment) -> value | nil, why.
+local TRUE = { ["true"] = true, yes = true, ["1"] = true, on = true }
+local FALSE = { ["false"] = true, no = true, ["0"] = true, off = true }
+
+local function parse_text(p, text)
+  if p.kind == "bool" then
+    local l = text:lower()
+    if TRUE[l] then return true end
+    if FALSE[l] then return false end
+    return nil, "expected true or false (also yes/no, 1/0, on/off)"
+  elseif p.kind == "number" then
+    local n = tonumber(text)
+    if n == nil then return nil, "expected a number" end
+    return n
+  elseif p.kind == "list" then
+    local items = {}
+    for item in text:gmatch("[^,]+") do
+      item = item:match("^%s*(.-)%s*$")
+      if item ~= "" then items[#items + 1] = item end
+    end
+    return items
+  elseif p.kind == "choice" then
+    for _, c in ipairs(p.choices) do
+      if tostring(c) == text then return c end
+    end
+    return nil, "expected one of " .. table.concat(p.choices_text, ", ")
+  end
+  return text
+end
+
+-- Check a value given in Lua (a default): the right type for its kind.
+local function check_value(p, v)
+  local k = p.kind
+  if k == "bool" then
+    if type(v) ~= "boolean" then return nil, "expected a boolean" end
+  elseif k == "number" then
+    if type(v) ~= "number" then return nil, "expected a number" end
+  elseif k == "string" then
+    if type(v) ~= "string" then return nil, "expected a string" end
+  elseif k == "list" then
+    if type(v) ~= "table" then return nil, "expected a list" end
+    for i, item in ipairs(v) do
+      if type(item) ~= "string" and type(item) ~= "number" then
+        return nil, ("expected a list of strings (item %d is a %s)"):format(i, type(item))
+      end
+    end
+  elseif k == "choice" then
+    for _, c in ipairs(p.choices) do
+      if c == v then return v end
+    end
+    return nil, "expected one of " .. table.concat(p.choices_text, ", ")
+  end
+  return v
+end
+
+-- A new, empty set of parameter declarations for one pipeline.
+-- `where()` returns {file, line} of the declaring call.
+function M.new_set(where)
+  local set = { list = {}, by_name = {} }
+
+  local function declare(kind, name, choices, default, extra, level)
+    local loc = where()
+    local function fail(msg)
+      error({ input_error = ("%s:%d: %s"):format(loc.file, loc.line, msg) }, 0)
+    end
+    local fname = "param." .. kind
+    if type(name) ~= "string" or not name:match("^[%a_][%w_%-]*$") then
+      fail(("%s: the first argument must be a parameter name (letters, digits, _ and -), got %s")
+        :format(fname, type(name) == "string" and ("'" .. name .. "'") or type(name)))
+    end
+    if set.by_name[name] then
+      local prev = set.by_name[name]
+      fail(("%s: parameter '%s' is already declared at %s:%d"):format(fname, name, prev.file, prev.line))
+    end
+    local description
+    if type(extra) == "string" then
+      description = extra
+    elseif type(extra) == "table" then
+      for k in pairs(extra) do
+        if k ~= "description" then
+          fail(("%s: unknown option '%s' (valid: description)"):format(fname, tostring(k)))
+        end
+      end
+      description = extra.description
+    elseif extra ~= nil then
+      fail(("%s: the last argument must be a description string or { description = ... }, got %s")
+        :format(fname, type(extra)))
+    end
+    local p = { name = name, kind = kind, description = description, file = loc.file, line = loc.line }
+    if kind == "choice" then
+      if type(choices) ~= "table" or #choices == 0 then
+        fail(("param.choice: '%s' needs a non-empty list of choices as its second argument"):format(name))
+      end
+      p.choices, p.choices_text = {}, {}
+      for i, c in ipairs(choices) do
+        if type(c) ~= "string" and type(c) ~= "number" then
+          fail(("param.choice: '%s': choice %d is a %s (expected strings)"):format(name, i, type(c)))
+        end
+        p.choices[i], p.choices_text[i] = c, tostring(c)
+      end
+    end
+    if default == nil and kind == "bool" then default = false end
+    if default ~= nil then
+      local ok, why = check_value(p, default)
+      if ok == nil then
+        fail(("%s: '%s': bad default %s: %s"):format(fname, name, M.show(default), why))
+      end
+      p.default = default
+    end
+    p.required = default == nil
+    set.list[#set.list + 1] = p
+    set.by_name[name] = p
+    return p
+  end
+
+  local api = {}
+  function api.choice(name, choices, default, extra) return declare("choice", name, choices, default, extra) end
+  function api.bool(name, default, extra) return declare("bool", name, nil, default, extra) end
+  function api.string(name, default, extra) return declare("string", name, nil, default, extra) end
+  function api.number(name, default, extra) return declare("number", name, nil, default, extra) end
+  function api.list(name, default, extra) return declare("list", name, nil, default, extra) end
+  set.api = setmetatable(api, {
+    __index = function(_, k)
+      local valid = {}
+      for kind in pairs(KINDS) do valid[#valid + 1] = "param." .. kind end
+      table.sort(valid)
+      error(("param.%s: no such parameter kind (valid: %s)"):format(tostring(k), table.concat(valid, ", ")), 2)
+    end,
+  })
+  return set
+end
+
+-- How a value is shown in messages and plans.
+function M.show(v)
+  if type(v) == "table" then
+    local parts = {}
+    for i, item in ipairs(v) do parts[i] = tostring(item) end
+    return "[" .. table.concat(parts, ",") .. "]"
+  elseif type(v) == "string" then
+    return "'" .. v .. "'"
+  end
+  return tostring(v)
+end
+
+local function env_name(name)
+  return "SLIPWAY_PARAM_" .. name:upper():gsub("%-", "_")
+end
+M.env_name = env_name
+
+local function names_of(set)
+  local names = {}
+  for i, p in ipairs(set.list) do names[i] = p.name end
+  return #names > 0 and table.concat(names, ", ") or "(none declared)"
+end
+
+-- resolve(set, settings, opts) -> values | raises {input_error = msg}
+-- settings: list of { name =, value = text, origin = "-p name=value" }
+-- in command-line order (later wins). opts.getenv (default os.getenv),
+-- opts.environ: list of "NAME=value" strings to look for SLIPWAY_PARAM_*
+-- names nobody declared; opts.file: the pipeline's file for messages.
+function M.resolve(set, settings, opts)
+  opts = opts or {}
+  local getenv = opts.getenv or os.getenv
+  local file = opts.file or "deploy.lua"
+  local first = set.list[1]
+  local function where_decls()
+    if first then return ("%s:%d: "):format(first.file, first.line) end
+    return file .. ": "
+  end
+  local function fail(msg)
+    error({ input_error = msg }, 0)
+  end
+
+  local given = {}
+  for _, s in ipairs(settings or {}) do
+    local p = set.by_name[s.name]
+    if p == nil then
+      fail(("%sunknown parameter '%s' (%s); valid parameters: %s")
+        :format(where_decls(), s.name, s.origin, names_of(set)))
+    end
+    given[s.name] = s
+  end
+  for _, entry in ipairs(opts.environ or {}) do
+    local suffix = entry:match("^SLIPWAY_PARAM_([^=]+)=")
+    if suffix then
+      local known = false
+      for _, p in ipairs(set.list) do
+        if env_name(p.name) == "SLIPWAY_PARAM_" .. suffix then known = true end
+      end
+      if not known then
+        fail(("%sunknown parameter in the environment: SLIPWAY_PARAM_%s; valid parameters: %s")
+          :format(where_decls(), suffix, names_of(set)))
+      end
+    end
+  end
+
+  local values = {}
+  for _, p in ipairs(set.list) do
+    local s = given[p.name]
+    local text, origin
+    if s then
+      text, origin = s.value, s.origin
+    else
+      local ev = getenv(env_name(p.name))
+      if ev ~= nil then text, origin = ev, env_name(p.name) .. "=" .. ev end
+    end
+    if text ~= nil then
+      local v, why = parse_text(p, text)
+      if v == nil then
+        fail(("%s:%d: parameter '%s': bad value '%s' (from %s): %s")
+          :format(p.file, p.line, p.name, text, origin, why))
+      end
+      values[p.name] = v
+    elseif p.required then
+      fail(("%s:%d: parameter '%s' is required: set it with -p %s=VALUE or %s")
+        :format(p.file, p.line, p.name, p.name, env_name(p.name)))
+    else
+      values[p.name] = p.default
+    end
+  end
+  return values
+end
+
+return M

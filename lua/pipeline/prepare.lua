@@ -1,0 +1,58 @@
+-- slipway.pipeline.prepare: from command-line options to a checked plan,
+-- without running anything: load the file, check the graph, resolve the
+-- parameters, decide what runs. Shared by `run`, `plan` and `graph`.
+-- Raises { input_error = message } for anything the user must fix.
+local dsl = require("slipway.pipeline.dsl")
+local graph = require("slipway.pipeline.graph")
+local params = require("slipway.pipeline.params")
+
+local M = {}
+
+local function environ()
+  -- SLIPWAY_PARAM_* names nobody declared are typos: find them. Lua has no
+  -- environ(); /proc/self/environ has the process's environment.
+  local list = {}
+  local f = io.open("/proc/self/environ", "rb")
+  if f then
+    local data = f:read("a")
+    f:close()
+    for entry in data:gmatch("[^%z]+") do
+      if entry:sub(1, 14) == "SLIPWAY_PARAM_" then list[#list + 1] = entry end
+    end
+  end
+  return list
+end
+
+function M.load(opts)
+  local f = io.open(opts.file, "r")
+  if not f then
+    local msg = opts.file == "deploy.lua"
+      and "slipway: no deploy.lua here (give the pipeline file: slipway run FILE)"
+      or ("slipway: cannot open the pipeline %s"):format(opts.file)
+    error({ input_error = msg }, 0)
+  end
+  f:close()
+  local def = dsl.load(opts.file)
+  graph.check(def)
+  return def
+end
+
+function M.prepare(opts)
+  local def = M.load(opts)
+  local values = params.resolve(def.params, opts.settings, { file = def.file, environ = environ() })
+  local plan = graph.plan(def, values, { only = opts.only, skip = opts.skip })
+  return def, values, plan
+end
+
+-- Print an input error (or re-raise anything else) and return exit code 2.
+function M.report_input_error(err)
+  if dsl.is_input_error(err) then
+    local msg = err.input_error
+    if not msg:match("^slipway:") then msg = "slipway: " .. msg end
+    io.stderr:write(msg, "\n")
+    return 2
+  end
+  error(err, 0)
+end
+
+return M

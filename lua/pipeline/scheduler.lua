@@ -1,0 +1,479 @@
+-- slipway.pipeline.scheduler: running a planned pipeline on the event loop.
+--
+-- Every unit of work (a task, or one item of a matrix task) runs in its own
+-- slipway.task as soon as everything it needs is done, at most `jobs` at a
+-- time. Fail-fast: the first failure cancels the running units (their
+-- pending operations' cleanups kill child process groups), skips what has
+-- not started, and, once everything has stopped, runs the rollback steps in
+-- reverse order of recording: task `rollback` functions (recorded when the
+-- task completed) and release changes' `undo` functions (recorded when the
+-- change was made). An interrupt (interrupt(sig)) cancels everything the
+-- same way but rolls nothing back.
+--
+-- M.run(ctx) must be called from inside a task (the run's main task).
+-- ctx = { def, plan, values, jobs, bus, release }
+-- -> summary { status, units = {...}, rollbacks = {...}, failed_unit }
+--    status: "success" | "failed" | "rolled_back" | "rollback_failed" |
+--            "interrupted"
+local task = require("slipway.task")
+
+local M = {}
+
+local function now() return task.now() end
+
+-- Label of a matrix item: strings (paths shortened to their last part),
+-- numbers, or tables with a name/id field, else key=value pairs.
+local function item_label(item, i)
+  local ty = type(item)
+  if ty == "string" then
+    local base = item:match("([^/]+)/*$") or item
+    return base ~= "" and base or tostring(i)
+  elseif ty == "number" or ty == "boolean" then
+    return tostring(item)
+  elseif ty == "table" then
+    if type(item.name) == "string" or type(item.name) == "number" then return tostring(item.name) end
+    if type(item.id) == "string" or type(item.id) == "number" then return tostring(item.id) end
+    local keys = {}
+    for k, v in pairs(item) do
+      if type(k) == "string" and (type(v) == "string" or type(v) == "number" or type(v) == "boolean") then
+        keys[#keys + 1] = k
+      end
+    end
+    table.sort(keys)
+    local parts = {}
+    for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. tostring(item[k]) end
+    if #parts > 0 then return table.concat(parts, ",") end
+  end
+  return tostring(i)
+end
+M.item_label = item_label
+
+-- An error value -> message, and the user's file:line when an error
+-- handler found one.
+local function describe(err)
+  if type(err) == "table" and err.msg then return err end
+  if type(err) == "string" then return { msg = err } end
+  local mt = getmetatable(err)
+  if mt and mt.__tostring then return { msg = tostring(err) } end
+  return { msg = "error object is a " .. type(err) .. " value" }
+end
+
+function M.run(ctx)
+  local def, plan, values, bus = ctx.def, ctx.plan, ctx.values, ctx.bus
+  local jobs = ctx.jobs or 4
+  local release = ctx.release
+  local source = "@" .. def.file
+  local S = {
+    nodes = {}, units = {}, active = {}, live = {}, by_task = setmetatable({}, { __mode = "k" }),
+    ready = {}, rhead = 1, rtail = 0, running = 0, failing = nil, interrupted = nil,
+    undo_log = {}, rollbacks = {},
+  }
+
+  -- Error handler for user code: keep the message, the traceback and the
+  -- innermost line of the pipeline file.
+  local function handler(e)
+    if task.is_cancelled(e) then return e end
+    local d = describe(e)
+    if d.traceback then return d end
+    local out = { msg = d.msg, traceback = debug.traceback(d.msg, 2) }
+    for level = 2, 80 do
+      local info = debug.getinfo(level, "Sl")
+      if info == nil then break end
+      if info.source == source and info.currentline > 0 then
+        out.file, out.line = info.short_src, info.currentline
+        break
+      end
+    end
+    if out.file == nil then
+      out.file, out.line = d.msg:match("^([^\n:]+):(%d+):")
+      out.line = tonumber(out.line)
+    end
+    return out
+  end
+
+  -- Nodes, in plan order, with their dependants.
+  for _, t in ipairs(plan.order) do
+    S.nodes[t.name] = { task = t, remaining = #t.needs, dependants = {}, units = {}, left = 0, state = "waiting" }
+  end
+  for _, t in ipairs(plan.order) do
+    for _, n in ipairs(t.needs) do
+      table.insert(S.nodes[n].dependants, S.nodes[t.name])
+    end
+  end
+
+  local pump, node_finished, fail, node_ready
+
+  local function emit(ev) return bus:emit(ev) end
+
+  local function new_unit(node, item, label)
+    local t = node.task
+    local u = {
+      name = label and (t.name .. "[" .. label .. "]") or t.name,
+      base = t.name, item = item, label = label, node = node,
+      status = "pending", attempts = 0,
+    }
+    S.units[#S.units + 1] = u
+    node.units[#node.units + 1] = u
+    node.left = node.left + 1
+    return u
+  end
+
+  local function queue(u)
+    S.rtail = S.rtail + 1
+    S.ready[S.rtail] = u
+  end
+
+  local function skip_unit(u, reason)
+    u.status, u.reason = "skipped", reason
+    emit { type = "task_skipped", task = u.name, reason = reason }
+  end
+
+  -- A node whose units have all finished (or that was skipped).
+  node_finished = function(node, state)
+    node.state = state
+    if state == "done" or state == "skipped" then
+      for _, d in ipairs(node.dependants) do
+        d.remaining = d.remaining - 1
+        if d.remaining == 0 and d.state == "waiting" then node_ready(d) end
+      end
+    end
+  end
+
+  local function expand(node, items)
+    if type(items) ~= "table" then
+      return nil, ("matrix must be a list, the matrix function returned a %s"):format(type(items))
+    end
+    node.state = "running"
+    local seen = {}
+    for i, item in ipairs(items) do
+      local label = item_label(item, i)
+      if seen[label] then label = label .. "#" .. i end
+      seen[label] = true
+      queue(new_unit(node, item, label))
+    end
+    local labels = {}
+    for i, u in ipairs(node.units) do labels[i] = u.label end
+    emit { type = "matrix_expanded", task = node.task.name, items = labels }
+    if #node.units == 0 then node_finished(node, "done") end
+    return true
+  end
+
+  -- A matrix function failed: show it as a failed unit named after the task.
+  local function matrix_failed(node, err)
+    local u = new_unit(node, nil, nil)
+    u.status, u.started, u.finished = "failed", now(), now()
+    u.error = err.msg
+    u.file, u.line = err.file, err.line
+    emit { type = "task_started", task = u.name, attempt = 1 }
+    emit { type = "task_finished", task = u.name, status = "failed", duration_ms = 0, attempts = 1,
+           error = u.error, file = u.file, line = u.line }
+    node.left = 0
+    node_finished(node, "failed")
+    fail(u)
+  end
+
+  node_ready = function(node)
+    if S.failing or S.interrupted then return end
+    local t = node.task
+    local d = plan.decision[t.name]
+    if not d.run then
+      local u = new_unit(node, nil, nil)
+      node.left = 0
+      skip_unit(u, d.reason)
+      node_finished(node, "skipped")
+      return
+    end
+    node.state = "running"
+    if t.matrix == nil then
+      queue(new_unit(node, nil, nil))
+    elseif type(t.matrix) == "table" then
+      expand(node, t.matrix)
+    else
+      node.state = "expanding"
+      local exp
+      exp = task.spawn(function()
+        local ok, items = xpcall(t.matrix, handler, values)
+        S.live[exp] = nil
+        if S.failing or S.interrupted then return end
+        if not ok then
+          matrix_failed(node, describe(items))
+        else
+          local fine, why = expand(node, items)
+          if not fine then matrix_failed(node, { msg = why, file = t.file, line = t.line }) end
+        end
+        pump()
+      end)
+      S.live[exp] = true
+    end
+  end
+
+  -- One attempt of a unit's function, in the calling task.
+  local function attempt(u)
+    local t = u.node.task
+    if u.label ~= nil then
+      return xpcall(t.fn, handler, u.item, values)
+    end
+    return xpcall(t.fn, handler, values)
+  end
+
+  local function record_rollback(u)
+    local t = u.node.task
+    if t.rollback then
+      S.undo_log[#S.undo_log + 1] = { kind = "task", unit = u }
+    end
+  end
+
+  local function unit_finished(u, ok, res)
+    S.running = S.running - 1
+    S.active[u] = nil
+    u.finished = now()
+    local t = u.node.task
+    local status
+    if ok then
+      status = "ok"
+      u.result = res
+      record_rollback(u)
+    elseif u.timed_out then
+      status = "failed"
+      u.error = ("timed out after %s"):format(require("slipway.events").format_ms(t.timeout_ms))
+      u.file, u.line = t.file, t.line
+    elseif task.is_cancelled(res) or u.cancel_requested then
+      status = "cancelled"
+    else
+      status = "failed"
+      local d = describe(res)
+      u.error, u.file, u.line, u.traceback = d.msg, d.file, d.line, d.traceback
+    end
+    if status == "failed" and t.continue_on_error then u.allowed = true end
+    u.status = status
+    emit { type = "task_finished", task = u.name, status = status, duration_ms = math.floor((u.finished - u.started) * 10 + 0.5) / 10,
+           attempts = u.attempts, error = u.error, file = u.file, line = u.line,
+           allowed = u.allowed or nil }
+    local node = u.node
+    node.left = node.left - 1
+    if status == "failed" and not u.allowed then node.failed = true end
+    if status == "cancelled" then node.cancelled = true end
+    if node.left == 0 and node.state ~= "expanding" then
+      node_finished(node, node.failed and "failed" or (node.cancelled and "cancelled" or "done"))
+    end
+    if status == "failed" and not u.allowed then fail(u) end
+  end
+
+  local function runner(u)
+    local t = u.node.task
+    local separate = t.timeout_ms ~= nil or t.retries > 0
+    local me = task.current()
+    local ok, res
+    for n = 1, t.retries + 1 do
+      u.attempts = n
+      if separate then
+        local att = task.spawn(attempt, u)
+        S.by_task[att] = u
+        u.active = att
+        local finished = att:wait(t.timeout_ms and t.timeout_ms / 1000 or nil)
+        if not finished then
+          u.timed_out = true
+          att:cancel()
+          att:wait()
+        end
+        u.active = nil
+        local r = table.pack(att:result())
+        if r[1] then ok, res = r[2], r[3] else ok, res = false, r[2] end
+        if not finished then ok, res = false, nil end
+      else
+        u.active = me
+        ok, res = attempt(u)
+        u.active = nil
+      end
+      if ok or u.cancel_requested or S.failing or S.interrupted then break end
+      if n <= t.retries then
+        local delay = t.backoff_ms * 2 ^ (n - 1)
+        local d = describe(res)
+        emit { type = "task_retrying", task = u.name, attempt = n, error = u.timed_out and "timed out" or d.msg,
+               delay_ms = delay }
+        u.timed_out = nil
+        u.active = me
+        local slept = pcall(task.sleep, delay / 1000)
+        u.active = nil
+        if not slept then break end
+      end
+    end
+    if not ok and u.cancel_requested and not u.timed_out then res = res or "cancelled" end
+    unit_finished(u, ok, res)
+    S.live[me] = nil
+    pump()
+  end
+
+  local function start(u)
+    S.running = S.running + 1
+    S.active[u] = true
+    u.status = "running"
+    u.started = now()
+    emit { type = "task_started", task = u.name, attempt = 1 }
+    local r = task.spawn(runner, u)
+    S.by_task[r] = u
+    S.live[r] = true
+  end
+
+  pump = function()
+    if S.failing or S.interrupted then return end
+    while S.running < jobs and S.rhead <= S.rtail do
+      local u = S.ready[S.rhead]
+      S.ready[S.rhead] = nil
+      S.rhead = S.rhead + 1
+      start(u)
+    end
+  end
+
+  local function cancel_all(reason)
+    for i = S.rhead, S.rtail do
+      skip_unit(S.ready[i], reason)
+      S.ready[i] = nil
+    end
+    S.rhead = S.rtail + 1
+    for u in pairs(S.active) do
+      u.cancel_requested = true
+      if u.active then u.active:cancel() end
+    end
+  end
+
+  fail = function(u)
+    if S.failing or S.interrupted then return end
+    S.failing = u
+    cancel_all(("not started: %s failed"):format(u.name))
+  end
+
+  -- Signals: cancel everything; nothing is rolled back.
+  S.interrupt = function(signame)
+    if S.interrupted then return end
+    S.interrupted = signame
+    cancel_all("not started: interrupted by " .. signame)
+    if S.rollback_task then S.rollback_task:cancel() end
+  end
+
+  -- Where output lines and release changes come from.
+  S.unit_of = function(t)
+    return S.by_task[t]
+  end
+
+  local unsubscribe
+  if release then
+    unsubscribe = release.on_change(function(entry, what)
+      if what == "added" then
+        local u = S.by_task[task.current()]
+        entry.task = entry.task or (u and u.name)
+        if entry.undo then S.undo_log[#S.undo_log + 1] = { kind = "change", entry = entry } end
+        emit { type = "change_recorded", task = entry.task, kind = entry.kind, target = entry.target,
+               summary = entry.summary }
+      end
+    end)
+  end
+
+  if ctx.on_start then ctx.on_start(S) end
+
+  -- Start: every node with nothing to wait for.
+  for _, t in ipairs(plan.order) do
+    local node = S.nodes[t.name]
+    if node.remaining == 0 and node.state == "waiting" then node_ready(node) end
+  end
+  pump()
+
+  -- Wait until no runner or matrix expansion is left.
+  while true do
+    local t = next(S.live)
+    if t == nil then break end
+    t:wait()
+    S.live[t] = nil
+  end
+
+  -- What never became ready (behind a failure or an interrupt).
+  for _, t in ipairs(plan.order) do
+    local node = S.nodes[t.name]
+    if node.state == "waiting" then
+      local u = new_unit(node, nil, nil)
+      local why = S.interrupted and ("not started: interrupted by " .. S.interrupted)
+        or (S.failing and ("not started: " .. S.failing.name .. " failed"))
+        or "not started: a task it needs did not complete"
+      skip_unit(u, why)
+      node.state = "skipped"
+    end
+  end
+
+  local summary = { units = S.units, failed_unit = S.failing, rollbacks = S.rollbacks }
+  if S.interrupted then
+    summary.status = "interrupted"
+    summary.signal = S.interrupted
+  elseif S.failing then
+    summary.status = "failed"
+    M._rollback(S, ctx, summary, emit, values)
+  else
+    summary.status = "success"
+  end
+  if unsubscribe then unsubscribe() end
+  return summary
+end
+
+-- Run the rollback steps in reverse order of recording, one at a time,
+-- each in its own task (so a signal can cancel it).
+function M._rollback(S, ctx, summary, emit, values)
+  if #S.undo_log == 0 then return end
+  local all_ok = true
+  for i = #S.undo_log, 1, -1 do
+    if S.interrupted then break end
+    local e = S.undo_log[i]
+    local name, fn, args
+    if e.kind == "task" then
+      local u = e.unit
+      local t = u.node.task
+      name = u.name
+      fn = t.rollback
+      if u.label ~= nil then args = { u.item, values, u.result } else args = { values, u.result } end
+    else
+      if e.entry.status ~= "applied" then goto continue end
+      name = ("%s %s"):format(e.entry.kind, e.entry.target)
+      fn = e.entry.undo
+      args = {}
+    end
+    do
+      local started = task.now()
+      emit { type = "rollback_started", task = e.kind == "task" and name or e.entry.task, change = e.kind == "change" and name or nil }
+      local rt = task.spawn(function()
+        return xpcall(fn, function(err)
+          if task.is_cancelled(err) then return err end
+          return debug.traceback(describe(err).msg, 2)
+        end, table.unpack(args, 1, 3))
+      end)
+      S.rollback_task = rt
+      rt:wait()
+      S.rollback_task = nil
+      local r = table.pack(rt:result())
+      local ok, err
+      if r[1] then ok, err = r[2], r[3] else ok, err = false, r[2] end
+      local msg
+      if not ok then
+        all_ok = false
+        msg = task.is_cancelled(err) and "cancelled" or tostring(err):match("^[^\n]*")
+      end
+      if e.kind == "change" then
+        e.entry.status = ok and "rolled_back" or "undo_failed"
+        e.entry.details = msg
+      else
+        e.unit.rollback = ok and "ok" or "failed"
+        e.unit.rollback_error = msg
+      end
+      local entry = { name = name, kind = e.kind, status = ok and "ok" or "failed", error = msg,
+                      started = started, finished = task.now(),
+                      duration_ms = math.floor((task.now() - started) * 10 + 0.5) / 10 }
+      S.rollbacks[#S.rollbacks + 1] = entry
+      emit { type = "rollback_finished", task = e.kind == "task" and name or e.entry.task,
+             change = e.kind == "change" and name or nil, status = entry.status, error = msg,
+             duration_ms = entry.duration_ms }
+    end
+    ::continue::
+  end
+  if #S.rollbacks > 0 then
+    summary.status = all_ok and "rolled_back" or "rollback_failed"
+  end
+end
+
+return M

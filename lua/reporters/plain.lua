@@ -1,0 +1,74 @@
+-- slipway.reporters.plain: one line per event, prefixed with the task's
+-- name, for logs and CI (not a terminal, or CI=true). Output lines of
+-- parallel tasks interleave but each names its task.
+--
+--   [build[a]] started
+--   [build[a]] Compiling...
+--   [build[a]] ok in 1.2s
+--   [deploy] failed in 0.3s: deploy.lua:12: sh: exit code 1: make deploy
+--
+-- opts: out (a file, default io.stdout), colour, timestamps (prefix each
+-- line with the time since the start, "+1.234s").
+local style = require("slipway.reporters.style")
+
+local M = {}
+
+function M.new(opts)
+  local out = opts.out or io.stdout
+  local paint = style.painter(opts.colour)
+  local timestamps = opts.timestamps
+  local self = {}
+
+  local function line(ev, name, text)
+    local prefix = ""
+    if timestamps then prefix = paint("dim", ("+%.3fs "):format(ev.t / 1000)) end
+    if name then
+      prefix = prefix .. paint(style.name_colour(name), "[" .. name .. "]") .. " "
+    end
+    out:write(prefix, text, "\n")
+  end
+
+  function self.event(ev)
+    local ty = ev.type
+    if ty == "output" then
+      line(ev, ev.task, ev.line)
+    elseif ty == "task_started" then
+      line(ev, ev.task, "started")
+    elseif ty == "task_finished" then
+      local u = { status = ev.status, allowed = ev.allowed, error = ev.error, file = ev.file, line = ev.line }
+      local word, colour = style.status(u)
+      local text = ("%s in %s"):format(paint(colour, word), style.format_ms(ev.duration_ms))
+      if ev.status == "failed" then text = text .. ": " .. style.error_line(u) end
+      if ev.attempts and ev.attempts > 1 then text = text .. (" (%d attempts)"):format(ev.attempts) end
+      line(ev, ev.task, text)
+    elseif ty == "task_retrying" then
+      line(ev, ev.task, ("attempt %d failed: %s; retrying in %s"):format(ev.attempt, ev.error or "?",
+        style.format_ms(ev.delay_ms)))
+    elseif ty == "task_skipped" then
+      line(ev, ev.task, paint("dim", "skipped: " .. ev.reason))
+    elseif ty == "matrix_expanded" then
+      line(ev, ev.task, ("matrix: %d items (%s)"):format(#ev.items, table.concat(ev.items, ", ")))
+    elseif ty == "rollback_started" then
+      line(ev, ev.task, "rolling back" .. (ev.change and (" " .. ev.change) or ""))
+    elseif ty == "rollback_finished" then
+      line(ev, ev.task, ("rollback%s %s in %s%s"):format(ev.change and (" of " .. ev.change) or "",
+        ev.status == "ok" and paint("green", "ok") or paint("red", "failed"),
+        style.format_ms(ev.duration_ms), ev.error and (": " .. ev.error) or ""))
+    elseif ty == "change_recorded" then
+      line(ev, ev.task, ("changed %s %s%s"):format(ev.kind, ev.target, ev.summary and (": " .. ev.summary) or ""))
+    elseif ty == "warning" then
+      line(ev, nil, paint("yellow", "warning: " .. ev.message))
+    elseif ty == "run_started" then
+      line(ev, nil, paint("bold", ("slipway: running %s (%d tasks, -j %d)"):format(ev.file, #ev.tasks, ev.jobs)))
+    end
+  end
+
+  function self.close(result)
+    out:write(style.summary(result.units, result, paint))
+    out:flush()
+  end
+
+  return self
+end
+
+return M

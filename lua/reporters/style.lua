@@ -1,0 +1,94 @@
+-- slipway.reporters.style: what the human-facing reporters share: colours
+-- (off unless enabled), status words and marks, durations, the end-of-run
+-- summary table.
+local events = require("slipway.events")
+
+local M = {}
+
+local CODES = {
+  reset = "\27[0m", bold = "\27[1m", dim = "\27[2m", red = "\27[31m", green = "\27[32m",
+  yellow = "\27[33m", blue = "\27[34m", magenta = "\27[35m", cyan = "\27[36m",
+}
+local NAME_COLOURS = { "cyan", "magenta", "blue", "yellow", "green" }
+
+-- A painter: paint("red", text) -> text wrapped in colour codes, or text.
+function M.painter(enabled)
+  if not enabled then return function(_, text) return text end end
+  return function(colour, text) return CODES[colour] .. text .. CODES.reset end
+end
+
+-- A stable colour per task name, so parallel output is easy to follow.
+function M.name_colour(name)
+  local h = 0
+  local base = name:match("^[^%[]*")
+  for i = 1, #base do h = (h * 31 + base:byte(i)) % 2147483647 end
+  return NAME_COLOURS[h % #NAME_COLOURS + 1]
+end
+
+M.format_ms = events.format_ms
+
+local STATUS = {
+  ok = { "ok", "green", "✓" },
+  failed = { "failed", "red", "✗" },
+  cancelled = { "cancelled", "yellow", "⊘" },
+  skipped = { "skipped", "dim", "○" },
+  pending = { "pending", "dim", "·" },
+  running = { "running", "cyan", "…" },
+}
+
+-- word, colour, mark of a unit's status
+function M.status(u)
+  local s = STATUS[u.status] or { u.status, "dim", "?" }
+  local word = s[1]
+  if u.allowed then word = "failed (allowed)" end
+  if u.rollback == "ok" then word = word .. ", rolled back"
+  elseif u.rollback == "failed" then word = word .. ", rollback failed" end
+  return word, u.allowed and "yellow" or s[2], s[3]
+end
+
+local function pad(s, n)
+  local len = utf8.len(s) or #s
+  if len >= n then return s end
+  return s .. string.rep(" ", n - len)
+end
+M.pad = pad
+
+-- The summary table printed at the end of every run.
+-- units: the scheduler's units; result: { status, duration_ms, record_dir }
+function M.summary(units, result, paint)
+  local wname, wstatus = #"task", #"status"
+  local rows = {}
+  for _, u in ipairs(units) do
+    local word = M.status(u)
+    local dur = (u.started and u.finished) and M.format_ms(u.finished - u.started) or "-"
+    rows[#rows + 1] = { u, word, dur }
+    wname = math.max(wname, utf8.len(u.name) or #u.name)
+    wstatus = math.max(wstatus, #word)
+  end
+  local out = {}
+  out[#out + 1] = paint("bold", pad("task", wname) .. "  " .. pad("status", wstatus) .. "  duration")
+  for _, r in ipairs(rows) do
+    local u, word, dur = r[1], r[2], r[3]
+    local _, colour = M.status(u)
+    out[#out + 1] = pad(u.name, wname) .. "  " .. paint(colour, pad(word, wstatus)) .. "  " .. dur
+  end
+  local status = result.status
+  local colour = (status == "success") and "green" or (status == "interrupted" and "yellow" or "red")
+  local line = ("%s in %s"):format(status:gsub("_", " "), M.format_ms(result.duration_ms))
+  out[#out + 1] = paint("bold", paint(colour, line))
+  if result.record_dir then
+    out[#out + 1] = paint("dim", ("record: %s/record.json  timeline: %s/timeline.svg"):format(result.record_dir, result.record_dir))
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- The first line of an error, and where it happened.
+function M.error_line(u)
+  local msg = u.error or "failed"
+  if u.file and u.line and not msg:find(u.file .. ":" .. u.line, 1, true) then
+    msg = ("%s:%d: %s"):format(u.file, u.line, msg)
+  end
+  return msg
+end
+
+return M

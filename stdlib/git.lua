@@ -1,0 +1,84 @@
+-- slipway.git: facts about the git checkout a pipeline runs from.
+--
+--   git.sha()         -- "3f2a9c..." (40 hex digits) of HEAD
+--   git.short_sha()   -- "3f2a9c1" (git's own abbreviation, unique in the repo)
+--   git.branch()      -- "main"; on a detached HEAD the CI's branch name
+--                     -- (GITHUB_HEAD_REF, GITHUB_REF_NAME, CI_COMMIT_REF_NAME)
+--                     -- or nil
+--   opts: { cwd = "path" } (default: the current directory)
+--
+-- Reading git is not a side effect, so these work at the top level of a
+-- pipeline too: there (outside tasks) git runs as a blocking child, inside a
+-- task through slipway.proc without blocking other tasks. Outside a
+-- repository they raise "git.sha: <git's message>".
+local task = require("slipway.task")
+
+local M = {}
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+
+local function check_opts(fname, opts)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(("%s: options must be a table, got %s"):format(fname, type(opts)), 3)
+  end
+  for k, v in pairs(opts) do
+    if k ~= "cwd" then
+      error(("%s: unknown option '%s' (valid: cwd)"):format(fname, tostring(k)), 3)
+    end
+    if type(v) ~= "string" then
+      error(("%s: cwd must be a string, got %s"):format(fname, type(v)), 3)
+    end
+  end
+  return opts
+end
+
+-- git(args...) -> trimmed stdout | raises "fname: message"
+local function git(fname, opts, ...)
+  local args = { ... }
+  local out, ok, errtext
+  if task.current() then
+    local proc = require("slipway.proc")
+    local argv = { "git" }
+    if opts.cwd then argv[#argv + 1] = "-C"; argv[#argv + 1] = opts.cwd end
+    for _, a in ipairs(args) do argv[#argv + 1] = a end
+    local r, msg = proc.run(argv, { stdout = "capture", stderr = "capture", timeout = 30 })
+    if r == nil then error(("%s: %s"):format(fname, msg), 3) end
+    out, ok, errtext = r.stdout or "", r.code == 0, r.stderr or ""
+  else
+    local words = { "git" }
+    if opts.cwd then words[#words + 1] = "-C " .. shell_quote(opts.cwd) end
+    for _, a in ipairs(args) do words[#words + 1] = shell_quote(a) end
+    local p = io.popen(table.concat(words, " ") .. " 2>&1", "r")
+    out = p:read("a")
+    ok = p:close()
+    errtext = out
+  end
+  if not ok then
+    local first = errtext:match("^%s*([^\n]+)") or "git failed"
+    error(("%s: %s"):format(fname, first), 3)
+  end
+  return (out:gsub("%s+$", ""))
+end
+
+function M.sha(opts)
+  return git("git.sha", check_opts("git.sha", opts), "rev-parse", "HEAD")
+end
+
+function M.short_sha(opts)
+  return git("git.short_sha", check_opts("git.short_sha", opts), "rev-parse", "--short", "HEAD")
+end
+
+function M.branch(opts)
+  local name = git("git.branch", check_opts("git.branch", opts), "rev-parse", "--abbrev-ref", "HEAD")
+  if name ~= "HEAD" then return name end
+  for _, var in ipairs({ "GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME" }) do
+    local v = os.getenv(var)
+    if v and v ~= "" then return v end
+  end
+  return nil
+end
+
+return M
