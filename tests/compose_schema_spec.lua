@@ -581,6 +581,16 @@ describe("compose schema", function()
       assert.same({ nil, "unsupported Compose file version: <nil>", "ESCHEMA" }, { schema.check_version(NULL) })
       assert.same({ nil, "version must be a string", "ESCHEMA" }, { schema.check_version(3) })
       assert.same({ nil, "version must be a string", "ESCHEMA" }, { schema.check_version(3.1) })
+      assert.same({ nil, "version must be a string", "ESCHEMA" }, { schema.check_version(3.0) })
+      -- docker prints the value with Go's %v (checked against docker 28)
+      -- (floats as table keys would turn into integers: pairs in a list)
+      for _, c in ipairs({ { 1000000.0, "1e+06" }, { 1234567.0, "1.234567e+06" }, { 0.00001, "1e-05" },
+                           { 123456.0, "123456" }, { 2.5, "2.5" }, { 1000000, "1000000" } }) do
+        assert.same({ nil, "unsupported Compose file version: " .. c[2], "ESCHEMA" }, { schema.check_version(c[1]) })
+      end
+      assert.same({ nil, "unsupported Compose file version: [3 a]", "ESCHEMA" }, { schema.check_version(list(3, "a")) })
+      assert.same({ nil, "unsupported Compose file version: map[a:1]", "ESCHEMA" }, { schema.check_version(obj { a = 1 }) })
+      assert.same({ nil, "unsupported Compose file version: true", "ESCHEMA" }, { schema.check_version(true) })
     end)
 
     it("validates with the document's version when none is given", function()
@@ -630,6 +640,20 @@ describe("compose schema", function()
         { schema.check_forbidden(doc, pos, "c.yml") })
       assert.same({ nil, "c.yml:5:5: Configuration contains forbidden properties", "ESCHEMA" },
         { schema.validate(doc, nil, pos, "c.yml") })
+    end)
+
+    it("compare list elements as docker does (through JSON)", function()
+      local function caps(...) return obj { services = obj { web = obj { image = "x", expose = list(...) } } } end
+      assert.is_true(schema.validate(caps("n3", 3)))
+      assert.is_true(schema.validate(caps("s3:abc", "abc")))
+      assert.is_true(schema.validate(caps("3", 3)))
+      assert.same({ nil, "services.web.expose array items[0,1] must be unique", "ESCHEMA" },
+        { schema.validate(caps(3, 3.0)) })
+      -- invalid UTF-8 becomes U+FFFD on the way to JSON
+      assert.same({ nil, "services.web.expose array items[0,1] must be unique", "ESCHEMA" },
+        { schema.validate(caps("a\255", "a\254")) })
+      assert.same({ nil, "services.web.expose array items[1,2] must be unique", "ESCHEMA" },
+        { schema.validate(caps("a", "b", "b")) })
     end)
 
     it("refuse what docker cannot turn into JSON", function()

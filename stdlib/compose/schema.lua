@@ -800,9 +800,19 @@ local function go_text(v)
   if t == "boolean" then return tostring(v) end
   if t == "number" then
     if math.type(v) == "integer" then return tostring(v) end
-    if v == math.floor(v) and math.abs(v) < 1e21 then return string.format("%.0f", v) end
-    local s = shortest(v)
-    return (s:gsub("e([-+])0*(%d%d)", "e%1%2"))
+    if v ~= v then return "NaN" end
+    if v == math.huge or v == -math.huge then return v > 0 and "+Inf" or "-Inf" end
+    -- Go's %g with the shortest digits: exponent form below 1e-4 and from 1e6
+    local e
+    for p = 0, 16 do
+      e = ("%." .. p .. "e"):format(v)
+      if tonumber(e) == v then break end
+    end
+    local mant, exp = e:match("^(.-)e([-+]%d+)$")
+    exp = tonumber(exp)
+    if exp < -4 or exp >= 6 then return mant .. "e" .. (exp < 0 and "-" or "+") .. ("%02d"):format(math.abs(exp)) end
+    local digits = #mant:gsub("[-.]", "")
+    return ("%." .. math.max(0, digits - 1 - exp) .. "f"):format(v)
   end
   if t == "table" then
     if is_list(v) then
