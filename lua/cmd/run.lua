@@ -212,7 +212,9 @@ local function run_pipeline(def, values, plan, opts, reporter)
   record.tasks = json.array(rows)
   record.rollbacks = json.array(rollbacks)
   record.git = git_facts(dirname(def.file))
-  local dir = dirname(def.file) .. "/.slipway/runs/" .. run_id
+  local fs = require("slipway.fs")
+  local project = fs.realpath(dirname(def.file)) or dirname(def.file)
+  local dir = project .. "/.slipway/runs/" .. run_id
   local ok, err = release.write(record, dir)
   local record_dir
   if ok then
@@ -222,7 +224,7 @@ local function run_pipeline(def, values, plan, opts, reporter)
         events.format_ms(duration_ms), run_id),
       duration_ms = duration_ms, rollbacks = rollbacks,
     })
-    ok, err = require("slipway.fs").write_atomic(dir .. "/timeline.svg", svg)
+    ok, err = fs.write_atomic(dir .. "/timeline.svg", svg)
     if ok then record_dir = dir end
   end
   if not ok then

@@ -84,6 +84,22 @@ local guarded_io = setmetatable({
   open = guarded_io_open,
 }, { __index = io })
 
+-- slipway.fs is synchronous (it works outside tasks), so its writes need
+-- the guard too; reading stays allowed (fs.glob for a matrix, fs.read of a
+-- version file...).
+local FS_WRITES = { "write", "write_atomic", "append", "mkdir", "remove", "tempdir" }
+local guarded_fs
+local function fs_proxy()
+  if guarded_fs == nil then
+    local fs = require("slipway.fs")
+    guarded_fs = setmetatable({}, { __index = fs })
+    for _, name in ipairs(FS_WRITES) do
+      if fs[name] then guarded_fs[name] = guard("fs." .. name, fs[name]) end
+    end
+  end
+  return guarded_fs
+end
+
 local NAME_PATTERN = "^[%w_][%w_%-%.:/]*$"
 
 -- The message of a load-time error, placed at the pipeline's own line.
@@ -228,6 +244,11 @@ function M.load(path)
     __index = function(_, k)
       local v = api[k]
       if v ~= nil then return v end
+      if k == "fs" then
+        v = fs_proxy()
+        api.fs = v
+        return v
+      end
       if k == "env" or k == "git" then
         v = require("slipway." .. k)
         api[k] = v

@@ -27,7 +27,7 @@ local function suggest(name, candidates)
   local best, bestd
   for _, c in ipairs(candidates) do
     local d = distance(name, c)
-    if d <= math.max(2, #name // 3) and (bestd == nil or d < bestd) then best, bestd = c, d end
+    if d <= math.max(1, #name // 3) and d < #name and (bestd == nil or d < bestd) then best, bestd = c, d end
   end
   return best and (" (did you mean '" .. best .. "'?)") or ""
 end

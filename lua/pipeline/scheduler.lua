@@ -444,6 +444,7 @@ function M._rollback(S, ctx, summary, emit, values)
         end, table.unpack(args, 1, 3))
       end)
       S.rollback_task = rt
+      if e.kind == "task" then S.by_task[rt] = e.unit end
       rt:wait()
       S.rollback_task = nil
       local r = table.pack(rt:result())
