@@ -403,6 +403,8 @@ end
 
 local function short_id(id) return tostring(id or "?"):sub(1, 12) end
 
+local ENDED = { complete = true, failed = true, rejected = true, shutdown = true, orphaned = true, remove = true }
+
 function attempt.docker(p, timeout_ms)
   local json = require("slipway.json")
   local t0 = task.now()
@@ -422,30 +424,42 @@ function attempt.docker(p, timeout_ms)
   local desired
   local mode = svc.Spec.Mode or {}
   if mode.Replicated then desired = mode.Replicated.Replicas or 1 end
-  local running, total, problems, last_failed = 0, 0, {}, nil
+  -- What the last healthcheck of a container said, or nil when it has no
+  -- healthcheck or is healthy.
+  local function container_health(st)
+    local cid = st.ContainerStatus and st.ContainerStatus.ContainerID
+    if not cid or cid == "" then return nil end
+    local c = docker_get(p, "/containers/" .. cid .. "/json", timeout_ms)
+    local health = c and c.State and c.State.Health
+    if not health or health.Status == "healthy" then return nil end
+    local text = "health " .. tostring(health.Status)
+    local log = health.Log and health.Log[#health.Log]
+    if log and log.Output and last_line(log.Output) ~= "" then
+      text = text .. " (" .. last_line(log.Output) .. ")"
+    elseif log and log.ExitCode then
+      text = text .. " (check exit code " .. tostring(log.ExitCode) .. ")"
+    end
+    return text
+  end
+  local running, total, problems, ended = 0, 0, {}, nil
   for _, t in ipairs(tasks) do
     local st = t.Status or {}
     if t.DesiredState == "running" then
       total = total + 1
-      local healthy = st.State == "running"
-      local why = st.State or "unknown"
-      -- Swarm keeps a task with a healthcheck "starting" until it is
-      -- healthy; ask the container too, where it runs on this engine.
-      local cid = st.ContainerStatus and st.ContainerStatus.ContainerID
-      if healthy and cid and cid ~= "" then
-        local c = docker_get(p, "/containers/" .. cid .. "/json", timeout_ms)
-        local health = c and c.State and c.State.Health
-        if health and health.Status ~= "healthy" then
-          healthy, why = false, health.Status
-          local log = health.Log and health.Log[#health.Log]
-          if log and log.Output and log.Output ~= "" then why = why .. " (" .. last_line(log.Output) .. ")" end
-        end
+      -- Swarm keeps a task whose image has a healthcheck "starting" until it
+      -- is healthy; its container (when it runs on this engine) also says
+      -- what the last check answered.
+      local health = container_health(st)
+      if st.State == "running" and not health then
+        running = running + 1
+      else
+        problems[#problems + 1] = ("task %s %s%s%s"):format(short_id(t.ID), st.State or "unknown",
+          health and (", " .. health) or "", (st.Err and st.Err ~= "") and (": " .. st.Err) or "")
       end
-      if healthy then running = running + 1
-      else problems[#problems + 1] = ("task %s %s%s"):format(short_id(t.ID), why,
-          (st.Err and st.Err ~= "") and (": " .. st.Err) or "") end
-    elseif st.State == "failed" or st.State == "rejected" then
-      if not last_failed or (t.UpdatedAt or "") > (last_failed.UpdatedAt or "") then last_failed = t end
+    elseif t.DesiredState == "ready" then
+      problems[#problems + 1] = ("task %s waiting to start"):format(short_id(t.ID))
+    elseif ENDED[st.State] and (not ended or (st.Timestamp or "") > ((ended.Status or {}).Timestamp or "")) then
+      ended = t                        -- the task that ended last
     end
   end
   local want = desired or total
@@ -457,9 +471,14 @@ function attempt.docker(p, timeout_ms)
   out.error = "EUNHEALTHY"
   local text = ("%d/%d tasks running and healthy"):format(running, want)
   if #problems > 0 then text = text .. ": " .. table.concat(problems, "; ") end
-  if last_failed then
-    local st = last_failed.Status or {}
-    text = text .. ("; last failed task %s: %s"):format(short_id(last_failed.ID), st.Err or st.Message or st.State)
+  if ended then
+    local st = ended.Status or {}
+    local health = container_health(st)
+    local exit = st.ContainerStatus and st.ContainerStatus.ExitCode
+    text = text .. ("%s the last task to end, %s, %s%s%s"):format(#problems > 0 and ";" or ":",
+      short_id(ended.ID), st.State or "?",
+      (st.Err and st.Err ~= "") and (": " .. st.Err) or (exit and exit ~= 0 and (" (exit code " .. exit .. ")") or ""),
+      health and (", " .. health) or "")
   end
   out.reason = text
   return false, out
