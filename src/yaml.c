@@ -885,8 +885,34 @@ static void sort_list(lua_State *L, int idx) {
 
 /* Push the keys of the table at idx: its recorded order (keys still
  * present), then the other keys in go-yaml order. */
+/* The common case: the recorded order lists exactly the table's keys
+ * (nothing added or removed since decode). Pushes a copy and returns 1,
+ * or pushes nothing and returns 0. */
+static int push_recorded_keys(lua_State *L, int idx) {
+  push_order(L);
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, -2) != LUA_TTABLE) { lua_pop(L, 2); return 0; }
+  lua_Integer on = (lua_Integer)lua_rawlen(L, -1);
+  lua_Integer count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { lua_pop(L, 1); count++; }
+  if (count != on) { lua_pop(L, 2); return 0; }
+  lua_createtable(L, (int)on, 0);
+  for (lua_Integer i = 1; i <= on; i++) {
+    lua_rawgeti(L, -2, i);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, idx) == LUA_TNIL) { lua_pop(L, 5); return 0; }  /* stale entry */
+    lua_pop(L, 1);
+    lua_rawseti(L, -2, i);
+  }
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  return 1;
+}
+
 static void push_keys(lua_State *L, int idx, int use_order) {
   idx = lua_absindex(L, idx);
+  if (use_order && push_recorded_keys(L, idx)) return;
   lua_newtable(L);
   int out = lua_gettop(L);
   lua_newtable(L);

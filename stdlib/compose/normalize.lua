@@ -27,8 +27,19 @@ local M = {}
 local NULL = yaml.null
 local ARRAY = yaml.array_mt
 
-local function is_list(v) return type(v) == "table" and getmetatable(v) == ARRAY end
-local function is_map(v) return type(v) == "table" and getmetatable(v) ~= ARRAY end
+-- Sequences are marked by the decoder; a Stack a script built may hold
+-- plain Lua lists too.
+local function is_list(v)
+  if type(v) ~= "table" then return false end
+  local mt = getmetatable(v)
+  if mt == ARRAY then return true end
+  if mt ~= nil or v[1] == nil then return false end
+  local n = 0
+  for _ in pairs(v) do n = n + 1 end
+  return n == #v
+end
+local function is_map(v) return type(v) == "table" and v ~= NULL and not is_list(v) end
+M.is_list = is_list
 local function list(t) return setmetatable(t or {}, ARRAY) end
 M.list = list
 
@@ -233,11 +244,9 @@ end
 -- schema (docker's mapstructure ignores them). Returns nil when empty
 -- unless keep_empty (a Go pointer that was set).
 -- In render mode (a Stack a script may have changed) unknown keys are
--- errors: a typo must not vanish.
-local function check_known(v, fields, ctx, path)
+-- errors: a typo must not vanish. known: the set of field names.
+local function check_known(v, known, ctx, path)
   if not ctx.render then return end
-  local known = {}
-  for _, f in ipairs(fields) do known[f[1]] = true end
   for k in pairs(v) do
     if not known[k] and not (type(k) == "string" and (k:sub(1, 2) == "x-" or k:sub(1, 1) == "_")) then
       ctx.fail(v, k, ("%s: unknown field '%s'"):format(path, tostring(k)))
@@ -245,15 +254,29 @@ local function check_known(v, fields, ctx, path)
   end
 end
 
+local function known_set(fields)
+  local known = {}
+  for _, f in ipairs(fields) do known[f[1]] = true end
+  return known
+end
+
+local function readers_of(fields)
+  local readers = {}
+  for _, f in ipairs(fields) do readers[f[1]] = f[2] end
+  return readers
+end
+
 local function struct(fields, keep_empty)
+  local known = known_set(fields)
+  local readers = readers_of(fields)
   return function(v, ctx, h, k, path)
     if v == nil or v == NULL then return nil end
     if not is_map(v) then want(ctx, h, k, path, "a mapping", v) end
-    check_known(v, fields, ctx, path)
+    check_known(v, known, ctx, path)
     local out = {}
-    for _, f in ipairs(fields) do
-      local name, reader = f[1], f[2]
-      if v[name] ~= nil then out[name] = reader(v[name], ctx, v, name, path .. "." .. name) end
+    for name, value in pairs(v) do             -- (a struct's result is unordered)
+      local reader = readers[name]
+      if reader then out[name] = reader(value, ctx, v, name, path .. "." .. name) end
     end
     if next(out) == nil and not keep_empty then return nil end
     return out
@@ -308,12 +331,13 @@ local healthcheck = struct({
   { "start_period", duration }, { "start_interval", duration }, { "disable", bool },
 }, true)
 
-local build = function(v, ctx, h, k, path)
+local build_struct = struct({
+  { "context", str }, { "dockerfile", str }, { "args", mapping_with_equals }, { "labels", labels },
+  { "cache_from", string_or_list }, { "extra_hosts", hosts_list }, { "network", str }, { "target", str },
+})
+local function build(v, ctx, h, k, path)
   if type(v) == "string" then return v ~= "" and { context = v } or nil end
-  return struct({
-    { "context", str }, { "dockerfile", str }, { "args", mapping_with_equals }, { "labels", labels },
-    { "cache_from", string_or_list }, { "extra_hosts", hosts_list }, { "network", str }, { "target", str },
-  })(v, ctx, h, k, path)
+  return build_struct(v, ctx, h, k, path)
 end
 
 local file_ref = struct({ { "source", str }, { "target", str }, { "uid", str }, { "gid", str }, { "mode", int_ptr } })
@@ -329,14 +353,16 @@ local function file_refs(v, ctx, h, k, path)
   return out
 end
 
+local service_network = struct({ { "aliases", str_list }, { "driver_opts", string_map }, { "ipv4_address", str },
+  { "ipv6_address", str } }, true)
+
 local function service_networks(v, ctx, h, k, path)
   if v == nil or v == NULL then return nil end
   local out = {}
   if is_list(v) then
     for _, name in ipairs(v) do out[convert.sprint(name)] = NULL end
   elseif is_map(v) then
-    local cfg = struct({ { "aliases", str_list }, { "driver_opts", string_map }, { "ipv4_address", str },
-      { "ipv6_address", str } }, true)
+    local cfg = service_network
     for _, name in ipairs(keys(v)) do
       local val = v[name]
       out[tostring(name)] = (val == NULL) and NULL or cfg(val, ctx, v, name, path .. "." .. tostring(name))
@@ -348,11 +374,13 @@ local function service_networks(v, ctx, h, k, path)
   return out
 end
 
+local port_long = struct({ { "mode", str }, { "target", int }, { "published", int }, { "protocol", str } }, true)
+
 local function service_ports(v, ctx, h, k, path)
   if v == nil or v == NULL then return nil end
   if not is_list(v) then ctx.fail(h, k, ("%s: invalid type %s for port"):format(path, type(v))) end
   local out = list()
-  local long = struct({ { "mode", str }, { "target", int }, { "published", int }, { "protocol", str } }, true)
+  local long = port_long
   for i, item in ipairs(v) do
     if math.type(item) == "integer" or type(item) == "string" then
       local parsed, warnings = ports.parse(tostring(item))
@@ -453,6 +481,9 @@ M.SERVICE_FIELDS = {
   { "working_dir", str },
 }
 
+local SERVICE_KNOWN = known_set(M.SERVICE_FIELDS)
+local SERVICE_READERS = readers_of(M.SERVICE_FIELDS)
+
 -- environment = env_file contents, then the environment key; an empty or
 -- missing value is taken from the variables when they have it.
 local function resolve_environment(svc, ctx, raw)
@@ -502,11 +533,11 @@ end
 function M.service(name, raw, ctx, path)
   if raw == NULL then raw = {} end
   if not is_map(raw) then want(ctx, nil, nil, path, "a mapping", raw) end
-  check_known(raw, M.SERVICE_FIELDS, ctx, path)
+  check_known(raw, SERVICE_KNOWN, ctx, path)
   local svc = {}
-  for _, f in ipairs(M.SERVICE_FIELDS) do
-    local key, reader = f[1], f[2]
-    if raw[key] ~= nil then
+  for _, key in ipairs(keys(raw)) do            -- document order: warnings read in order
+    local reader = SERVICE_READERS[key]
+    if reader then
       svc[key] = reader(raw[key], ctx, raw, key, path .. "." .. key)
       if M.UNSUPPORTED[key] then
         ctx.warn(raw, key, ("%s.%s: not supported by docker stack deploy, ignored"):format(path, key))
@@ -536,10 +567,10 @@ end
 
 local ipam = struct({ { "driver", str }, { "config", list_of(struct({ { "subnet", str } })) } })
 
-local NETWORK = {
+local NETWORK = struct({
   { "name", str }, { "driver", str }, { "driver_opts", string_map }, { "ipam", ipam },
   { "external", external }, { "internal", bool }, { "attachable", bool }, { "labels", labels },
-}
+}, true)
 local topology = list_of(struct({ { "segments", labels } }))
 local cluster_spec = struct({
   { "group", str },
@@ -552,14 +583,14 @@ local cluster_spec = struct({
   { "availability", str },
 }, true)
 
-local VOLUME = {
+local VOLUME = struct({
   { "name", str }, { "driver", str }, { "driver_opts", string_map }, { "external", external },
   { "labels", labels }, { "x-cluster-spec", cluster_spec },
-}
-local FILE_OBJECT = {
+}, true)
+local FILE_OBJECT = struct({
   { "name", str }, { "file", str }, { "external", external }, { "labels", labels }, { "driver", str },
   { "driver_opts", string_map }, { "template_driver", str },
-}
+}, true)
 
 local function section(raw, ctx, key, fields, finish)
   local src = raw[key]
@@ -570,7 +601,7 @@ local function section(raw, ctx, key, fields, finish)
     local def = src[name]
     if def == NULL then def = {} end
     local path = key .. "." .. tostring(name)
-    local obj = struct(fields, true)(def, ctx, src, name, path)
+    local obj = fields(def, ctx, src, name, path)
     finish(tostring(name), obj, def, src, path)
     out[tostring(name)] = obj
   end
@@ -609,10 +640,10 @@ local function resolve_external(kind, name, obj, def, holder, ctx, since)
   return true
 end
 
-local TOP_FIELDS = { { "version" }, { "services" }, { "networks" }, { "volumes" }, { "secrets" }, { "configs" } }
+local TOP_KNOWN = known_set({ { "version" }, { "services" }, { "networks" }, { "volumes" }, { "secrets" }, { "configs" } })
 
 function M.stack(raw, ctx)
-  check_known(raw, TOP_FIELDS, ctx, "(root)")
+  check_known(raw, TOP_KNOWN, ctx, "(root)")
   local stack = { version = ctx.version }
   local services = raw.services
   stack.services = {}

@@ -15,10 +15,15 @@ local M = {}
 local NULL = yaml.null
 local ARRAY = yaml.array_mt
 
-local function struct(fields, sub) return { kind = "struct", fields = fields, sub = sub or {} } end
+local function struct(fields, sub)
+  local index = {}
+  for i, f in ipairs(fields) do index[f] = i end
+  return { kind = "struct", fields = fields, index = index, sub = sub or {} }
+end
 local function list_of(elem) return { kind = "list", elem = elem } end
 local function map_of(elem) return { kind = "map", elem = elem } end
 
+local ULIMIT = struct({ "soft", "hard" })
 local update_config = struct({ "parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order" })
 local file_ref = struct({ "source", "target", "uid", "gid", "mode" })
 
@@ -110,64 +115,52 @@ end
 
 local emit
 
-local function emit_struct(v, spec, path)
-  local out, order = {}, {}
-  local known = {}
-  for _, f in ipairs(spec.fields) do
-    known[f] = true
-    if v[f] ~= nil then
-      out[f] = emit(v[f], spec.sub[f], f, path .. "." .. f)
-      order[#order + 1] = f
+-- Fields in the struct's order, then x-* keys in go-yaml's order. (The
+-- normalization before has rejected unknown fields.)
+local function emit_struct(v, spec)
+  local out, slots, extra = {}, {}, nil
+  local index, fields = spec.index, spec.fields
+  for k, x in pairs(v) do
+    local i = index[k]
+    if i then
+      out[k] = emit(x, spec.sub[k], k)
+      slots[i] = true
+    elseif type(k) == "string" and k:sub(1, 2) == "x-" then
+      out[k] = plain(x)
+      extra = extra or {}
+      extra[#extra + 1] = k
     end
   end
-  local extra = {}
-  for k in pairs(v) do
-    if not known[k] then
-      if type(k) == "string" and k:sub(1, 2) == "x-" then extra[#extra + 1] = k
-      elseif not (type(k) == "string" and k:sub(1, 1) == "_") then
-        error(("compose.render: %s: unknown field '%s'"):format(path:gsub("^%.", ""), tostring(k)), 0)
-      end
-    end
+  local order = {}
+  for i = 1, #fields do
+    if slots[i] then order[#order + 1] = fields[i] end
   end
-  table.sort(extra, yaml.key_less)
-  for _, k in ipairs(extra) do
-    out[k] = plain(v[k])
-    order[#order + 1] = k
+  if extra then
+    table.sort(extra, yaml.key_less)
+    for _, k in ipairs(extra) do order[#order + 1] = k end
   end
   return yaml.order(out, order)
 end
 
-function emit(v, spec, name, path)
+function emit(v, spec, name)
   if v == NULL then return NULL end
   if spec == nil then
     if BYTES[name] and math.type(v) == "integer" then return tostring(v) end
     if name == "max_failure_ratio" and type(v) == "number" then return float32(v) end
     return plain(v)
   end
-  if spec.kind == "struct" then return emit_struct(v, spec, path) end
+  if spec.kind == "struct" then return emit_struct(v, spec) end
   if spec.kind == "ulimit" then
     if type(v) == "number" then return v end
-    return emit_struct(v, struct({ "soft", "hard" }), path)
+    return emit_struct(v, ULIMIT)
   end
   if spec.kind == "list" then
     local out = setmetatable({}, ARRAY)
-    for i, x in ipairs(v) do out[i] = emit(x, spec.elem, name, path .. "[" .. (i - 1) .. "]") end
+    for i, x in ipairs(v) do out[i] = emit(x, spec.elem, name) end
     return out
   end
   local out = {}                              -- map: user keys, sorted on output
-  for k, x in pairs(v) do out[k] = emit(x, spec.elem, nil, path .. "." .. tostring(k)) end
-  return out
-end
-
--- Plain Lua lists become YAML sequences (scripts build them by hand).
-local function adopt(v)
-  if type(v) ~= "table" or v == NULL then return v end
-  local mt = getmetatable(v)
-  local n = #v
-  local seq = mt == ARRAY or (mt == nil and n > 0 and next(v, n) == nil)
-  local out = {}
-  for k, x in pairs(v) do out[k] = adopt(x) end
-  if seq then return setmetatable(out, ARRAY) end
+  for k, x in pairs(v) do out[k] = emit(x, spec.elem, nil) end
   return out
 end
 
@@ -198,7 +191,7 @@ function M.render(stack, opts)
     fail = function(_, _, msg) error("compose.render: " .. msg, 0) end,
     render = true,
   }
-  local normalized = normalize.stack(adopt(stack), ctx)
+  local normalized = normalize.stack(stack, ctx)
   normalized.version = stack.version or "3.13"
   for k, v in pairs(stack) do
     if type(k) == "string" and k:sub(1, 2) == "x-" then normalized[k] = v end
@@ -206,7 +199,7 @@ function M.render(stack, opts)
   for _, section in ipairs({ "networks", "volumes", "secrets", "configs" }) do
     if normalized[section] and next(normalized[section]) == nil then normalized[section] = nil end
   end
-  local out = emit(normalized, TOP, nil, "")
+  local out = emit(normalized, TOP, nil)
   if opts.escape_dollars then escape_dollars(out) end
   return yaml.encode(out)
 end

@@ -7,18 +7,13 @@ local M = {}
 
 local PROPAGATIONS = { rprivate = true, private = true, rshared = true, shared = true, rslave = true, slave = true }
 
-local function is_windows_drive(buffer, c)
-  return c == ":" and #buffer == 1 and buffer[1]:match("^%a$") ~= nil
-end
-
 local function is_file_path(source)
   local c = source:sub(1, 1)
   if c == "." or c == "/" or c == "~" then return true end
   if utf8.len(source) == 1 then return false end
   if source:sub(1, 2) == "\\\\" then return true end
   local first = source:match("^[%z\1-\127\194-\244][\128-\191]*")
-  local next_char = source:sub(#first + 1, #first + 1)
-  return is_windows_drive({ first }, next_char)
+  return source:sub(#first + 1, #first + 1) == ":" and first:match("^[%a\128-\255]") ~= nil
 end
 
 local function populate_type(v)
@@ -35,23 +30,23 @@ function M.parse(spec)
     v.target, v.type = spec, "volume"
     return v
   end
-  local buffer = {}
-  local chars = {}
-  for _, cp in utf8.codes(spec) do chars[#chars + 1] = utf8.char(cp) end
-  chars[#chars + 1] = false                                -- end of spec
-  for _, c in ipairs(chars) do
-    if c and is_windows_drive(buffer, c) then
-      buffer[#buffer + 1] = c
-    elseif c == ":" or c == false then
-      local s = table.concat(buffer)
+  -- sections end at ":" except right after a one-letter section (C:\x)
+  local start, n = 1, #spec
+  local i = spec:find(":", 1, true) or n + 1
+  while true do
+    local c = i <= n and ":" or nil
+    local section = spec:sub(start, i - 1)
+    if c and utf8.len(section) == 1 and section:match("^[%a\128-\255]") then
+      -- a Windows drive letter (C:\x): not a separator
+    else
       local err
-      if #buffer == 0 then err = "empty section between colons"
-      elseif (v.source == nil) and c == false then v.target = s
-      elseif v.source == nil then v.source = s
-      elseif v.target == nil then v.target = s
-      elseif c == ":" then err = "too many colons"
+      if section == "" then err = "empty section between colons"
+      elseif v.source == nil and c == nil then v.target = section
+      elseif v.source == nil then v.source = section
+      elseif v.target == nil then v.target = section
+      elseif c then err = "too many colons"
       else
-        for option in (s .. ","):gmatch("(.-),") do
+        for option in (section .. ","):gmatch("(.-),") do
           if option == "ro" then v.read_only = true
           elseif option == "rw" then v.read_only = nil
           elseif option == "nocopy" then v.volume = { nocopy = true }
@@ -59,10 +54,10 @@ function M.parse(spec)
         end
       end
       if err then return nil, ("invalid spec: %s: %s"):format(spec, err) end
-      buffer = {}
-    else
-      buffer[#buffer + 1] = c
+      start = i + 1
     end
+    if not c then break end
+    i = spec:find(":", i + 1, true) or n + 1
   end
   populate_type(v)
   return v
