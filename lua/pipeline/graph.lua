@@ -8,25 +8,31 @@ local function input_error(t, msg)
   error({ input_error = ("%s:%d: %s"):format(t.file, t.line, msg) }, 0)
 end
 
--- Levenshtein distance, for "did you mean" suggestions.
+-- Edit distance with adjacent transpositions (optimal string alignment),
+-- for "did you mean" suggestions.
 local function distance(a, b)
-  local prev, cur = {}, {}
-  for j = 0, #b do prev[j] = j end
+  local d = {}
+  for i = 0, #a do d[i] = { [0] = i } end
+  for j = 0, #b do d[0][j] = j end
   for i = 1, #a do
-    cur[0] = i
     for j = 1, #b do
       local cost = a:byte(i) == b:byte(j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
     end
-    prev, cur = cur, prev
   end
-  return prev[#b]
+  return d[#a][#b]
 end
 
+-- The closest candidate: a small edit away, or one that starts with name.
 local function suggest(name, candidates)
   local best, bestd
   for _, c in ipairs(candidates) do
     local d = distance(name, c)
+    if #name >= 3 and c:sub(1, #name) == name then d = math.min(d, 1) end
     if d <= math.max(1, #name // 3) and d < #name and (bestd == nil or d < bestd) then best, bestd = c, d end
   end
   return best and (" (did you mean '" .. best .. "'?)") or ""
