@@ -554,7 +554,9 @@ local function should_raise(check)
   if check ~= nil then return check end
   if package.loaded["slipway.release"] == nil and package.preload["slipway.release"] == nil then return false end
   local ok, release = pcall(require, "slipway.release")
-  return ok and type(release.current) == "function" and release.current() ~= nil
+  if not ok or type(release.current) ~= "function" then return false end
+  local record = release.current()     -- outside a run: nil or the "scratch" record
+  return record ~= nil and record.status ~= "scratch"
 end
 
 local function describe(r, with_kind)

@@ -169,6 +169,21 @@ describe("probe", function()
         :format(debug.getinfo(1, "l").currentline - 2, srv:url("/missing.txt")) }, { ok, err })
     end)
 
+    it("fails the pipeline task it runs in: raises inside a run unless check = false", function()
+      local release = require("slipway.release")
+      local url = srv:url("/missing.txt")
+      release.begin_run { id = "probe-spec" }
+      local ok, err = pcall(probe.http, { url = url })
+      local ok_all, err_all = pcall(probe.all, { { url = url } })
+      local r = probe.http { url = url, check = false }
+      release.end_run()
+      assert.same({ false, false }, { ok, ok_all })
+      assert.matches("^tests/probe_spec.lua:%d+: probe.http: .* status 404, expected 2xx %(1 attempt%)$", err)
+      assert.matches("^tests/probe_spec.lua:%d+: probe.all: 1 of 1 probes failed:\n  http ", err_all)
+      assert.same(false, r.ok)
+      assert.same(false, probe.http { url = url }.ok)        -- outside a run: a result
+    end)
+
     it("rejects bad input with a clear message", function()
       local function msg(f, spec)
         local ok, err = pcall(f, spec)
