@@ -413,6 +413,13 @@ x-extra:
       assert.same("warning: c.yml:4:5: services.web.container_name: ignored by docker stack deploy: Setting the container name is not supported.\n", errout)
     end)
 
+    it("reads a file from standard input with -c -", function()
+      write("in.yml", "services:\n  web:\n    image: a\n    volumes: [./data:/data]\n")
+      local code, out = run("config -c - < in.yml")
+      assert.same(0, code)
+      assert.same(("version: \"3.13\"\nservices:\n  web:\n    image: a\n    volumes:\n      - type: bind\n        source: %s/data\n        target: /data\n"):format(dir), out)
+    end)
+
     it("exits 1 on a rejected file and 2 on a usage error", function()
       write("bad.yml", "services:\n  web:\n    image: ${X:?X is required}\n")
       local code, out, errout = run("config -c bad.yml")

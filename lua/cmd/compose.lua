@@ -10,7 +10,8 @@ Print the final configuration of one or more compose files, after
 interpolation, merging and normalization, exactly as `docker stack config`
 prints it (and as `docker stack deploy` would read it).
 
-  -c, --compose-file FILE   a compose file; several are merged in order
+  -c, --compose-file FILE   a compose file ("-" reads standard input);
+                            several are merged in order
       --env-file F          read variables from a .env file (KEY=value lines;
                             the process environment wins over it)
   -q, --quiet               only check the files: print nothing on success

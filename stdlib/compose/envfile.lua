@@ -51,9 +51,6 @@ function M.parse_env_file(path, lookup)
       end
     end
   end
-  if text:sub(-1) == "\n" or text == "" then
-    -- the gmatch above saw one extra empty line; it was skipped as empty
-  end
   return out
 end
 

@@ -64,6 +64,7 @@ local function where(file, pos, holder, key)
 end
 
 local function read_file(path)
+  if path == "-" then return io.stdin:read("a") or "" end   -- like docker's "-c -"
   local f, err = io.open(path, "rb")
   if not f then
     local reason = (err or ""):match(": ([^:]+)$") or "cannot open"
@@ -189,6 +190,8 @@ function M.try_load(files, opts)
     local first = files[1]
     if opts.workdir then
       state.workdir = opts.workdir
+    elseif first == "-" then
+      state.workdir = cwd()
     else
       local abs = first:sub(1, 1) == "/" and first or (cwd() .. "/" .. first)
       state.workdir = convert.clean_path(abs):match("^(.*)/[^/]*$")

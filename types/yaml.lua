@@ -1,0 +1,64 @@
+---@meta slipway.yaml
+-- Editor completion for slipway.yaml (LuaLS). Not loaded at run time.
+
+---@class slipway.yaml.Position
+---@field line integer 1-based
+---@field col integer 1-based
+
+---@class slipway.yaml.TablePosition: slipway.yaml.Position
+---@field keys table<any, slipway.yaml.Position> position of each key / element
+
+---@class slipway.yaml
+---@field null lightuserdata the YAML null (same value as json.null)
+---@field array_mt table metatable of decoded sequences (json.array_mt)
+local yaml = {}
+
+---Decode the first document. Scalars resolve as go-yaml v3 reads them
+---(true/false only; 0755 octal; 0x1F; 1.50 float; ~/null/empty null;
+---quoted stays text); anchors are expanded into copies and `<<` merges
+---applied. With positions, also returns pos[t] for every table.
+---@param text string
+---@param opts? {filename?: string, positions?: boolean}
+---@return any value
+---@return table<table, slipway.yaml.TablePosition>|string|nil pos_or_err "file:line:col: message" on error
+---@return string? code "EYAML"
+function yaml.decode(text, opts) end
+
+---Decode every document into a list.
+---@param text string
+---@param opts? {filename?: string, positions?: boolean}
+---@return any[]|nil docs
+---@return table|string|nil pos_or_err
+---@return string? code
+function yaml.decode_all(text, opts) end
+
+---Encode as go-yaml v3 prints (indent 2): maps in their recorded key order
+---(decode, yaml.order), other keys in go-yaml's order.
+---@param value any
+---@param opts? {sort_keys?: boolean}
+---@return string
+function yaml.encode(value, opts) end
+
+---The keys of t in document order; keys added later come after, sorted.
+---@param t table
+---@return any[]
+function yaml.keys(t) end
+
+---Record the key order encode() and keys() use for t.
+---@param t table
+---@param keys any[]
+---@return table t
+function yaml.order(t, keys) end
+
+---go-yaml's map key order, for table.sort.
+---@param a any
+---@param b any
+---@return boolean
+function yaml.key_less(a, b) end
+
+---A float as go-yaml (and Go's %v) writes it: 1e+06, 0.3, .inf
+---@param x number
+---@return string
+function yaml.format_float(x) end
+
+return yaml
