@@ -367,7 +367,7 @@ describe("compose schema", function()
         for _, d in ipairs(all_documents(m)) do
           count = count + 1
           local ok_ref, msg_ref = reference[m]:validate(d[1])
-          local ok, msg = schema.validate(d[1], version, { order = "sorted" })
+          local ok, msg = schema.validate(d[1], version, nil, nil, { order = "name" })
           if not ok_ref then invalid = invalid + 1 end
           if (ok_ref == true) ~= (ok == true) or (not ok_ref and msg_ref ~= msg) then
             mismatches[#mismatches + 1] = ("%s %s: official %s, slipway %s"):format(version, d[2],
@@ -403,7 +403,7 @@ describe("compose schema", function()
               .. " stack config -c c.yml 2>&1 >/dev/null")
             local out = p:read("a"):gsub("\n$", "")
             p:close()
-            local ok, msg = schema.validate(doc, nil, { order = "sorted" })
+            local ok, msg = schema.validate(doc, nil, nil, nil, { order = "name" })
             count = count + 1
             local schema_like = out:match(" must be a ") or out:match("Additional property")
               or out:match("^unsupported Compose") or out:match("^json: ") or out:match(" is required$")
@@ -598,6 +598,11 @@ describe("compose schema", function()
         { schema.validate(caps("a\255", "a\254")) })
       assert.same({ nil, "services.web.expose array items[1,2] must be unique", "ESCHEMA" },
         { schema.validate(caps("a", "b", "b")) })
+    end)
+
+    it("refuse unknown options", function()
+      assert.has_error(function() schema.validate(obj(), nil, nil, nil, { sort = true }) end,
+        "schema.validate: unknown option sort")
     end)
 
     it("refuse what docker cannot turn into JSON", function()

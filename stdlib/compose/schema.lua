@@ -34,7 +34,10 @@
 -- "<file>:<line>:<col>: " of the offending key when positions are known.
 --
 -- API:
---   validate(doc, version, pos, filename) -> true | nil, msg, "ESCHEMA"
+--   validate(doc, version, pos, filename [, opts]) -> true | nil, msg, "ESCHEMA"
+--     doc: decoded YAML (lists carry json.array_mt as slipway.yaml/json
+--     make them; an unmarked table with keys 1..n also counts as a list),
+--     version: "3.x" (nil: the document's own), pos/filename: optional
 --   check_forbidden(doc, pos, filename)   -> true | nil, msg, "ESCHEMA"
 --   check_version(value)   -> "3.x" | nil, msg, "ESCHEMA"  (value of `version:`)
 --   version_of(doc)        -> docker's version string of a raw dict
@@ -880,15 +883,20 @@ function M.check_forbidden(doc, pos, filename)
   return true
 end
 
--- Options (third argument may also be a table {pos=, order="sorted"}) are
--- for the tests: order="sorted" visits keys by name instead of file order.
-function M.validate(doc, version, pos, filename)
-  local order
-  if type(pos) == "table" and pos.order then
-    order = pos.order == "sorted" and key_order(nil) or key_order(pos.pos)
-    pos = pos.pos
-  else
-    order = key_order(pos)
+-- opts.order: "file" (default: keys in file order when pos is given, else
+-- by name) or "name" (always by name; the tests compare with a reference
+-- that visits keys by name). It only decides which of several equally
+-- deep problems is reported.
+function M.validate(doc, version, pos, filename, opts)
+  local order = key_order(pos)
+  if opts ~= nil then
+    for k in pairs(opts) do
+      if k ~= "order" then error("schema.validate: unknown option " .. tostring(k), 2) end
+    end
+    if opts.order == "name" then order = key_order(nil)
+    elseif opts.order ~= nil and opts.order ~= "file" then
+      error("schema.validate: order must be \"file\" or \"name\"", 2)
+    end
   end
   local ok, msg, code = M.check_forbidden(doc, pos, filename)
   if not ok then return ok, msg, code end
