@@ -160,8 +160,10 @@ local function run_pipeline(def, values, plan, opts, reporter)
   bus:emit { type = "run_started", run_id = run_id, file = def.file, params = json.object(values),
              jobs = opts.jobs, tasks = json.array(task_list), time = events.iso_time(started_at) }
 
-  -- Signals: the first SIGINT/SIGTERM cancels everything (children are
-  -- killed with their process groups); a second one exits at once.
+  -- Signals: the first SIGINT/SIGTERM cancels everything (each cancelled
+  -- task's children die with their process groups) and gives both signals
+  -- back their default action, so a second one ends slipway at once, even
+  -- if a task is blocked in a call that holds up the event loop.
   local signal = require("slipway.signal")
   local watcher = signal.watch { "SIGINT", "SIGTERM" }
   local sigtask
@@ -172,16 +174,18 @@ local function run_pipeline(def, values, plan, opts, reporter)
       sigtask = task.spawn(function()
         local got, name = pcall(watcher.next, watcher)
         if not got or not name then return end
+        local again = watcher:pending() > 0
+        watcher:close()
+        if again then
+          local proc = package.loaded["slipway.proc"]
+          if proc then proc.kill_all("SIGKILL") end
+          io.stderr:write("slipway: interrupted twice: exiting now\n")
+          os.exit(name == "SIGTERM" and 143 or 130)
+        end
         bus:emit { type = "warning", message = ("interrupted by %s: cancelling all tasks (again to exit at once)"):format(name) }
         S.interrupt(name)
         local proc = package.loaded["slipway.proc"]
         if proc then proc.kill_all("SIGKILL") end
-        got, name = pcall(watcher.next, watcher)
-        if not got or not name then return end
-        if proc then proc.kill_all("SIGKILL") end
-        io.stdout:flush()
-        io.stderr:write("slipway: interrupted again: exiting now\n")
-        os.exit(name == "SIGTERM" and 143 or 130)
       end)
     end,
   }

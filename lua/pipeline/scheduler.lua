@@ -229,7 +229,9 @@ function M.run(ctx)
     u.finished = now()
     local t = u.node.task
     local status
-    if ok then
+    if u.cancel_requested and not u.timed_out then
+      status = "cancelled"      -- even if its code caught the cancellation
+    elseif ok then
       status = "ok"
       u.result = res
       record_rollback(u)

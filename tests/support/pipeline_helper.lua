@@ -82,10 +82,13 @@ function M.statuses(events)
   return out
 end
 
--- Is a process alive?
+-- Is a process alive? A zombie is not: killed children whose parent died
+-- are re-parented to PID 1, which in a container may never reap them.
 function M.alive(pid)
-  local r = proc.run({ "kill", "-0", tostring(pid) }, { stderr = "null" })
-  return r.code == 0
+  local stat = fs.read("/proc/" .. tostring(pid) .. "/stat")
+  if stat == nil then return false end
+  local state = stat:match("^%d+ %b() (%a)")
+  return state ~= "Z" and state ~= "X"
 end
 
 function M.read(path)

@@ -1,0 +1,107 @@
+-- SIGINT/SIGTERM in the middle of a run: every task is cancelled, every
+-- child process group is killed (even children that ignore SIGTERM), the
+-- run is recorded as interrupted, and the exit code says which signal.
+local H = require("support.pipeline_helper")
+local proc = require("slipway.proc")
+local task = require("slipway.task")
+local fs = require("slipway.fs")
+local json = require("slipway.json")
+
+local PIPELINE = [[
+task("stubborn", function()
+  sh "trap '' TERM INT; echo $$ > stubborn.pid; while :; do sleep 0.05; done"
+end)
+task("family", function()
+  sh "trap '' TERM; sleep 30 & echo $! > grandchild.pid; echo $$ > family.pid; wait"
+end)
+task("after", { needs = "stubborn", rollback = function() io.open("rolled-back", "w"):close() end },
+  function() end)
+]]
+
+local function wait_for(path, ms)
+  local deadline = task.now() + ms
+  while not fs.exists(path) or fs.read(path) == "" do
+    if task.now() > deadline then error("timed out waiting for " .. path) end
+    task.sleep(0.02)
+  end
+  return fs.read(path):match("%d+")
+end
+
+local function kill(pid, sig)
+  assert.same(0, proc.run({ "kill", "-" .. sig, tostring(pid) }).code)
+end
+
+local function start(dir, args, quiet)
+  local argv = { H.slipway, "run", "--json" }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
+  -- quiet: no pipes, so a grandchild that outlives slipway cannot hold
+  -- wait() up by keeping our end of its stdout open
+  local opts = { cwd = dir, env = H.base_env }
+  if quiet then opts.stdout, opts.stderr = "null", "null" end
+  return assert(proc.spawn(argv, opts))
+end
+
+local function interrupted_by(sig, code)
+  local dir = H.project { ["deploy.lua"] = PIPELINE }
+  local p = start(dir)
+  local pids = {
+    wait_for(dir .. "/stubborn.pid", 5000),
+    wait_for(dir .. "/family.pid", 5000),
+    wait_for(dir .. "/grandchild.pid", 5000),
+  }
+  local t0 = task.now()
+  kill(p.pid, sig)
+  local r = p:wait()
+  local took = task.now() - t0
+  assert.same(code, r.code)
+  assert.is_true(took < 2000, "took " .. took .. " ms to stop")
+  for _, pid in ipairs(pids) do
+    assert.is_false(H.alive(pid), "process " .. pid .. " survived " .. sig)
+  end
+  local statuses = {}
+  for line in r.stdout:gmatch("[^\n]+") do
+    local ev = json.decode(line)
+    if ev.type == "task_finished" then statuses[ev.task] = ev.status end
+    if ev.type == "task_skipped" then statuses[ev.task] = "skipped: " .. ev.reason end
+    if ev.type == "run_finished" then statuses.run = ev.status .. " " .. ev.exit_code end
+  end
+  assert.same({ stubborn = "cancelled", family = "cancelled", after = "skipped: not started: interrupted by SIG" .. sig,
+                run = "interrupted " .. code }, statuses)
+  assert.is_false(fs.exists(dir .. "/rolled-back"))
+  local records = fs.glob(dir .. "/.slipway/runs/*/record.json")
+  assert.same(1, #records)
+  local record = json.decode(fs.read(records[1]))
+  assert.same({ "interrupted", code }, { record.status, record.exit_code })
+end
+
+describe("signals during a run", function()
+  after_each(H.cleanup)
+
+  it("SIGINT cancels everything, kills children that ignore SIGTERM, exits 130", function()
+    interrupted_by("INT", 130)
+  end)
+
+  it("SIGTERM does the same and exits 143", function()
+    interrupted_by("TERM", 143)
+  end)
+
+  it("a second SIGINT exits at once, even while a task holds up the loop", function()
+    local dir = H.project { ["deploy.lua"] = [[
+task("blocker", function()
+  local f = io.open("started", "w"); f:write("1"); f:close()
+  pcall(task.sleep, 30)                 -- the first SIGINT cancels this...
+  io.popen("sleep 5"):read("a")         -- ...then this blocks the loop for 5 s
+end)
+]] }
+    local p = start(dir, {}, true)
+    wait_for(dir .. "/started", 5000)
+    local t0 = task.now()
+    kill(p.pid, "INT")
+    task.sleep(0.3)
+    kill(p.pid, "INT")
+    local r = p:wait()
+    local took = task.now() - t0
+    assert.same({ 130, "SIGINT" }, { r.code, r.signal })
+    assert.is_true(took < 2000, "took " .. took .. " ms")
+  end)
+end)
