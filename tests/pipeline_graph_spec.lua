@@ -1,0 +1,217 @@
+-- Pure-Lua units of the pipeline: the graph (order, cycles, selection,
+-- diagrams), parameters, matrix labels, the release record API, and the
+-- `plan`/`graph` commands end to end.
+local graph = require("slipway.pipeline.graph")
+local params = require("slipway.pipeline.params")
+local scheduler = require("slipway.pipeline.scheduler")
+local release = require("slipway.release")
+local H = require("support.pipeline_helper")
+
+-- A definition as dsl.load builds it, from { name = needs-list } pairs.
+local function def_of(list, param_list)
+  local def = { file = "deploy.lua", tasks = {}, by_name = {}, params = params.new_set(function()
+    return { file = "deploy.lua", line = 1 }
+  end) }
+  for i, spec in ipairs(list) do
+    local t = { name = spec[1], needs = spec[2] or {}, when = spec.when, matrix = spec.matrix,
+                file = "deploy.lua", line = i, index = i, retries = 0 }
+    def.tasks[i] = t
+    def.by_name[t.name] = t
+  end
+  for _, p in ipairs(param_list or {}) do def.params.api[p[1]](table.unpack(p, 2)) end
+  return def
+end
+
+local function names(tasks)
+  local out = {}
+  for i, t in ipairs(tasks) do out[i] = t.name end
+  return out
+end
+
+local function input_error(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok)
+  assert.is_table(err)
+  return err.input_error
+end
+
+describe("pipeline graph", function()
+  it("orders needs first, keeping declaration order among equals", function()
+    local def = def_of { { "deploy", { "build", "infra" } }, { "build", { "test" } }, { "infra" }, { "test" },
+                         { "validate", { "deploy" } } }
+    graph.check(def)
+    assert.same({ "infra", "test", "build", "deploy", "validate" }, names(graph.order(def)))
+  end)
+
+  it("finds cycles and names them from the first declared task", function()
+    local def = def_of { { "a" }, { "b", { "d" } }, { "c", { "b" } }, { "d", { "c" } } }
+    assert.same("deploy.lua:2: dependency cycle: b -> d -> c -> b (each task needs the next)",
+      input_error(graph.check, def))
+  end)
+
+  it("handles a long chain without recursion trouble", function()
+    local list = {}
+    for i = 1, 3000 do list[i] = { "t" .. i, i > 1 and { "t" .. (i - 1) } or {} } end
+    local def = def_of(list)
+    graph.check(def)
+    local order = graph.order(def)
+    assert.same({ "t1", "t3000" }, { order[1].name, order[3000].name })
+  end)
+
+  it("plans --only with what it needs, --skip, and when", function()
+    local def = def_of({ { "a" }, { "b", { "a" } }, { "c", { "b" } }, { "d", when = "fast" },
+                         { "e", when = function(p) return p.fast end } },
+                       { { "bool", "fast", false } })
+    graph.check(def)
+    local plan = graph.plan(def, { fast = false }, { only = { "b" } })
+    assert.same({ a = { run = true }, b = { run = true }, c = { run = false, reason = "not selected (--only b)" },
+                  d = { run = false, reason = "not selected (--only b)" }, e = { run = false, reason = "not selected (--only b)" } },
+      plan.decision)
+    plan = graph.plan(def, { fast = false }, { skip = { "a" } })
+    assert.same({ a = { run = false, reason = "skipped by --skip" }, b = { run = true }, c = { run = true },
+                  d = { run = false, reason = "when: parameter fast is false" },
+                  e = { run = false, reason = "when: the condition is false" } }, plan.decision)
+    plan = graph.plan(def, { fast = true }, {})
+    assert.same({ true, true }, { plan.decision.d.run, plan.decision.e.run })
+  end)
+
+  it("draws mermaid and dot diagrams, dashing what would be skipped", function()
+    local def = def_of { { "build" }, { "deploy", { "build" } }, { "docs", matrix = { 1 } } }
+    local plan = graph.plan(def, {}, { skip = { "docs" } })
+    assert.same('flowchart LR\n  t1["build"]\n  t2["deploy"]\n  t3["docs [matrix]"]\n  t1 --> t2\n' ..
+      '  classDef skipped stroke-dasharray: 5 5,opacity:0.6\n  class t3 skipped\n', graph.mermaid(def, plan))
+    assert.same('digraph pipeline {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n  t1 [label="build"];\n' ..
+      '  t2 [label="deploy"];\n  t3 [label="docs [matrix]", style="rounded,dashed"];\n  t1 -> t2;\n}\n', graph.dot(def, plan))
+  end)
+
+  it("suggests close names", function()
+    assert.same(" (did you mean 'deploy'?)", graph.suggest("deplyo", { "build", "deploy" }))
+    assert.same("", graph.suggest("xyz", { "build", "deploy" }))
+  end)
+end)
+
+describe("pipeline params", function()
+  local function set_of(decls)
+    local set = params.new_set(function() return { file = "deploy.lua", line = 7 } end)
+    for _, d in ipairs(decls) do set.api[d[1]](table.unpack(d, 2)) end
+    return set
+  end
+
+  it("resolves defaults, then environment, then -p (last wins)", function()
+    local set = set_of { { "choice", "environment", { "production", "staging" }, "staging" },
+                         { "number", "replicas", 2 }, { "list", "services", { "api" } }, { "bool", "dry_run" } }
+    local env = { SLIPWAY_PARAM_REPLICAS = "5", SLIPWAY_PARAM_DRY_RUN = "on" }
+    local values = params.resolve(set, {
+      { name = "environment", value = "production", origin = "--env production" },
+      { name = "services", value = "api, web ,worker", origin = "-p services=..." },
+      { name = "replicas", value = "3", origin = "-p replicas=3" },
+      { name = "replicas", value = "4", origin = "-p replicas=4" },
+    }, { getenv = function(k) return env[k] end })
+    assert.same({ environment = "production", replicas = 4, services = { "api", "web", "worker" }, dry_run = true }, values)
+  end)
+
+  it("rejects bad values, naming the declaration and what is valid", function()
+    local set = set_of { { "number", "replicas", 2 } }
+    assert.same("deploy.lua:7: parameter 'replicas': bad value 'x' (from -p replicas=x): expected a number",
+      input_error(params.resolve, set, { { name = "replicas", value = "x", origin = "-p replicas=x" } },
+        { getenv = function() end }))
+    assert.same("deploy.lua:7: param.bool: parameter 'replicas' is already declared at deploy.lua:7",
+      input_error(set.api.bool, "replicas"))
+    assert.same("deploy.lua:7: param.string: 'region': bad default 5: expected a string",
+      input_error(set.api.string, "region", 5))
+    assert.same("deploy.lua:7: param.list: the first argument must be a parameter name (letters, digits, _ and -), got 'a b'",
+      input_error(set.api.list, "a b"))
+    assert.has_error(function() return set.api.integer end,
+      "param.integer: no such parameter kind (valid: param.bool, param.choice, param.list, param.number, param.string)")
+  end)
+end)
+
+describe("matrix labels", function()
+  it("names items by path tail, name/id field, or key=value", function()
+    assert.same({ "api", "7", "web", "x", "arch=arm64,os=linux", "3" }, {
+      scheduler.item_label("services/api/", 1), scheduler.item_label(7, 2),
+      scheduler.item_label({ name = "web" }, 3), scheduler.item_label({ id = "x" }, 4),
+      scheduler.item_label({ os = "linux", arch = "arm64" }, 5), scheduler.item_label({ {} }, 3) })
+  end)
+end)
+
+describe("release record API", function()
+  before_each(release._reset)
+
+  it("records changes in memory outside a run and marks them", function()
+    assert.is_nil(release.current())
+    local undone = false
+    local e = release.add_change { kind = "docker.stack", target = "app", summary = "updated 2", data = { n = 2 },
+                                   undo = function() undone = true end }
+    assert.same({ "docker.stack", "app", "updated 2", { n = 2 }, "applied" }, { e.kind, e.target, e.summary, e.data, e.status })
+    assert.same(e, release.current().changes[1])
+    release.mark_change(e, "rolled_back", "by itself")
+    assert.same({ "rolled_back", "by itself" }, { e.status, e.details })
+    assert.is_false(undone)
+    local out = release.serializable(release.current())
+    assert.same({ { kind = "docker.stack", target = "app", summary = "updated 2", data = { n = 2 },
+                    status = "rolled_back", details = "by itself", undo = true } }, out.changes)
+  end)
+
+  it("rejects unknown fields, missing fields and bad marks", function()
+    assert.has_error(function() release.add_change { kind = "k", target = "t", secret = "x" } end,
+      "release.add_change: unknown field 'secret' (valid: kind, target, summary, data, undo)")
+    assert.has_error(function() release.add_change { kind = "k" } end, "release.add_change: kind and target are required")
+    assert.has_error(function() release.add_change { kind = "k", target = "t", undo = "no" } end,
+      "release.add_change: undo must be a function, got string")
+    local e = release.add_change { kind = "k", target = "t" }
+    assert.has_error(function() release.mark_change(e, "done") end,
+      "release.mark_change: status must be 'rolled_back' or 'undo_failed', got done")
+  end)
+end)
+
+describe("plan and graph commands", function()
+  after_each(H.cleanup)
+
+  it("plan prints the resolved graph and what is skipped and why, running nothing", function()
+    local dir = H.project { ["deploy.lua"] = [[
+param.choice("environment", { "production", "staging" }, "staging", "where to deploy")
+param.bool("deploy_frontend", false)
+task("quality-gate", function() sh "touch ran" end)
+task("build", { needs = "quality-gate", matrix = function() return fs.glob("x/*") end, retries = 2 }, function() end)
+task("deploy", { needs = "build", timeout = "5m", rollback = function() end }, function() end)
+task("frontend", { needs = "deploy", when = "deploy_frontend" }, function() end)
+]] }
+    local r = H.run(dir, { "plan", "--env", "production" })
+    assert.same(0, r.code, r.stderr)
+    assert.same([[
+pipeline deploy.lua: 4 tasks
+parameters:
+  environment = 'production' (one of production, staging)  -- where to deploy
+  deploy_frontend = false (bool)
+tasks, in run order:
+  run  quality-gate
+  run  build  (needs quality-gate; matrix (at run time); retries 2)
+  run  deploy  (needs build; timeout 5m00s; has rollback)
+  skip frontend  (needs deploy; when: parameter deploy_frontend is false)
+3 to run, 1 skipped
+]], r.stdout)
+    assert.is_false(require("slipway.fs").exists(dir .. "/ran"))
+    assert.is_false(require("slipway.fs").exists(dir .. "/.slipway"))
+    r = H.run(dir, { "graph", "--format", "dot", "-p", "deploy_frontend=yes" })
+    assert.same(0, r.code)
+    assert.matches("t1 %-> t2;\n  t2 %-> t3;\n  t3 %-> t4;\n}\n$", r.stdout)
+    assert.is_nil(r.stdout:find("dashed"))
+  end)
+
+  it("slipway FILE runs a pipeline when the file declares tasks, else a script", function()
+    local dir = H.project { ["ci.lua"] = 'task("hello", function() print("hi from task") end)\n',
+                            ["script.lua"] = 'print("plain script", ...)\n' }
+    local r = H.run(dir, { "ci.lua" })
+    assert.same(0, r.code)
+    assert.truthy(r.stdout:find("[hello] hi from task", 1, true))
+    r = H.run(dir, { "script.lua", "x" })
+    assert.same({ 0, "plain script\tx\n" }, { r.code, r.stdout })
+  end)
+
+  it("version names slipway and its libraries", function()
+    local r = H.run(H.project {}, { "version" })
+    assert.same(0, r.code)
+    assert.matches("^slipway %d+%.%d+%.%d+\n  Lua      5%.4%.%d+\n  libuv    1%.%d+%.%d+\n  libcurl  %d+%.%d+%.%d+ %(.+%)\n  libyaml  0%.%d+%.%d+\n  cJSON    1%.%d+%.%d+\n$", r.stdout)
+  end)
+end)
