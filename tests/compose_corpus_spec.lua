@@ -74,4 +74,27 @@ describe("compose corpus", function()
       end)
     end
   end)
+
+  describe("extra fixtures checked against docker", function()
+    local FIX = "tests/support/compose_oracle"
+    for _, name in ipairs({ "odd", "interpolation", "ports" }) do
+      it(name, function()
+        local dir = ("/tmp/compose-oracle-%s"):format(require("support.leaks").pid())
+        assert(os.execute(("rm -rf %s && mkdir -p %s && cp %s/*.yml %s/web.env %s/"):format(dir, dir, FIX, FIX, dir)))
+        local vars = {}
+        for line in io.lines(FIX .. "/" .. name .. ".vars.env") do vars[#vars + 1] = line end
+        local r = corpus.run_in(dir, vars, { SLIPWAY, "compose", "config", "-c", name .. ".yml" })
+        os.execute("rm -rf " .. dir)
+        assert.same(0, r.code, r.stderr)
+        assert.same(corpus.read(FIX .. "/" .. name .. ".expected.yml"),
+          (r.stdout:gsub(dir:gsub("%p", "%%%0"), "/tmp/compose-oracle")))
+        local docker_warnings, ours = {}, {}
+        for msg in corpus.read(FIX .. "/" .. name .. ".stderr.txt"):gmatch('msg="([^"]*)"') do
+          docker_warnings[#docker_warnings + 1] = msg
+        end
+        for msg in r.stderr:gmatch("warning: [^\n]-:%d+:%d+: (ignoring IP%-address[^\n]*)") do ours[#ours + 1] = msg end
+        assert.same(docker_warnings, ours)
+      end)
+    end
+  end)
 end)

@@ -304,14 +304,24 @@ local update_config = struct({
   { "monitor", duration_value }, { "max_failure_ratio", number }, { "order", str },
 }, true)
 
+-- DiscreteGenericResource has no omitempty: kind and value are always printed.
+local discrete_fields = struct({ { "kind", str }, { "value", int } }, true)
+local function discrete_resource(v, ctx, h, k, path)
+  local out = discrete_fields(v, ctx, h, k, path)
+  if out then
+    out.kind = out.kind or ""
+    out.value = out.value or 0
+  end
+  return out
+end
+
 local deploy = struct({
   { "mode", str }, { "replicas", int_ptr }, { "labels", labels },
   { "update_config", update_config }, { "rollback_config", update_config },
   { "resources", struct({
     { "limits", struct({ { "cpus", str }, { "memory", bytes }, { "pids", int } }, true) },
     { "reservations", struct({ { "cpus", str }, { "memory", bytes },
-      { "generic_resources", list_of(struct({
-        { "discrete_resource_spec", struct({ { "kind", str }, { "value", int } }, true) } })) } }, true) },
+      { "generic_resources", list_of(struct({ { "discrete_resource_spec", discrete_resource } })) } }, true) },
   }) },
   { "restart_policy", struct({ { "condition", str }, { "delay", duration }, { "max_attempts", int_ptr },
     { "window", duration } }, true) },

@@ -59,6 +59,7 @@ function M.parse(spec)
   else
     container = slash[1]
   end
+  local shown_ip = ip                         -- warnings show it as written ([::1])
   if ip:sub(1, 1) == "[" then
     local inner = ip:match("^%[(.*)%]$")
     if not inner then return nil, "invalid IP address " .. ip end
@@ -91,7 +92,7 @@ function M.parse(spec)
   for _, m in ipairs(mappings) do
     if ip ~= "" and is_ip(ip) and not unspecified(ip) then
       warnings[#warnings + 1] = ("ignoring IP-address (%s:%s:%s) service will listen on '0.0.0.0'")
-        :format(ip, m.host, m.key)
+        :format(shown_ip, m.host, m.key)
     end
     local a, b = port_range(m.host)
     if not a then
