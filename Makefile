@@ -85,3 +85,22 @@ clean:
 	rm -rf build build-asan
 
 .PHONY: all asan test test-fast test-asan demo deps install clean
+
+# libFuzzer targets (tests/fuzz/): the runtime's objects built with clang's
+# coverage + ASan/UBSan into build-fuzz/, one binary per tests/fuzz/fuzz_*.c.
+# tests/fuzz/run.sh [SECONDS] builds and runs them.
+FUZZ_BUILD   = build-fuzz
+FUZZ_CFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJS    = $(filter-out $(FUZZ_BUILD)/obj/main.o,$(SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)) $(FUZZ_BUILD)/obj/embedded.o $(FUZZ_BUILD)/obj/cmodules.o
+FUZZ_TARGETS = $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+fuzz:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="$(FUZZ_CFLAGS)" fuzz-link
+
+fuzz-link: $(FUZZ_TARGETS)
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_harness.h $(FUZZ_OBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -std=gnu11 $(PKG_CFLAGS) -Isrc \
+	  -DFUZZ_CHECKS='"$(CURDIR)/tests/fuzz/checks.lua"' -o $@ $< $(FUZZ_OBJS) $(LIBS) -Wl,-E
+
+.PHONY: fuzz fuzz-link
