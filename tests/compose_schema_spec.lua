@@ -380,6 +380,87 @@ describe("compose schema", function()
       io.stderr:write(("  samples: %d documents compared (%d invalid)\n"):format(count, invalid))
     end)
 
+    it("with several problems each, get the same verdict and the same chosen message", function()
+      -- random documents from the official schema: random alternatives and
+      -- kinds, some keys left out, and now and then a random value, an
+      -- unknown key or a duplicate list element (fixed seed: reproducible)
+      math.randomseed(4)
+      local R = math.random
+      local KEYS = { ["^[a-zA-Z0-9._-]+$"] = { "web", "db.1", "a_b-c" }, ["^x-"] = { "x-a", "x-" },
+                     ["^.+$"] = { "k", "A.b" }, [".+"] = { "K", "a b" }, ["^[a-z]+$"] = { "nofile", "nproc" } }
+      local SCALARS = { "zz", "", "1m", "80:80", "8080-8081:80-81/udp", true, false, 3, 0, -1, 2.5, NULL,
+                        "start-first", "10s", "a\nb" }
+      local function scalar() return SCALARS[R(#SCALARS)] end
+      local function junk(depth)
+        local r = R(10)
+        if depth > 3 or r <= 6 then return scalar() end
+        if r <= 8 then
+          local l = list()
+          for i = 1, R(3) - 1 do l[i] = junk(depth + 1) end
+          return l
+        end
+        local o = obj()
+        for _ = 1, R(3) - 1 do o[({ "a", "x-y", "type", "soft", "target", "name" })[R(6)]] = junk(depth + 1) end
+        return o
+      end
+      local function rand(root, s, depth)
+        s = resolve(root, s)
+        if depth > 8 then return scalar() end
+        if depth > 0 and R(12) == 1 then return junk(0) end
+        if s.oneOf then return rand(root, s.oneOf[R(#s.oneOf)], depth) end
+        local types = s.type and (type(s.type) == "string" and { s.type } or s.type) or { "string" }
+        local t = types[R(#types)]
+        if t == "object" then
+          local o = obj()
+          for _, k in ipairs(sorted(s.properties or {})) do
+            if R(3) == 1 then o[k] = rand(root, s.properties[k], depth + 1) end
+          end
+          for _, need in ipairs(s.required or {}) do
+            if R(8) > 1 then o[need] = rand(root, s.properties[need], depth + 1) end
+          end
+          for _, re in ipairs(sorted(s.patternProperties or {})) do
+            for _ = 1, R(3) - 1 do
+              local ks = KEYS[re]
+              o[ks[R(#ks)]] = rand(root, s.patternProperties[re], depth + 1)
+            end
+          end
+          if R(15) == 1 then o.zz = scalar() end
+          if R(15) == 1 then o["bad key"] = scalar() end
+          return o
+        elseif t == "array" then
+          local l = list()
+          for i = 1, R(4) - 1 do l[i] = s.items and rand(root, s.items, depth + 1) or scalar() end
+          if #l > 0 and R(6) == 1 then l[#l + 1] = copy(l[1]) end
+          return l
+        elseif t == "string" then
+          if s.enum then return R(5) == 1 and "zz" or s.enum[R(#s.enum)] end
+          if s.format == "duration" then return ({ "1s", "5x", "1h30m", "" })[R(4)] end
+          if s.format == "ports" then return ({ "80", "80:80", "a:80", "127.0.0.1:80:80/tcp" })[R(4)] end
+          return "str"
+        elseif t == "integer" then return ({ 3, 0, -1, 65536 })[R(4)]
+        elseif t == "number" then return ({ 3, 2.5, 80.5, -1 })[R(4)]
+        elseif t == "boolean" then return R(2) == 1
+        end
+        return NULL
+      end
+      local count, invalid, mismatches = 0, 0, {}
+      for _ = 1, 1500 do
+        local m = R(14) - 1
+        local doc = rand(official[m], official[m], 0)
+        local ok_ref, msg_ref = reference[m]:validate(doc)
+        local ok, msg = schema.validate(doc, "3." .. m, nil, nil, { order = "name" })
+        count = count + 1
+        if not ok_ref then invalid = invalid + 1 end
+        if (ok_ref == true) ~= (ok == true) or (not ok_ref and msg_ref ~= msg) then
+          mismatches[#mismatches + 1] = ("3.%d %s: official %s, slipway %s"):format(m, json.encode(doc),
+            tostring(msg_ref or ok_ref), tostring(msg or ok))
+        end
+      end
+      assert.same({}, { table.unpack(mismatches, 1, 5) })
+      assert.is_true(invalid > count / 3 and invalid < count)
+      io.stderr:write(("  random: %d documents compared (%d invalid)\n"):format(count, invalid))
+    end)
+
     local have_docker = exists(DOCKER)
     local pit = have_docker and it or pending
     pit("get the same verdict and message from `docker stack config` (sample)", function()
