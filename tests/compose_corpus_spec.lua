@@ -77,13 +77,23 @@ describe("compose corpus", function()
 
   describe("extra fixtures checked against docker", function()
     local FIX = "tests/support/compose_oracle"
-    for _, name in ipairs({ "odd", "interpolation", "ports" }) do
+    local sets = {
+      odd = { "odd" }, interpolation = { "interpolation" }, ports = { "ports" },
+      merge1 = { "merge1-base", "merge1-override" }, merge2 = { "merge2-base", "merge2-override" },
+      merge3 = { "merge3-base", "merge3-override" }, merge4 = { "merge4-base", "merge4-override" },
+    }
+    for _, name in ipairs({ "odd", "interpolation", "ports", "merge1", "merge2", "merge3", "merge4" }) do
       it(name, function()
         local dir = ("/tmp/compose-oracle-%s"):format(require("support.leaks").pid())
         assert(os.execute(("rm -rf %s && mkdir -p %s && cp %s/*.yml %s/web.env %s/"):format(dir, dir, FIX, FIX, dir)))
         local vars = {}
         for line in io.lines(FIX .. "/" .. name .. ".vars.env") do vars[#vars + 1] = line end
-        local r = corpus.run_in(dir, vars, { SLIPWAY, "compose", "config", "-c", name .. ".yml" })
+        local argv = { SLIPWAY, "compose", "config" }
+        for _, f in ipairs(sets[name]) do
+          argv[#argv + 1] = "-c"
+          argv[#argv + 1] = f .. ".yml"
+        end
+        local r = corpus.run_in(dir, vars, argv)
         os.execute("rm -rf " .. dir)
         assert.same(0, r.code, r.stderr)
         assert.same(corpus.read(FIX .. "/" .. name .. ".expected.yml"),

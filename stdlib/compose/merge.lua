@@ -7,7 +7,9 @@
 --     (keyed by published port), secrets/configs (by source) and volumes
 --     (by target), which replace entries with the same key and come out
 --     sorted by it, and command/entrypoint, which are replaced; maps
---     (environment, labels, x-* keys, ...) merge key by key; logging
+--     (environment, labels, ...) merge key by key, where an empty or null
+--     environment value does not replace one; x-* values merge deeply
+--     (maps by key, lists appended); logging
 --     options merge when the driver is the same; a service network's
 --     aliases are replaced; ulimits entries are replaced;
 --   * networks, volumes, secrets and configs with the same name are
@@ -99,18 +101,38 @@ local SPECIAL = {
   end,
 }
 
+-- Free-form values (x-* keys): maps merge key by key, lists append, the
+-- rest is replaced (null too).
+local function merge_any(a, b)
+  if a == nil then return copy(b) end
+  if type(a) == "table" and type(b) == "table" and a ~= NULL and b ~= NULL then
+    local la, lb = getmetatable(a) == ARRAY, getmetatable(b) == ARRAY
+    if la and lb then return append(a, b) end
+    if not la and not lb then
+      local out = copy(a)
+      for k, v in pairs(b) do out[k] = merge_any(a[k], v) end
+      return out
+    end
+  end
+  return copy(b)
+end
+
+-- Maps of *string (environment, build args): an empty or null value in the
+-- later file does not replace a value (mergo's reading of pointers).
+local POINTER_MAPS = { environment = true, args = true }
+
 local function merge_value(field, a, b)
   if b == nil then return a end
   if a == nil then return copy(b) end
+  if type(field) == "string" and field:sub(1, 2) == "x-" then return merge_any(a, b) end
   if SPECIAL[field] and type(a) == "table" and type(b) == "table" then return SPECIAL[field](a, b) end
   if type(a) == "table" and type(b) == "table" then
     if getmetatable(a) == ARRAY and getmetatable(b) == ARRAY then return append(a, b) end
     if STRUCTS[field] then return merge_struct(a, b) end
-    if getmetatable(a) ~= ARRAY and getmetatable(b) ~= ARRAY and type(field) == "string"
-        and field:sub(1, 2) ~= "x-" then
+    if getmetatable(a) ~= ARRAY and getmetatable(b) ~= ARRAY then
       local out = copy(a)                      -- a map: key by key
       for k, v in pairs(b) do
-        if v ~= NULL or out[k] == nil then out[k] = copy(v) end
+        if not (POINTER_MAPS[field] and (v == NULL or v == "") and out[k] ~= nil) then out[k] = copy(v) end
       end
       return out
     end
