@@ -388,6 +388,30 @@ describe("probe", function()
         { cli(srv:url("/"), "--timeout", "soon") })
     end)
 
+    it("fails its pipeline task, listing every reason, and so rolls back (slipway run)", function()
+      local dir = assert(proc.run({ "mktemp", "-d" })).stdout:gsub("%s+$", "")
+      local f = assert(io.open(dir .. "/deploy.lua", "w"))
+      f:write(([[
+task("deploy", { rollback = function() io.open("%s/rolled-back", "w"):close() end }, function() end)
+task("validate", { needs = "deploy" }, function()
+  probe.all { { url = "%s" }, { host = "127.0.0.1", port = %d }, { url = "%s" } }
+end)
+]]):format(dir, srv:url("/missing.txt"), closed, srv:url("/small.txt")))
+      f:close()
+      local res = assert(proc.run({ SLIPWAY, "run", "deploy.lua", "--no-color" }, { cwd = dir, timeout = 30 }))
+      local rolled = io.open(dir .. "/rolled-back")
+      if rolled then rolled:close() end
+      proc.run({ "rm", "-rf", dir })
+      assert.same(1, res.code)
+      local out = res.stdout .. res.stderr
+      assert.truthy(out:find(table.concat({
+        "deploy.lua:3: probe.all: 2 of 3 probes failed:",
+        ("  http %s: status 404, expected 2xx (1 attempt)"):format(srv:url("/missing.txt")),
+        ("  tcp 127.0.0.1:%d: connection refused (1 attempt)"):format(closed),
+      }, "\n"), 1, true), out)
+      assert.truthy(rolled, "the deploy task's rollback ran")
+    end)
+
     it("has help", function()
       local res = assert(proc.run({ SLIPWAY, "probe", "--help" }))
       assert.same(0, res.code)
