@@ -19,8 +19,26 @@
  * header list and upload file are released by request_release() when the
  * request finishes, fails, raises or is cancelled.
  *
- * Contract (see the module's doc in docs/ and briefs): http.request{...}
- * -> {status, headers, body, time_ms, url} | nil, "CODE: message: url", CODE
+ * The module (awaiting functions run inside a task):
+ *
+ *   http.request{url = ..., method, headers = {name = value}, body | body_file,
+ *                unix_socket, timeout (default 30s, 0 = none), connect_timeout
+ *                (default 10s), tls_verify (default true), ca, cert, key,
+ *                follow_redirects (default false), max_redirects (10), on_body}
+ *   http.request(url, opts)   -- the same, url given first
+ *     -> {status, headers = {lower-case name = value}, body, time_ms, url}
+ *        (body is nil when on_body(chunk) took it; a status >= 400 is data)
+ *     -> nil, "ECONNREFUSED: connection refused: http://...", "ECONNREFUSED"
+ *        codes: ECONNREFUSED ETIMEDOUT ECERT EDNS ECONNRESET EINVAL ECANCELED
+ *        EHTTP (and ENOENT... for a body_file that cannot be opened)
+ *     raises on caller mistakes: unknown option, wrong type, outside a task
+ *   http.close_idle()  -- close the pooled idle connections (when nothing
+ *                         runs); leak checks call it
+ *   http.stats()       -- {running, sockets, pauses}
+ *   http.curl_version  -- libcurl's version string
+ *
+ * on_body runs in the task, between chunks; when it falls more than 1 MiB
+ * behind, the transfer is paused (CURL_WRITEFUNC_PAUSE) until it catches up.
  */
 #define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
