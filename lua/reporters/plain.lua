@@ -19,13 +19,21 @@ function M.new(opts)
   local timestamps = opts.timestamps
   local self = {}
 
+  local prefixes = {}     -- task name -> "[name] ", coloured once
   local function line(ev, name, text)
     local prefix = ""
-    if timestamps then prefix = paint("dim", ("+%.3fs "):format(ev.t / 1000)) end
     if name then
-      prefix = prefix .. paint(style.name_colour(name), "[" .. name .. "]") .. " "
+      prefix = prefixes[name]
+      if prefix == nil then
+        prefix = paint(style.name_colour(name), "[" .. name .. "]") .. " "
+        prefixes[name] = prefix
+      end
     end
-    out:write(prefix, text, "\n")
+    if timestamps then
+      out:write(paint("dim", ("+%.3fs "):format(ev.t / 1000)), prefix, text, "\n")
+    else
+      out:write(prefix, text, "\n")
+    end
   end
 
   function self.event(ev)
@@ -35,10 +43,9 @@ function M.new(opts)
     elseif ty == "task_started" then
       line(ev, ev.task, "started")
     elseif ty == "task_finished" then
-      local u = { status = ev.status, allowed = ev.allowed, error = ev.error, file = ev.file, line = ev.line }
-      local word, colour = style.status(u)
-      local text = ("%s in %s"):format(paint(colour, word), style.format_ms(ev.duration_ms))
-      if ev.status == "failed" then text = text .. ": " .. style.error_line(u) end
+      local word, colour = style.status(ev)
+      local text = paint(colour, word) .. " in " .. style.format_ms(ev.duration_ms)
+      if ev.status == "failed" then text = text .. ": " .. style.error_line(ev) end
       if ev.attempts and ev.attempts > 1 then text = text .. (" (%d attempts)"):format(ev.attempts) end
       line(ev, ev.task, text)
     elseif ty == "task_retrying" then

@@ -1,0 +1,88 @@
+#!/bin/bash
+# tests/bench/pipeline.sh [SLIPWAY]: the pipeline scheduler, measured side by
+# side in one run (ROUNDS alternating runs, default 5, medians). Reports,
+# never fails on noise.
+#
+# 1. 200 tasks each running `sleep 0.2`, -j 200, against `make -j200` on an
+#    equivalent Makefile (goal: wall ratio <= 1.0).
+# 2. A 2,000-task random DAG of no-op tasks (each needs up to 3 earlier
+#    ones): scheduler overhead per task = (run wall - plan wall) / 2000
+#    (goal <= 20 us), and peak RSS of the run (goal <= 40 MB).
+# 3. `slipway plan` of examples/ci-demo/deploy.lua (goal: median <= 10 ms,
+#    peak RSS <= 10 MB).
+cd "$(dirname "$0")/../.." || exit 2
+SLIPWAY=$(realpath "${1:-build/slipway}")
+ROUNDS=${ROUNDS:-5}
+work=$(mktemp -d /tmp/slipway-bench-pipeline.XXXXXX)
+trap 'rm -rf "$work"' EXIT INT TERM
+unset CI GITHUB_ACTIONS
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+# wall ms of one run of "$@" (output discarded)
+wall_ms() {
+  local s e
+  s=$(date +%s%N)
+  "$@" >/dev/null 2>&1
+  e=$(date +%s%N)
+  echo $(( (e - s) / 1000 )) | awk '{printf "%.1f\n", $1 / 1000}'
+}
+# peak RSS in MB of one run of "$@"
+rss_mb() {
+  /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -n 1 | awk '{printf "%.1f\n", $1 / 1024}'
+}
+
+# ---------------------------------------------------------------- 1
+mkdir -p "$work/sleep"
+{
+  for i in $(seq 1 200); do
+    printf 'task("t%d", function() sh "sleep 0.2" end)\n' "$i"
+  done
+} > "$work/sleep/deploy.lua"
+{
+  printf 'all:'
+  for i in $(seq 1 200); do printf ' t%d' "$i"; done
+  printf '\n.PHONY: all'
+  for i in $(seq 1 200); do printf ' t%d' "$i"; done
+  printf '\n'
+  for i in $(seq 1 200); do printf 't%d:\n\t@sleep 0.2\n' "$i"; done
+} > "$work/sleep/Makefile"
+: > "$work/s.slipway"; : > "$work/s.make"
+for _ in $(seq "$ROUNDS"); do
+  wall_ms make -s -C "$work/sleep" -j200 >> "$work/s.make"
+  wall_ms "$SLIPWAY" run "$work/sleep/deploy.lua" -j 200 --reporter plain >> "$work/s.slipway"
+done
+mw=$(median < "$work/s.make"); sw=$(median < "$work/s.slipway")
+echo "200 x sleep 0.2, -j 200:    make ${mw} ms   slipway ${sw} ms   ratio $(awk -v a="$sw" -v b="$mw" 'BEGIN {printf "%.2f", a / b}')   (goal <= 1.0)"
+
+# ---------------------------------------------------------------- 2
+mkdir -p "$work/dag"
+"$SLIPWAY" -e '
+  math.randomseed(42)
+  local out = {}
+  for i = 1, 2000 do
+    local needs = {}
+    if i > 1 then
+      for _ = 1, math.random(0, 3) do needs[#needs + 1] = ("%q"):format("t" .. math.random(1, i - 1)) end
+    end
+    out[#out + 1] = ("task(\"t%d\", { needs = { %s } }, function() end)"):format(i, table.concat(needs, ", "))
+  end
+  io.open(arg[1], "w"):write(table.concat(out, "\n"), "\n")
+' "$work/dag/deploy.lua"
+: > "$work/d.run"; : > "$work/d.plan"; : > "$work/d.json"
+for _ in $(seq "$ROUNDS"); do
+  wall_ms "$SLIPWAY" plan "$work/dag/deploy.lua" >> "$work/d.plan"
+  wall_ms "$SLIPWAY" run "$work/dag/deploy.lua" --reporter plain -j 16 >> "$work/d.run"
+  wall_ms "$SLIPWAY" run "$work/dag/deploy.lua" --json -j 16 >> "$work/d.json"
+done
+pw=$(median < "$work/d.plan"); rw=$(median < "$work/d.run"); jw=$(median < "$work/d.json")
+rss=$(rss_mb "$SLIPWAY" run "$work/dag/deploy.lua" --reporter plain -j 16)
+echo "2000-task random DAG:       plan ${pw} ms   run (plain) ${rw} ms   run (--json) ${jw} ms"
+echo "  scheduler overhead:       $(awk -v r="$rw" -v p="$pw" 'BEGIN {printf "%.1f", (r - p) * 1000 / 2000}') us/task plain, $(awk -v r="$jw" -v p="$pw" 'BEGIN {printf "%.1f", (r - p) * 1000 / 2000}') us/task --json   (goal <= 20)"
+echo "  peak RSS of the run:      ${rss} MB   (goal <= 40)"
+
+# ---------------------------------------------------------------- 3
+: > "$work/p.plan"
+for _ in $(seq $((ROUNDS * 4))); do
+  wall_ms "$SLIPWAY" plan examples/ci-demo/deploy.lua >> "$work/p.plan"
+done
+echo "plan of examples/ci-demo:   median $(median < "$work/p.plan") ms   peak RSS $(rss_mb "$SLIPWAY" plan examples/ci-demo/deploy.lua) MB   (goals <= 10 ms, <= 10 MB)"
