@@ -209,6 +209,32 @@ tasks, in run order:
     assert.same({ 0, "plain script\tx\n" }, { r.code, r.stdout })
   end)
 
+  it("git.sha/short_sha/branch work at load time and in tasks; env() reads variables", function()
+    local proc = require("slipway.proc")
+    local dir = H.project { ["deploy.lua"] = [[
+local sha, short, branch = git.sha(), git.short_sha(), git.branch()
+local region = env("SLIPWAY_TEST_REGION", "eu")
+local missing = env("SLIPWAY_TEST_MISSING", "default")
+task("show", function()
+  print(sha == git.sha() and short == git.short_sha() and branch == git.branch())
+  print(sha, short, branch, region, missing)
+end)
+]] }
+    local function git(...)
+      local r = proc.run({ "git", "-C", dir, ... })
+      assert.same(0, r.code, r.stderr)
+      return (r.stdout:gsub("%s+$", ""))
+    end
+    git("init", "-q", "-b", "trunk")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x")
+    local r = H.run(dir, { "run", "--json" }, { env = { SLIPWAY_TEST_REGION = "us" } })
+    assert.same(0, r.code, r.stderr)
+    local lines = {}
+    for l in r.stdout:gmatch('"line":"([^"]*)"') do lines[#lines + 1] = l end
+    assert.same({ "true", ("%s\\t%s\\ttrunk\\tus\\tdefault"):format(git("rev-parse", "HEAD"),
+      git("rev-parse", "--short", "HEAD")) }, lines)
+  end)
+
   it("version names slipway and its libraries", function()
     local r = H.run(H.project {}, { "version" })
     assert.same(0, r.code)
