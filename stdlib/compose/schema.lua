@@ -724,12 +724,6 @@ local function key_order(pos)
   end
 end
 
-local function any_order(t)
-  local keys, n = {}, 0
-  for k in pairs(t) do n = n + 1; keys[n] = k end
-  return keys
-end
-
 -- Docker turns the document into JSON before validating: NaN and
 -- infinities, and mappings with non-string keys, stop it there.
 local function json_ok(v)
