@@ -77,6 +77,11 @@ function M.svg(units, opts)
   add(('<text x="12" y="22" font-size="14" font-weight="bold" fill="#1f2328">%s</text>')
     :format(esc(opts.title or "slipway run")))
 
+  -- row bands first, so the grid lines stay visible on top of them
+  for i = 2, #rows, 2 do
+    add(('<rect x="0" y="%d" width="%d" height="%d" fill="#f6f8fa"/>'):format(top + (i - 1) * row_h, width, row_h))
+  end
+
   -- time axis: grid lines and labels
   local step = tick_step(total, 8)
   local axis_y = top + #rows * row_h + 6
@@ -92,9 +97,6 @@ function M.svg(units, opts)
 
   for i, r in ipairs(rows) do
     local y = top + (i - 1) * row_h
-    if i % 2 == 0 then
-      add(('<rect x="0" y="%d" width="%d" height="%d" fill="#f6f8fa"/>'):format(y, width, row_h))
-    end
     add(('<text x="%d" y="%d" text-anchor="end" fill="#1f2328">%s</text>')
       :format(label_w - 8, y + row_h / 2 + 4, esc(r.name)))
     local colour = COLOURS[r.allowed and "allowed" or r.status] or COLOURS.skipped
