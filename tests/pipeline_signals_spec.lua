@@ -105,3 +105,46 @@ end)
     assert.is_true(took < 2000, "took " .. took .. " ms")
   end)
 end)
+
+describe("slipway.signal", function()
+  local signal = require("slipway.signal")
+  local leaks = require("support.leaks")
+  leaks.check()
+
+  local function raise(sig)
+    -- a separate process, so the signal arrives while this one waits
+    assert.same(0, proc.run({ "kill", "-" .. sig, leaks.pid() }).code)
+  end
+
+  it("watch queues arrivals in order; next takes them; close stops watching", function()
+    local w = signal.watch { "SIGUSR1", "SIGUSR2" }
+    raise("USR2")
+    raise("USR1")
+    task.sleep(0.05)
+    assert.same(2, w:pending())
+    assert.same({ "SIGUSR2", "SIGUSR1" }, { w:next(), w:next() })
+    local waiter = task.spawn(function() return w:next() end)
+    task.sleep(0.02)
+    raise("USR1")
+    assert.same("SIGUSR1", waiter:join())
+    w:close()
+    assert.same(0, w:pending())
+  end)
+
+  it("wait returns the first signal and closes its watcher, also when cancelled", function()
+    local t = task.spawn(signal.wait, { "SIGUSR1" })
+    task.sleep(0.02)
+    raise("USR1")
+    assert.same("SIGUSR1", t:join())
+    local t2 = task.spawn(signal.wait, { "SIGUSR2" })
+    task.sleep(0.02)
+    t2:cancel()
+    assert.is_false(pcall(t2.join, t2))
+  end)
+
+  it("rejects unknown signals and empty lists", function()
+    assert.has_error(function() signal.watch { "SIGNOPE" } end,
+      "signal.watch: unknown signal 'SIGNOPE' (valid: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGPIPE)")
+    assert.has_error(function() signal.watch {} end, "signal.watch: expected a list of 1 to 8 signal names")
+  end)
+end)
