@@ -100,19 +100,18 @@ shared.healthcheck = map {
   timeout = step(4, text, duration),
 }
 
-local function update_policy()
+-- update_config / rollback_config; `order` came to update_config in 3.4,
+-- rollback_config (3.7) had it from the start
+local function update_policy(order_since)
   return map {
     delay = duration,
     failure_action = text,
     max_failure_ratio = num,
     monitor = duration,
-    order = since(4, { is = { "string" }, oneof = { "start-first", "stop-first" } }),
+    order = since(order_since, { is = { "string" }, oneof = { "start-first", "stop-first" } }),
     parallelism = int,
   }
 end
-
-local rollback_policy = update_policy()
-rollback_policy.fields.order = { is = { "string" }, oneof = { "start-first", "stop-first" } }
 
 shared.deployment = map({
   endpoint_mode = since(2, text),
@@ -130,8 +129,8 @@ shared.deployment = map({
       map { cpus = text, memory = text, generic_resources = "generic_resources" }),
   },
   restart_policy = map { condition = text, delay = duration, max_attempts = int, window = duration },
-  rollback_config = since(7, rollback_policy),
-  update_config = update_policy(),
+  rollback_config = since(7, update_policy(7)),
+  update_config = update_policy(4),
 }, { null = true })
 
 -- secrets: and configs: entries of a service (short or long syntax)
