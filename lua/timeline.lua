@@ -95,26 +95,26 @@ function M.svg(units, opts)
     t = t + step
   end
 
+  local LABEL = '<text x="%d" y="%d" text-anchor="end" fill="#1f2328">%s</text>'
+  local BAR = '<rect x="%.1f" y="%d" width="%.1f" height="%d" rx="3" fill="%s"><title>%s: %s, %s (%s to %s)</title></rect>'
+  local DUR = '<text x="%.1f" y="%d" fill="#57606a" font-size="11"%s>%s</text>'
+  local SKIP = '<text x="%d" y="%d" fill="%s" font-size="11" font-style="italic">%s</text>'
+  local bar_dy = (row_h - bar_h) // 2
   for i, r in ipairs(rows) do
     local y = top + (i - 1) * row_h
-    add(('<text x="%d" y="%d" text-anchor="end" fill="#1f2328">%s</text>')
-      :format(label_w - 8, y + row_h / 2 + 4, esc(r.name)))
+    local name = r.name:find("[&<>\"']") and esc(r.name) or r.name
+    add(LABEL:format(label_w - 8, y + row_h // 2 + 4, name))
     local colour = COLOURS[r.allowed and "allowed" or r.status] or COLOURS.skipped
     if r.started and r.finished then
       local x0 = x(r.started)
       local w = math.max(2, x(r.finished) - x0)
-      local dur = r.finished - r.started
-      add(('<rect x="%.1f" y="%.1f" width="%.1f" height="%d" rx="3" fill="%s"><title>%s: %s, %s (%s to %s)</title></rect>')
-        :format(x0, y + (row_h - bar_h) / 2, w, bar_h, colour, esc(r.name), esc(r.status),
-          fmt_ms(dur), fmt_ms(r.started), fmt_ms(r.finished)))
-      local text = fmt_ms(dur)
+      local text = fmt_ms(r.finished - r.started)
+      add(BAR:format(x0, y + bar_dy, w, bar_h, colour, name, r.status, text, fmt_ms(r.started), fmt_ms(r.finished)))
       local tx = x0 + w + 4
       if tx + 40 > width then tx = x0 - 4 end
-      add(('<text x="%.1f" y="%d" fill="#57606a" font-size="11"%s>%s</text>')
-        :format(tx, y + row_h / 2 + 4, tx < x0 and ' text-anchor="end"' or "", text))
+      add(DUR:format(tx, y + row_h // 2 + 4, tx < x0 and ' text-anchor="end"' or "", text))
     else
-      add(('<text x="%d" y="%d" fill="%s" font-size="11" font-style="italic">%s</text>')
-        :format(label_w + 4, y + row_h / 2 + 4, COLOURS.skipped, esc(r.status or "skipped")))
+      add(SKIP:format(label_w + 4, y + row_h // 2 + 4, COLOURS.skipped, esc(r.status or "skipped")))
     end
   end
 

