@@ -41,6 +41,10 @@ local M = {}
 
 M.convert = convert.stack
 
+-- A rollback gets at least this long to converge, even when the deploy's
+-- own deadline was short: giving up half way would leave a mixed stack.
+local ROLLBACK_MIN_MS = 120000
+
 local function set(...)
   local t = {}
   for _, k in ipairs({ ... }) do t[k] = true end
@@ -180,34 +184,50 @@ local BAD_UPDATE = set("paused", "rollback_started", "rollback_paused", "rollbac
 
 local function short(id) return (id or ""):sub(1, 12) end
 
--- Why the service's tasks are not running: the newest task error, and
--- the last health check output of its container when there is one.
+-- The last health check output of a task's container, if it has one.
+local function health_note(c, t)
+  local cid = t.Status and t.Status.ContainerStatus and t.Status.ContainerStatus.ContainerID
+  if not cid then return "" end
+  local ok, info = pcall(c.call, c, "docker.stack.deploy", "GET", "/containers/" .. cid .. "/json",
+    { ok = { [404] = true } })
+  local h = ok and type(info) == "table" and info.State and info.State.Health
+  if type(h) == "table" and type(h.Log) == "table" and #h.Log > 0 then
+    local last = h.Log[#h.Log]
+    return ("; health %s: %s"):format(h.Status, (tostring(last.Output or ""):gsub("%s+$", "")))
+  end
+  return ""
+end
+
+-- Why the service's tasks are not running: the newest task error (else
+-- the newest task's state), and the last health check output of the
+-- newest container that has one.
 local function task_reason(c, tasks)
   table.sort(tasks, function(a, b)
     return (a.Status.Timestamp or a.UpdatedAt or "") > (b.Status.Timestamp or b.UpdatedAt or "")
   end)
+  local reason
   for _, t in ipairs(tasks) do
     local st = t.Status or {}
     if st.Err or st.State == "failed" or st.State == "rejected" then
-      local msg = ("task %s %s: %s"):format(short(t.ID), st.State or "?", st.Err or st.Message or "?")
-      local cid = st.ContainerStatus and st.ContainerStatus.ContainerID
-      if cid then
-        local ok, info = pcall(c.call, c, "docker.stack.deploy", "GET", "/containers/" .. cid .. "/json",
-          { ok = { [404] = true } })
-        local h = ok and type(info) == "table" and info.State and info.State.Health
-        if h and h.Log and #h.Log > 0 then
-          local last = h.Log[#h.Log]
-          msg = msg .. ("; health %s: %s"):format(h.Status, (tostring(last.Output or ""):gsub("%s+$", "")))
-        end
-      end
-      return msg
+      reason = ("task %s %s: %s"):format(short(t.ID), st.State or "?", st.Err or st.Message or "?")
+      break
     end
   end
-  local t = tasks[1]
-  if t then
-    return ("task %s %s: %s"):format(short(t.ID), t.Status.State or "?", t.Status.Message or "")
+  if not reason and tasks[1] then
+    local t = tasks[1]
+    reason = ("task %s %s: %s"):format(short(t.ID), t.Status.State or "?", t.Status.Message or "")
   end
-  return "no tasks were scheduled"
+  if not reason then return "no tasks were scheduled" end
+  local looked = 0
+  for _, t in ipairs(tasks) do
+    if looked >= 3 then break end
+    if t.Status and t.Status.ContainerStatus and t.Status.ContainerStatus.ContainerID then
+      looked = looked + 1
+      local note = health_note(c, t)
+      if note ~= "" then return reason .. note end
+    end
+  end
+  return reason
 end
 
 -- One look at a service: "converged", "pending" or "failed", and why.
@@ -235,18 +255,20 @@ function M.service_state(c, id, watch)
     end
   end
   local updating = fresh_update and (us.State == "updating")
+  -- explain with the tasks of the new spec (old ones are shutting down)
+  local why_tasks = #current > 0 and current or tasks
   if mode.ReplicatedJob or mode.GlobalJob then
     local want = mode.ReplicatedJob and (mode.ReplicatedJob.TotalCompletions or 1) or nil
     if (want and complete >= want) or (not want and #current > 0 and active == 0 and complete > 0) then
       return "converged", nil, svc
     end
-    return "pending", ("%d/%s completed; %s"):format(complete, want or "?", task_reason(c, tasks)), svc
+    return "pending", ("%d/%s completed; %s"):format(complete, want or "?", task_reason(c, why_tasks)), svc
   end
   local want
   if mode.Replicated then want = mode.Replicated.Replicas or 1
   else want = math.max(active, 1) end
   if running >= want and active <= want and not updating then return "converged", nil, svc end
-  return "pending", ("%d/%d running; %s"):format(running, want, task_reason(c, tasks)), svc
+  return "pending", ("%d/%d running; %s"):format(running, want, task_reason(c, why_tasks)), svc
 end
 
 -- Wait until every watched service converged; returns true or false and
@@ -384,7 +406,7 @@ function M.deploy(name, stack, opts)
       client.raise(("%s: %s: %s"):format(fname, name, msg))
     end
     say("rolling back the stack: " .. msg)
-    local ok, rerr = M.rollback(state, { timeout_ms = timeout_ms })
+    local ok, rerr = M.rollback(state, { timeout_ms = math.max(timeout_ms, ROLLBACK_MIN_MS) })
     if result.change then
       release.mark_change(result.change, ok and "rolled_back" or "undo_failed",
         { reason = msg, rollback_error = rerr })
@@ -478,7 +500,7 @@ function M.deploy(name, stack, opts)
       summary = #summary > 0 and table.concat(summary, ", ") or "no services",
       data = data,
       undo = function()
-        local ok, err = M.rollback(state, { timeout_ms = timeout_ms })
+        local ok, err = M.rollback(state, { timeout_ms = math.max(timeout_ms, ROLLBACK_MIN_MS) })
         if not ok then error(("docker.stack rollback of %s: %s"):format(name, err), 0) end
       end,
     })
