@@ -235,6 +235,26 @@ end)
       git("rev-parse", "--short", "HEAD")) }, lines)
   end)
 
+  it("history lists recorded runs newest first, filtered by environment", function()
+    local json = require("slipway.json")
+    local dir = H.project { ["deploy.lua"] = [[
+param.choice("environment", { "production", "staging" }, "staging")
+task("check", function(p) if p.environment == "production" then error("no") end end)
+]] }
+    assert.same(0, H.run(dir, { "run" }).code)
+    require("slipway.task").sleep(1.1)     -- run ids have second resolution
+    assert.same(1, H.run(dir, { "run", "--env", "production" }).code)
+    local r = H.run(dir, { "history", "--json" })
+    assert.same(0, r.code)
+    local rows = json.decode(r.stdout)
+    assert.same({ { "failed", "production", { "check" } }, { "success", "staging", {} } },
+      { { rows[1].status, rows[1].environment, rows[1].failed }, { rows[2].status, rows[2].environment, rows[2].failed } })
+    r = H.run(dir, { "history", "--env", "staging" })
+    assert.matches("^run +status +duration +environment +failed\n[%dTZ]+%-%x+ +success +%d+ms  staging +\n$", r.stdout)
+    assert.same({ 2, "slipway history: unknown flag '--all' (valid: --env, -n, --json)\n" },
+      (function() local x = H.run(dir, { "history", "--all" }) return { x.code, x.stderr } end)())
+  end)
+
   it("version names slipway and its libraries", function()
     local r = H.run(H.project {}, { "version" })
     assert.same(0, r.code)

@@ -233,9 +233,23 @@ function M.load(path)
     io.stderr:write(line, "\n")
   end
 
+  -- Parameters too are declared only while the file loads.
+  local param_global = setmetatable({}, {
+    __index = function(_, kind)
+      local f = def.params.api[kind]
+      return function(...)
+        if not def.loading then
+          local loc = where()
+          fail_at(loc, "param." .. kind .. ": declare parameters at the top level of the pipeline, not while it runs")
+        end
+        return f(...)
+      end
+    end,
+  })
+
   local api = {
     task = task_global,
-    param = def.params.api,
+    param = param_global,
     os = guarded_os,
     io = guarded_io,
     print = pipeline_print,

@@ -52,6 +52,7 @@ M.item_label = item_label
 -- handler found one.
 local function describe(err)
   if type(err) == "table" and err.msg then return err end
+  if type(err) == "table" and type(err.input_error) == "string" then return { msg = err.input_error } end
   if type(err) == "string" then return { msg = err } end
   local mt = getmetatable(err)
   if mt and mt.__tostring then return { msg = tostring(err) } end
