@@ -1,0 +1,90 @@
+---@meta
+-- Editor stubs (LuaLS) for the globals of a pipeline file (deploy.lua):
+-- task, param, env, git. (Other globals: sh, proc, fs, json, parallel...
+-- have their own stubs.) See lua/pipeline/dsl.lua for the full contract.
+
+---@alias slipway.Params table<string, any> the resolved parameter values
+
+---@class slipway.TaskOptions
+---@field needs? string|string[] tasks that must be done first
+---@field when? string|fun(p: slipway.Params): boolean a bool parameter's name, or a pure function of the parameters (evaluated before the run, also by `plan`)
+---@field matrix? any[]|fun(p: slipway.Params): any[] one sub-task per item, `name[label]`, all in parallel (a function is called at run time)
+---@field timeout? string|number a duration ("30s", "5m"; a number is seconds) per attempt
+---@field retries? integer extra attempts after a failure (default 0)
+---@field backoff? string|number delay before the first retry, doubled each time (default "1s")
+---@field continue_on_error? boolean a failure is reported but does not fail the run
+---@field rollback? function run after a later failure, with the task's arguments and then what it returned
+---@field description? string
+
+---Declare a task. Only at the top level of the pipeline file. The function
+---gets the parameters (`fn(p)`), or the matrix item first (`fn(item, p)`).
+---Inside tasks, `task` is also the slipway.task module (task.sleep...).
+---@overload fun(name: string, fn: async fun(p: slipway.Params): any)
+---@param name string
+---@param opts slipway.TaskOptions
+---@param fn async fun(...): any
+function task(name, opts, fn) end
+
+---@class slipway.ParamDecl
+param = {}
+
+---A parameter with a fixed set of values. No default: required.
+---@param name string
+---@param choices (string|number)[]
+---@param default? string|number
+---@param description? string|{description: string}
+function param.choice(name, choices, default, description) end
+
+---true/false (also yes/no, 1/0, on/off on the command line); default false.
+---@param name string
+---@param default? boolean
+---@param description? string|{description: string}
+function param.bool(name, default, description) end
+
+---@param name string
+---@param default? string
+---@param description? string|{description: string}
+function param.string(name, default, description) end
+
+---@param name string
+---@param default? number
+---@param description? string|{description: string}
+function param.number(name, default, description) end
+
+---A list; on the command line comma-separated (-p services=api,web).
+---@param name string
+---@param default? string[]
+---@param description? string|{description: string}
+function param.list(name, default, description) end
+
+---An environment variable, or the default; raises when unset without one.
+---@class slipway.env
+---@overload fun(name: string, default?: string): string
+env = {}
+
+---The value or nil (never raises).
+---@param name string
+---@param default? string
+---@return string|nil
+function env.get(name, default) end
+
+---1/0, yes/no, true/false, on/off.
+---@param name string
+---@param default? boolean
+---@return boolean
+function env.bool(name, default) end
+
+---Facts about the git checkout (reading only, so allowed at the top level).
+git = {}
+
+---@param opts? {cwd: string}
+---@return string sha the 40-hex id of HEAD
+function git.sha(opts) end
+
+---@param opts? {cwd: string}
+---@return string short git's abbreviation of HEAD
+function git.short_sha(opts) end
+
+---@param opts? {cwd: string}
+---@return string|nil branch the branch, or on a detached HEAD the CI's branch name, or nil
+function git.branch(opts) end
