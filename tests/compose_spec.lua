@@ -413,6 +413,13 @@ x-extra:
       assert.same("warning: c.yml:4:5: services.web.container_name: ignored by docker stack deploy: Setting the container name is not supported.\n", errout)
     end)
 
+    it("leaves variables alone with --skip-interpolation", function()
+      write("v.yml", "services:\n  web:\n    image: app:${TAG:?no tag}\n    deploy: {replicas: 2}\n")
+      local code, out = run("config --skip-interpolation -c v.yml")
+      assert.same(0, code)
+      assert.same("version: \"3.13\"\nservices:\n  web:\n    deploy:\n      replicas: 2\n    image: app:${TAG:?no tag}\n", out)
+    end)
+
     it("reads a file from standard input with -c -", function()
       write("in.yml", "services:\n  web:\n    image: a\n    volumes: [./data:/data]\n")
       local code, out = run("config -c - < in.yml")

@@ -4,7 +4,7 @@
 local M = {}
 
 M.help = [[
-usage: slipway compose config -c FILE [-c FILE]... [--env-file F]... [--quiet]
+usage: slipway compose config -c FILE [-c FILE]... [--env-file F]... [--skip-interpolation] [--quiet]
 
 Print the final configuration of one or more compose files, after
 interpolation, merging and normalization, exactly as `docker stack config`
@@ -14,6 +14,7 @@ prints it (and as `docker stack deploy` would read it).
                             several are merged in order
       --env-file F          read variables from a .env file (KEY=value lines;
                             the process environment wins over it)
+      --skip-interpolation  leave ${VAR} expressions as written
   -q, --quiet               only check the files: print nothing on success
 
 Warnings (fields a Swarm stack ignores, host IPs dropped from ports) go to
@@ -30,7 +31,7 @@ function M.main(args)
   local sub = args[1]
   if sub == nil then return usage("missing subcommand (config)") end
   if sub ~= "config" then return usage(("unknown subcommand '%s'"):format(sub)) end
-  local files, env_files, quiet = {}, {}, false
+  local files, env_files, quiet, skip = {}, {}, false, false
   local i = 2
   while i <= #args do
     local a = args[i]
@@ -49,6 +50,9 @@ function M.main(args)
     elseif a:match("^%-%-env%-file=") then
       env_files[#env_files + 1] = value
       i = i + 1
+    elseif a == "--skip-interpolation" then
+      skip = true
+      i = i + 1
     elseif a == "-q" or a == "--quiet" then
       quiet = true
       i = i + 1
@@ -61,7 +65,10 @@ function M.main(args)
   end
   if #files == 0 then return usage("Specify a Compose file (with --compose-file)") end
   local compose = require("slipway.compose")
-  local stack, warnings = compose.try_load(files, { env_file = #env_files > 0 and env_files or nil })
+  local stack, warnings = compose.try_load(files, {
+    env_file = #env_files > 0 and env_files or nil,
+    skip_interpolation = skip or nil,
+  })
   if not stack then
     io.stderr:write(warnings, "\n")
     return 1

@@ -15,6 +15,8 @@
 --                                           environment
 --   workdir  = dir                          base of relative paths (default:
 --                                           the first file's directory)
+--   skip_interpolation = true               leave ${...} as written (docker's
+--                                           --skip-interpolation)
 -- Returns the Stack and a list of warnings ("file:line:col: message") for
 -- what Swarm ignores (build, container_name, a host IP in ports, ...).
 -- Raises "compose.load: file:line:col: message" on a bad file; nothing is
@@ -149,10 +151,12 @@ local function load_file(path, opts, state)
     check_forbidden(doc, pos, path)
   end
   local fail = function(holder, key, msg) throw(where(path, pos, holder, key) .. msg, "ECOMPOSE") end
-  interpolate.interpolate(doc, {
-    lookup = state.lookup,
-    fail = function(holder, key, msg) throw(where(path, pos, holder, key) .. msg, "EINTERPOLATE") end,
-  })
+  if not opts.skip_interpolation then
+    interpolate.interpolate(doc, {
+      lookup = state.lookup,
+      fail = function(holder, key, msg) throw(where(path, pos, holder, key) .. msg, "EINTERPOLATE") end,
+    })
+  end
   if schema and schema.validate then
     local ok, msg, code = schema.validate(doc, state.version, pos, path)
     if not ok then throw(msg, code or "ESCHEMA") end
@@ -167,14 +171,14 @@ local function load_file(path, opts, state)
   return normalize.stack(doc, ctx)
 end
 
-local LOAD_OPTS = { env = true, env_file = true, environ = true, workdir = true }
+local LOAD_OPTS = { env = true, env_file = true, environ = true, workdir = true, skip_interpolation = true }
 
 local function check_opts(fname, opts)
   if opts == nil then return {} end
   if type(opts) ~= "table" then error(fname .. ": options must be a table", 3) end
   for k in pairs(opts) do
     if not LOAD_OPTS[k] then
-      error(("%s: unknown option '%s' (valid: env, env_file, environ, workdir)"):format(fname, tostring(k)), 3)
+      error(("%s: unknown option '%s' (valid: env, env_file, environ, workdir, skip_interpolation)"):format(fname, tostring(k)), 3)
     end
   end
   return opts
