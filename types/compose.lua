@@ -18,6 +18,7 @@
 ---@field env_file? string|string[] .env files (the process environment wins over them)
 ---@field environ? table<string, string> use instead of the process environment
 ---@field workdir? string base of relative paths (default: the first file's directory)
+---@field skip_interpolation? boolean leave ${VAR} as written (docker's --skip-interpolation)
 
 ---@class slipway.compose
 local compose = {}
