@@ -141,7 +141,13 @@ function M.write(record, dir)
   local json = require("slipway.json")
   local ok, err = fs.mkdir(dir)
   if not ok then return nil, err end
-  return fs.write_atomic(dir .. "/record.json", json.encode(M.serializable(record), { pretty = true }) .. "\n")
+  local data = M.serializable(record)
+  local ok, text = pcall(json.encode, data, { pretty = true })
+  if not ok then
+    -- strings that are not UTF-8 (a program's output in an error message)
+    text = json.encode(require("slipway.events").fix_strings(data), { pretty = true })
+  end
+  return fs.write_atomic(dir .. "/record.json", text .. "\n")
 end
 
 -- Tests: forget the scratch record.

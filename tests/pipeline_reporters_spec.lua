@@ -110,6 +110,19 @@ describe("reporters", function()
     assert.same({ "rolled_back", 1 }, { last.status, last.exit_code })
   end)
 
+  it("--json and the record survive output that is not UTF-8", function()
+    local dir = H.project { ["deploy.lua"] = [[
+task("binary", function() sh "printf 'ok \\377\\376 end\\n'; printf 'bad \\377\\n' >&2; exit 1" end)
+]] }
+    local r = H.run_json(dir, {})
+    assert.same(1, r.code)
+    assert.same("", r.stderr)
+    assert.same("ok \u{FFFD}\u{FFFD} end", H.of(r.events, "output")[1].line)
+    local fin = r.events[#r.events]
+    local record = json.decode(fs.read(fin.record))
+    assert.matches("sh: exit code 1: .*\n  bad \u{FFFD}$", record.tasks[1].error)
+  end)
+
   it("plain: lines prefixed with the task name, a summary table, no colour codes", function()
     local dir = H.project { ["deploy.lua"] = [[
 task("one", function() sh "echo first line; echo second line" end)

@@ -1,6 +1,7 @@
 -- slipway.reporters.json: `--json`: every event as one JSON object per line
 -- (NDJSON) on stdout, nothing else on stdout. Schema: docs/events.md.
 local json = require("slipway.json")
+local events = require("slipway.events")
 
 local M = {}
 
@@ -9,7 +10,9 @@ function M.new(opts)
   local encode = json.encode
   local self = {}
   function self.event(ev)
-    out:write(encode(ev), "\n")
+    local ok, line = pcall(encode, ev)
+    if not ok then line = encode(events.fix_strings(ev)) end   -- e.g. binary output
+    out:write(line, "\n")
   end
   function self.close()
     out:flush()
