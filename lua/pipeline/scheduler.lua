@@ -421,6 +421,8 @@ end
 function M._rollback(S, ctx, summary, emit, values)
   if #S.undo_log == 0 then return end
   local all_ok = true
+  local unit_named = {}
+  for _, u in ipairs(S.units) do unit_named[u.name] = u end
   for i = #S.undo_log, 1, -1 do
     if S.interrupted then break end
     local e = S.undo_log[i]
@@ -447,7 +449,8 @@ function M._rollback(S, ctx, summary, emit, values)
         end, table.unpack(args, 1, 3))
       end)
       S.rollback_task = rt
-      if e.kind == "task" then S.by_task[rt] = e.unit end
+      local owner = e.kind == "task" and e.unit or unit_named[e.entry.task or ""]
+      if owner then S.by_task[rt] = owner end
       rt:wait()
       S.rollback_task = nil
       local r = table.pack(rt:result())
@@ -461,6 +464,7 @@ function M._rollback(S, ctx, summary, emit, values)
       if e.kind == "change" then
         e.entry.status = ok and "rolled_back" or "undo_failed"
         e.entry.details = msg
+        if owner and owner.rollback ~= "failed" then owner.rollback = ok and "ok" or "failed" end
       else
         e.unit.rollback = ok and "ok" or "failed"
         e.unit.rollback_error = msg
