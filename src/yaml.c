@@ -258,6 +258,7 @@ typedef struct {
   int anchors, pos, order, array_mt;   /* stack indexes; pos 0 = no positions */
   int depth;
   int failed;
+  double decoded, aliased;   /* nodes decoded, of which from aliases */
 } dec_t;
 
 /* Record an error message "file:line:col: msg" (pushed later as a result). */
@@ -272,6 +273,21 @@ static int dec_fail(dec_t *d, size_t line, size_t col, const char *fmt, ...) {
   lua_setfield(L, LUA_REGISTRYINDEX, "slipway.yaml.error");
   d->failed = 1;
   return 0;
+}
+
+/* go-yaml v3 refuses a document whose aliases expand into most of what it
+ * decodes (a "billion laughs" document would take all memory and minutes):
+ * count nodes as its decoder does; `aliased` = inside an alias's value. */
+static int count_node(dec_t *d, int aliased, const yaml_mark_t *m) {
+  d->decoded++;
+  if (aliased) d->aliased++;
+  if (d->aliased > 100 && d->decoded > 1000) {
+    double allowed = d->decoded <= 400000 ? 0.99 : d->decoded >= 4000000 ? 0.10
+                   : 0.99 - 0.89 * ((d->decoded - 400000) / 3600000.0);
+    if (d->aliased / d->decoded > allowed)
+      return dec_fail(d, m->line + 1, m->column + 1, "document contains excessive aliasing");
+  }
+  return 1;
 }
 
 /* The parser's own error, with the context libyaml gives when it has one. */
@@ -332,20 +348,26 @@ static void pos_key(dec_t *d, int t, const yaml_mark_t *m) {
   lua_pop(L, 2);
 }
 
+static int is_map(dec_t *d, int idx);
+
 /* Copy the table at idx deeply (an alias's value), sharing its order and
- * position records, so that each use of an anchor is its own value. */
-static void deep_copy(dec_t *d, int idx) {
+ * position records, so that each use of an anchor is its own value.
+ * Returns 0 with the error recorded when the aliases expand too much. */
+static int deep_copy(dec_t *d, int idx, const yaml_mark_t *m) {
   lua_State *L = d->L;
   luaL_checkstack(L, 6, "yaml: nesting too deep");
   idx = lua_absindex(L, idx);
+  if (!count_node(d, 1, m)) return 0;
+  int map = is_map(d, idx);
   lua_newtable(L);
   int t = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
+    if (map && !count_node(d, 1, m)) return 0;       /* the key */
     if (lua_type(L, -1) == LUA_TTABLE) {
-      deep_copy(d, -1);
+      if (!deep_copy(d, -1, m)) return 0;
       lua_remove(L, -2);
-    }
+    } else if (!count_node(d, 1, m)) return 0;
     lua_pushvalue(L, -2);
     lua_insert(L, -2);
     lua_rawset(L, t);
@@ -365,6 +387,7 @@ static void deep_copy(dec_t *d, int idx) {
       lua_rawset(L, d->pos);
     } else lua_pop(L, 1);
   }
+  return 1;
 }
 
 static int is_map(dec_t *d, int idx) {
@@ -488,10 +511,9 @@ static int apply_merges(dec_t *d, int t, int merges, const yaml_mark_t *m) {
 static int parse_mapping(dec_t *d) {
   lua_State *L = d->L;
   yaml_mark_t start = d->box->ev.start_mark;
-  const char *anchor = d->box->ev.data.mapping_start.anchor
-                     ? (const char *)d->box->ev.data.mapping_start.anchor : NULL;
-  char anchor_buf[256];
-  if (anchor) snprintf(anchor_buf, sizeof anchor_buf, "%s", anchor);
+  const char *anchor = (const char *)d->box->ev.data.mapping_start.anchor;
+  lua_pushstring(L, anchor);                 /* the name, whole (or nil) */
+  int name = lua_gettop(L);
   lua_newtable(L);
   int t = lua_gettop(L);
   lua_newtable(L);
@@ -508,6 +530,7 @@ static int parse_mapping(dec_t *d) {
     int is_merge = 0;
     if (d->box->ev.type == YAML_SCALAR_EVENT) {
       if (!push_scalar(d, &d->box->ev, &is_merge)) return 0;
+      if (!is_merge && !count_node(d, 0, &km)) return 0;
     } else if (d->box->ev.type == YAML_ALIAS_EVENT) {
       if (!parse_node(d)) return 0;
       if (lua_type(L, -1) == LUA_TTABLE)
@@ -593,20 +616,21 @@ static int parse_mapping(dec_t *d) {
   lua_pushvalue(L, olist);
   lua_rawset(L, d->order);
   lua_settop(L, t);
-  if (anchor) {
+  if (!lua_isnil(L, name)) {
+    lua_pushvalue(L, name);
     lua_pushvalue(L, t);
-    lua_setfield(L, d->anchors, anchor_buf);
+    lua_rawset(L, d->anchors);
   }
+  lua_remove(L, name);
   return 1;
 }
 
 static int parse_sequence(dec_t *d) {
   lua_State *L = d->L;
   yaml_mark_t start = d->box->ev.start_mark;
-  const char *anchor = d->box->ev.data.sequence_start.anchor
-                     ? (const char *)d->box->ev.data.sequence_start.anchor : NULL;
-  char anchor_buf[256];
-  if (anchor) snprintf(anchor_buf, sizeof anchor_buf, "%s", anchor);
+  const char *anchor = (const char *)d->box->ev.data.sequence_start.anchor;
+  lua_pushstring(L, anchor);                 /* the name, whole (or nil) */
+  int name = lua_gettop(L);
   lua_newtable(L);
   int t = lua_gettop(L);
   lua_pushvalue(L, d->array_mt);
@@ -625,10 +649,12 @@ static int parse_sequence(dec_t *d) {
     if (!parse_node(d)) return 0;
     lua_rawseti(L, t, ++n);
   }
-  if (anchor) {
+  if (!lua_isnil(L, name)) {
+    lua_pushvalue(L, name);
     lua_pushvalue(L, t);
-    lua_setfield(L, d->anchors, anchor_buf);
+    lua_rawset(L, d->anchors);
   }
+  lua_remove(L, name);
   return 1;
 }
 
@@ -639,6 +665,7 @@ static int parse_node(dec_t *d) {
   if (++d->depth > YAML_MAX_DEPTH)
     return dec_fail(d, ev->start_mark.line + 1, ev->start_mark.column + 1, "nesting too deep");
   luaL_checkstack(L, 10, "yaml: nesting too deep");
+  if (!count_node(d, 0, &ev->start_mark)) return 0;
   int ok;
   switch (ev->type) {
   case YAML_SCALAR_EVENT:
@@ -657,9 +684,9 @@ static int parse_node(dec_t *d) {
       break;
     }
     if (lua_type(L, -1) == LUA_TTABLE) {
-      deep_copy(d, -1);
+      if (!deep_copy(d, -1, &ev->start_mark)) { ok = 0; break; }
       lua_remove(L, -2);
-    }
+    } else if (!count_node(d, 1, &ev->start_mark)) { ok = 0; break; }
     ok = 1;
     break;
   }
@@ -715,7 +742,7 @@ static int decode_common(lua_State *L, const char *fname, int all) {
   push_order(L);                                                     /* 6 order */
   luaL_getmetatable(L, ARRAY_MT);                                    /* 7 array mt */
   lua_newtable(L);                                                   /* 8 list */
-  dec_t d = { L, box, filename, text, len, 4, positions ? 5 : 0, 6, 7, 0, 0 };
+  dec_t d = { L, box, filename, text, len, 4, positions ? 5 : 0, 6, 7, 0, 0, 0, 0 };
   int ok = parse_documents(&d, all ? 1 << 30 : 1, 8);
   lua_settop(L, 8);
   parser_free(box);          /* free libyaml's memory now, not at the next GC */

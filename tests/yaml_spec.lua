@@ -157,6 +157,30 @@ three:
     it("rejects unknown options", function()
       assert.has_error(function() yaml.decode("a: 1", { file = "x" }) end)
     end)
+
+    -- found while writing the fuzz targets: names past 255 bytes were cut
+    it("keeps long anchor names whole on mappings and sequences", function()
+      local name = ("a"):rep(300)
+      assert.same({ x = { k = 1 }, y = { k = 1 }, s = { 2 }, t = { 2 } },
+        yaml.decode(("x: &%s {k: 1}\ny: *%s\ns: &%s [2]\nt: *%s\n"):format(name, name, name .. "s", name .. "s")))
+    end)
+
+    -- found while writing the fuzz targets: a "billion laughs" took minutes
+    -- and gigabytes; go-yaml v3's alias/decode ratio limit applies
+    it("refuses excessive aliasing like go-yaml", function()
+      local lines, prev = { "l0: &l0 [x, x, x, x, x, x, x, x, x, x]" }, "l0"
+      for i = 1, 9 do
+        lines[#lines + 1] = ("l%d: &l%d [%s]"):format(i, i, ("*" .. prev .. ", "):rep(10):sub(1, -3))
+        prev = "l" .. i
+      end
+      assert.same({ nil, "b.yml:4:20: document contains excessive aliasing", "EYAML" },
+        { yaml.decode(table.concat(lines, "\n"), { filename = "b.yml" }) })
+      -- ordinary reuse of anchors is far below the limit
+      local text = { "base: &b {image: x, env: [A, B]}" }
+      for i = 1, 200 do text[#text + 1] = ("s%d: *b"):format(i) end
+      local doc = yaml.decode(table.concat(text, "\n"))
+      assert.same({ image = "x", env = { "A", "B" } }, doc.s200)
+    end)
   end)
 
   describe("encode", function()
