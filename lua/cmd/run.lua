@@ -166,6 +166,8 @@ local function run_pipeline(def, values, plan, opts, reporter)
   -- if a task is blocked in a call that holds up the event loop.
   local signal = require("slipway.signal")
   local watcher = signal.watch { "SIGINT", "SIGTERM" }
+  -- git facts for the record, gathered while the tasks run
+  local git_task = task.spawn(git_facts, dirname(def.file))
   local sigtask
   local summary = scheduler.run {
     def = def, plan = plan, values = values, jobs = opts.jobs, bus = bus, release = release,
@@ -215,7 +217,8 @@ local function run_pipeline(def, values, plan, opts, reporter)
   record.duration_ms = duration_ms
   record.tasks = json.array(rows)
   record.rollbacks = json.array(rollbacks)
-  record.git = git_facts(dirname(def.file))
+  local got_git, facts = pcall(git_task.join, git_task)
+  record.git = got_git and facts or nil
   local fs = require("slipway.fs")
   local project = fs.realpath(dirname(def.file)) or dirname(def.file)
   local dir = project .. "/.slipway/runs/" .. run_id
@@ -228,7 +231,7 @@ local function run_pipeline(def, values, plan, opts, reporter)
         events.format_ms(duration_ms), run_id),
       duration_ms = duration_ms, rollbacks = rollbacks,
     })
-    ok, err = fs.write_atomic(dir .. "/timeline.svg", svg)
+    ok, err = fs.write(dir .. "/timeline.svg", svg)     -- a picture: no fsync needed
     if ok then record_dir = dir end
   end
   if not ok then
