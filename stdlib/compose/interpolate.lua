@@ -186,9 +186,15 @@ M.caster_for = caster_for
 -- Walking a document
 
 -- ctx: { lookup = fn, fail = fn(holder, key, msg) -> raises }
-local function walk(v, path, holder, key, ctx)
+-- The path of the current node is kept as a stack of parts and joined only
+-- when it is needed (a substitution changed the string, or an error).
+local parts, depth = {}, 0
+
+local function walk(v, holder, key, ctx)
   if type(v) == "string" then
+    if not v:find("$", 1, true) then return v end
     local out, err = M.substitute(v, ctx.lookup)
+    local path = table.concat(parts, ".", 1, depth)
     if not out then
       ctx.fail(holder, key, ("invalid interpolation format for %s: %s; you may need to escape any $ with another $")
         :format(path, convert.quote(err)))
@@ -203,21 +209,29 @@ local function walk(v, path, holder, key, ctx)
     return casted
   end
   if type(v) ~= "table" then return v end
+  depth = depth + 1
   if getmetatable(v) == yaml.array_mt then
-    for i = 1, #v do v[i] = walk(v[i], path .. ".[]", v, i, ctx) end
+    parts[depth] = "[]"
+    for i = 1, #v do v[i] = walk(v[i], v, i, ctx) end
   else
     for _, k in ipairs(yaml.keys(v)) do
-      v[k] = walk(v[k], path .. "." .. tostring(k), v, k, ctx)
+      parts[depth] = tostring(k)
+      v[k] = walk(v[k], v, k, ctx)
     end
   end
+  depth = depth - 1
   return v
 end
 
 -- interpolate(doc, ctx): in place, over every top-level key (x-* too).
 function M.interpolate(doc, ctx)
+  depth = 0
   for _, k in ipairs(yaml.keys(doc)) do
-    doc[k] = walk(doc[k], tostring(k), doc, k, ctx)
+    parts[1] = tostring(k)
+    depth = 1
+    doc[k] = walk(doc[k], doc, k, ctx)
   end
+  depth = 0
   return doc
 end
 
