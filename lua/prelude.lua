@@ -13,6 +13,7 @@ local lazy = {
   parallel = "slipway.parallel", sh = "slipway.sh",
   compose = "slipway.compose", docker = "slipway.docker", probe = "slipway.probe",
   git = "slipway.git", pulumi = "slipway.pulumi", vercel = "slipway.vercel",
+  env = "slipway.env",
 }
 
 setmetatable(_G, {
