@@ -387,6 +387,8 @@ function M.run(ctx)
     if t == nil then break end
     t:wait()
     S.live[t] = nil
+    -- user errors are caught inside; a runner that failed is slipway's bug
+    if t:status() == "failed" then t:join() end
   end
 
   -- What never became ready (behind a failure or an interrupt).
