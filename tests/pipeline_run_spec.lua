@@ -205,6 +205,17 @@ task("queued", { needs = "sibling" }, function() end)
     assert.same({ "failed", 1 }, { fin.status, fin.exit_code })
   end)
 
+  it("fail-fast: a task started in the same turn as the failure never runs its code", function()
+    local dir = H.project { ["deploy.lua"] = [[
+task("fails", function() error("x") end)
+task("other", function() io.open("other-ran", "w"):close() end)
+]] }
+    local r = H.run_json(dir, {})
+    assert.same(1, r.code)
+    assert.same({ fails = "failed", other = "cancelled" }, H.statuses(r.events))
+    assert.is_false(fs.exists(dir .. "/other-ran"))
+  end)
+
   it("rolls back completed tasks and recorded changes in reverse order", function()
     local dir = H.project { ["deploy.lua"] = [[
 local release = require("slipway.release")

@@ -268,6 +268,10 @@ function M.run(ctx)
     local me = task.current()
     local ok, res
     for n = 1, t.retries + 1 do
+      if u.cancel_requested then     -- cancelled before this runner got to start
+        ok, res = false, "cancelled"
+        break
+      end
       u.attempts = n
       if separate then
         local att = task.spawn(attempt, u)
