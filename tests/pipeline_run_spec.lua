@@ -306,6 +306,14 @@ end)
         SLIPWAY_PARAM_REPLICAS = "2", SLIPWAY_PARAM_SERVICES = "a" }))
   end)
 
+  it("requires modules that sit next to the pipeline file, from any directory", function()
+    local dir = H.project { ["deploy.lua"] = 'local h = require("helper")\ntask("a", function() print(h.greet()) end)\n',
+                            ["helper.lua"] = 'return { greet = function() return "hi from helper" end }\n' }
+    local r = H.run_json("/", { dir .. "/deploy.lua" })
+    assert.same(0, r.code, r.stderr)
+    assert.same("hi from helper", H.of(r.events, "output")[1].line)
+  end)
+
   it("writes the run record and a timeline next to the pipeline", function()
     local dir = H.project { ["deploy.lua"] = [[
 task("one", function() task.sleep(0.02) end)

@@ -280,6 +280,11 @@ function M.load(path)
   local text = fh:read("a")
   fh:close()
   if text:sub(1, 1) == "#" then text = "--" .. text end   -- a #! line
+  -- Modules next to the pipeline file can be required by name.
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir and dir ~= "." then
+    package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
+  end
   local chunk, serr = load(text, source, "t", env)
   if not chunk then
     error({ input_error = serr }, 0)
