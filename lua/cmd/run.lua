@@ -69,8 +69,8 @@ local function choose_reporter(opts)
   return mod.new {
     colour = colour, timestamps = opts.timestamps,
     width = function()
-      local cols = term.size(1)
-      return cols or tonumber(os.getenv("COLUMNS") or "") or 80
+      local cols, rows = term.size(1)
+      return cols or tonumber(os.getenv("COLUMNS") or "") or 80, rows or tonumber(os.getenv("LINES") or "") or 24
     end,
   }, name
 end

@@ -6,7 +6,7 @@
 -- file:line. The summary table follows at the end.
 --
 -- opts: out (default io.stdout), colour, width (a function returning the
--- terminal's columns).
+-- terminal's columns and rows).
 local task = require("slipway.task")
 local style = require("slipway.reporters.style")
 
@@ -56,16 +56,26 @@ function M.new(opts)
     pending = {}
     drawn = 0
     if not final then
-      local cols = width()
+      local cols, rows = width()
       local now = t_of()
       local spin = SPINNER[frame % #SPINNER + 1]
-      for _, name in ipairs(order) do
+      -- never more live lines than fit: the cursor cannot go back up past
+      -- the top of the screen
+      local room_lines = math.max(2, (rows or 24) - 2)
+      local shown = #order
+      if shown > room_lines then shown = room_lines - 1 end
+      for i = 1, shown do
+        local name = order[i]
         local r = running[name]
         local head = ("%s %s %s"):format(spin, name, style.format_ms(now - r.started))
         local room = cols - 1 - (utf8.len(head) or #head)
         local last = r.last and room > 4 and ("  " .. clip(r.last, room - 2)) or ""
         buf[#buf + 1] = paint("cyan", spin) .. " " .. paint("bold", name) .. " " ..
           paint("dim", style.format_ms(now - r.started)) .. paint("dim", last) .. "\n"
+        drawn = drawn + 1
+      end
+      if shown < #order then
+        buf[#buf + 1] = paint("dim", ("  … and %d more running"):format(#order - shown)) .. "\n"
         drawn = drawn + 1
       end
     end
