@@ -415,6 +415,10 @@ function M.run(ctx)
   elseif S.failing then
     summary.status = "failed"
     M._rollback(S, ctx, summary, emit, values)
+    if S.interrupted then               -- a signal during the rollback
+      summary.status = "interrupted"
+      summary.signal = S.interrupted
+    end
   else
     summary.status = "success"
   end
