@@ -118,23 +118,22 @@ local emit
 -- Fields in the struct's order, then x-* keys in go-yaml's order. (The
 -- normalization before has rejected unknown fields.)
 local function emit_struct(v, spec)
-  local out, slots, extra = {}, {}, nil
+  local out, present, extra = {}, {}, nil
   local index, fields = spec.index, spec.fields
   for k, x in pairs(v) do
     local i = index[k]
     if i then
       out[k] = emit(x, spec.sub[k], k)
-      slots[i] = true
+      present[#present + 1] = i
     elseif type(k) == "string" and k:sub(1, 2) == "x-" then
       out[k] = plain(x)
       extra = extra or {}
       extra[#extra + 1] = k
     end
   end
+  table.sort(present)                          -- field positions: Go struct order
   local order = {}
-  for i = 1, #fields do
-    if slots[i] then order[#order + 1] = fields[i] end
-  end
+  for j, i in ipairs(present) do order[j] = fields[i] end
   if extra then
     table.sort(extra, yaml.key_less)
     for _, k in ipairs(extra) do order[#order + 1] = k end
