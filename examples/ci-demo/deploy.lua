@@ -13,7 +13,7 @@ param.choice("environment", { "production", "staging", "development" }, "develop
 param.list("parts", { "src", "lua", "stdlib", "tests", "docs" }, "source trees to package")
 
 -- Paths: the repository is two levels up from this file.
-local here = fs.dirname(debug.getinfo(1, "S").short_src)
+local here = fs.dirname(debug.getinfo(1, "S").source:sub(2))
 local root = fs.realpath(here .. "/../..")
 local out          -- the artifact directory, made by the first task
 

@@ -11,7 +11,7 @@ local release = require("slipway.release")
 
 param.string("version", "2.0.0", "the version to release")
 
-local here = fs.realpath(fs.dirname(debug.getinfo(1, "S").short_src))
+local here = fs.realpath(fs.dirname(debug.getinfo(1, "S").source:sub(2)))
 local site = here .. "/.site"              -- the pretend production
 
 local function current()

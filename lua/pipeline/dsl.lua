@@ -39,11 +39,11 @@ local function where_in(source, fallback_level)
     local info = debug.getinfo(level, "Sl")
     if info == nil then break end
     if info.source == source and info.currentline > 0 then
-      return { file = info.short_src, line = info.currentline }
+      return { file = source:sub(2), line = info.currentline }
     end
   end
   local info = debug.getinfo(fallback_level or 3, "Sl")
-  if info then return { file = info.short_src, line = math.max(info.currentline, 0) } end
+  if info then return { file = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src, line = math.max(info.currentline, 0) } end
   return { file = "?", line = 0 }
 end
 M.where_in = where_in

@@ -81,7 +81,12 @@ function M.run(ctx)
       local info = debug.getinfo(level, "Sl")
       if info == nil then break end
       if info.source == source and info.currentline > 0 then
-        out.file, out.line = info.short_src, info.currentline
+        out.file, out.line = source:sub(2), info.currentline
+        -- Lua shortens long paths in messages ("...dir/deploy.lua:3:"):
+        -- give the whole path back
+        if info.short_src ~= out.file and out.msg:sub(1, #info.short_src + 1) == info.short_src .. ":" then
+          out.msg = out.file .. out.msg:sub(#info.short_src + 1)
+        end
         break
       end
     end
