@@ -287,6 +287,9 @@ function M.load(path)
   end
   local chunk, serr = load(text, source, "t", env)
   if not chunk then
+    if serr:sub(1, #path + 1) ~= path .. ":" then      -- Lua shortened a long path
+      serr = serr:gsub("^%.%.%.[^:]*:", path .. ":", 1)
+    end
     error({ input_error = serr }, 0)
   end
   local ok, err = xpcall(chunk, function(e) return at_user_line(source, e) end)
