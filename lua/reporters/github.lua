@@ -64,7 +64,12 @@ function M.new(opts)
       buffered[ev.task] = nil
       if ev.status == "failed" then
         local props = { "title=" .. esc_prop(ev.task .. " failed") }
-        if ev.file then table.insert(props, 1, "file=" .. esc_prop(ev.file)) end
+        if ev.file then
+          -- annotations want a path relative to the checkout
+          local file, ws = ev.file, getenv("GITHUB_WORKSPACE")
+          if ws and ws ~= "" and file:sub(1, #ws + 1) == ws .. "/" then file = file:sub(#ws + 2) end
+          table.insert(props, 1, "file=" .. esc_prop(file))
+        end
         if ev.line then table.insert(props, 2, "line=" .. ev.line) end
         out:write(ev.allowed and "::warning " or "::error ", table.concat(props, ","), "::",
           esc_data(ev.error or "failed"), "\n")
