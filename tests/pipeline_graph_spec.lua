@@ -193,6 +193,12 @@ tasks, in run order:
 ]], r.stdout)
     assert.is_false(require("slipway.fs").exists(dir .. "/ran"))
     assert.is_false(require("slipway.fs").exists(dir .. "/.slipway"))
+    r = H.run(dir, { "plan", "--json" })
+    local j = require("slipway.json").decode(r.stdout)
+    assert.same({ "staging", false }, { j.params.environment, j.params.deploy_frontend })
+    assert.same({ "quality-gate", true, "build", "at run time", 2, "frontend", false, "when: parameter deploy_frontend is false" },
+      { j.tasks[1].name, j.tasks[1].run, j.tasks[2].name, j.tasks[2].matrix, j.tasks[2].retries,
+        j.tasks[4].name, j.tasks[4].run, j.tasks[4].reason })
     r = H.run(dir, { "graph", "--format", "dot", "-p", "deploy_frontend=yes" })
     assert.same(0, r.code)
     assert.matches("t1 %-> t2;\n  t2 %-> t3;\n  t3 %-> t4;\n}\n$", r.stdout)
