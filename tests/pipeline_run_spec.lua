@@ -182,6 +182,24 @@ end)
     assert.same(2, n)
   end)
 
+  it("attributes output of tasks spawned inside a task (parallel, spawn) to it", function()
+    local dir = H.project { ["deploy.lua"] = [[
+task("one", function()
+  parallel { function() task.sleep(0.02); print("one-a") end, function() sh "sleep 0.01; echo one-b" end }
+end)
+task("two", function()
+  local t = spawn(function() task.sleep(0.01); print("two-a") end)
+  sh "sleep 0.02; echo two-b"
+  t:join()
+end)
+]] }
+    local r = H.run_json(dir, {})
+    assert.same(0, r.code, r.stderr)
+    local got = {}
+    for _, ev in ipairs(H.of(r.events, "output")) do got[ev.line] = ev.task end
+    assert.same({ ["one-a"] = "one", ["one-b"] = "one", ["two-a"] = "two", ["two-b"] = "two" }, got)
+  end)
+
   it("fail-fast: cancels running siblings (their children die), skips the rest", function()
     local dir = H.project { ["deploy.lua"] = [[
 task("sibling", function() sh "echo $$ > sibling.pid; exec sleep 30" end)

@@ -381,6 +381,20 @@ function M.run(ctx)
     end)
   end
 
+  -- Tasks that a task spawns (parallel(...), task.spawn) belong to it:
+  -- their output lines and recorded changes are attributed to its unit.
+  -- slipway.task's spawn is wrapped for the length of the run.
+  local real_spawn = task.spawn
+  local function spawn(...)
+    local t = real_spawn(...)
+    local parent = S.by_task[task.current()]
+    if parent then S.by_task[t] = parent end
+    return t
+  end
+  task.spawn = spawn
+  local global_spawn = rawget(_G, "spawn") == real_spawn
+  if global_spawn then rawset(_G, "spawn", spawn) end
+
   if ctx.on_start then ctx.on_start(S) end
 
   -- Start: every node with nothing to wait for.
@@ -427,6 +441,8 @@ function M.run(ctx)
   else
     summary.status = "success"
   end
+  task.spawn = real_spawn
+  if global_spawn then rawset(_G, "spawn", real_spawn) end
   if unsubscribe then unsubscribe() end
   return summary
 end
