@@ -210,6 +210,7 @@ function M.run(ctx)
         pump()
       end)
       S.live[exp] = true
+      S.by_task[exp] = nil       -- not the unit whose end made this node ready
     end
   end
 
