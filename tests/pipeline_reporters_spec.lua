@@ -229,6 +229,28 @@ end)
     assert(ok, err)
   end)
 
+  it("terminal: no more live lines than the terminal has rows", function()
+    local dir = H.project { ["deploy.lua"] = [[
+task("m", { matrix = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 } }, function() sh "sleep 1" end)
+]] }
+    local sock = "slipway-test-rows-" .. require("support.leaks").pid()
+    local function tmux(...)
+      return proc.run({ "tmux", "-L", sock, ... }, { stderr = "capture" })
+    end
+    local cmd = ("cd %s && env -u CI -u GITHUB_ACTIONS NO_COLOR=1 TERM=xterm %s run -j 12; sleep 30"):format(dir, H.slipway)
+    assert.same(0, tmux("new-session", "-d", "-x", "60", "-y", "8", cmd).code)
+    local ok, err = pcall(function()
+      task.sleep(0.6)
+      local mid = tmux("capture-pane", "-p").stdout
+      local live = select(2, mid:gsub("m%[%d+%] [%d.]+m?s", ""))
+      assert.same(5, live, mid)
+      assert.matches("\n  … and 7 more running\n", mid)
+      assert.matches("^slipway: running deploy.lua", mid)   -- the header was not scrolled away
+    end)
+    tmux("kill-server")
+    assert(ok, err)
+  end)
+
   it("timeline.svg: one bar per task on a time axis, coloured by status", function()
     local dir = H.project { ["deploy.lua"] = [[
 task("a", function() task.sleep(0.1) end)
