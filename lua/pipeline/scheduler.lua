@@ -159,8 +159,13 @@ function M.run(ctx)
     end
     local labels = {}
     for i, u in ipairs(node.units) do labels[i] = u.label end
-    emit { type = "matrix_expanded", task = node.task.name, items = labels }
-    if #node.units == 0 then node_finished(node, "done") end
+    emit { type = "matrix_expanded", task = node.task.name, items = require("slipway.json").array(labels) }
+    if #node.units == 0 then       -- nothing to do counts as done
+      local u = new_unit(node, nil, nil)
+      node.left = 0
+      skip_unit(u, "the matrix is empty")
+      node_finished(node, "done")
+    end
     return true
   end
 
