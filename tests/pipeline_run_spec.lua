@@ -71,6 +71,22 @@ param.string("environment", "dev")
     assert.is_true(fin.duration_ms < 280, "items ran one after another: " .. fin.duration_ms)
   end)
 
+  it("a matrix function that fails fails its task; an empty matrix counts as done", function()
+    local dir = H.project { ["deploy.lua"] = [[
+task("empty", { matrix = function() return {} end }, function() end)
+task("after-empty", { needs = "empty" }, function() end)
+task("broken", { needs = "after-empty", matrix = function() return nil + 1 end }, function() end)
+task("never", { needs = "broken" }, function() end)
+]] }
+    local r = H.run_json(dir, {})
+    assert.same(1, r.code)
+    assert.same({ empty = "skipped", ["after-empty"] = "ok", broken = "failed", never = "skipped" }, H.statuses(r.events))
+    local fin
+    for _, ev in ipairs(H.of(r.events, "task_finished")) do if ev.task == "broken" then fin = ev end end
+    assert.same({ "deploy.lua", 3 }, { fin.file, fin.line })
+    assert.matches("^deploy.lua:3: attempt to perform arithmetic on a nil value", fin.error)
+  end)
+
   it("skips tasks by `when` (parameter or function) and counts them as done", function()
     local dir = H.project { ["deploy.lua"] = [[
 param.bool("frontend", false)
