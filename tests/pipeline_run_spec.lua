@@ -288,6 +288,24 @@ task("after", { needs = "boom", rollback = function() note("must not run") end }
     assert.is_true(fs.exists(fin.timeline))
   end)
 
+  it("does not undo a change its integration already rolled back itself", function()
+    local dir = H.project { ["deploy.lua"] = [[
+local release = require("slipway.release")
+task("deploy", function()
+  local e = release.add_change { kind = "stack", target = "app", undo = function() io.open("undone-twice", "w"):close() end }
+  release.mark_change(e, "rolled_back", "the deploy's own wait failed")
+  error("stack did not converge")
+end)
+]] }
+    local r = H.run_json(dir, {})
+    assert.same(1, r.code)
+    assert.is_false(fs.exists(dir .. "/undone-twice"))
+    local fin = H.of(r.events, "run_finished")[1]
+    assert.same("rolled_back", fin.status)
+    local record = json.decode(H.read(fin.record))
+    assert.same({ "rolled_back", "the deploy's own wait failed" }, { record.changes[1].status, record.changes[1].details })
+  end)
+
   it("a failing rollback makes the run rollback_failed and the others still run", function()
     local dir = H.project { ["deploy.lua"] = [[
 task("a", { rollback = function() io.open("a-rolled", "w"):close() end }, function() end)

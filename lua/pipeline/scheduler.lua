@@ -67,7 +67,7 @@ function M.run(ctx)
   local S = {
     nodes = {}, units = {}, active = {}, live = {}, by_task = setmetatable({}, { __mode = "k" }),
     ready = {}, rhead = 1, rtail = 0, running = 0, failing = nil, interrupted = nil,
-    undo_log = {}, rollbacks = {},
+    undo_log = {}, rollbacks = {}, changes = {},
   }
 
   -- Error handler for user code: keep the message, the traceback and the
@@ -380,6 +380,7 @@ function M.run(ctx)
       if what == "added" then
         local u = S.by_task[task.current()]
         entry.task = entry.task or (u and u.name)
+        S.changes[#S.changes + 1] = entry
         if entry.undo then S.undo_log[#S.undo_log + 1] = { kind = "change", entry = entry } end
         emit { type = "change_recorded", task = entry.task, kind = entry.kind, target = entry.target,
                summary = entry.summary }
@@ -456,7 +457,6 @@ end
 -- Run the rollback steps in reverse order of recording, one at a time,
 -- each in its own task (so a signal can cancel it).
 function M._rollback(S, ctx, summary, emit, values)
-  if #S.undo_log == 0 then return end
   local all_ok = true
   local unit_named = {}
   for _, u in ipairs(S.units) do unit_named[u.name] = u end
@@ -516,7 +516,13 @@ function M._rollback(S, ctx, summary, emit, values)
     end
     ::continue::
   end
-  if #S.rollbacks > 0 then
+  -- Changes their integration rolled back (or failed to) by itself count too.
+  local rolled = #S.rollbacks > 0
+  for _, c in ipairs(S.changes) do
+    if c.status == "rolled_back" then rolled = true end
+    if c.status == "undo_failed" then rolled, all_ok = true, false end
+  end
+  if rolled then
     summary.status = all_ok and "rolled_back" or "rollback_failed"
   end
 end
