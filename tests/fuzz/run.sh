@@ -40,6 +40,8 @@ for t in $targets; do
   extra=""
   case "$t" in yaml|compose) extra="$work/shared" ;; esac
   log=build-fuzz/fuzz_$t.log
+  before=$(ls "$artifacts" | wc -l)
+  start=$(date +%s)
   # -timeout: one input taking 10 s is a hang; -rss_limit_mb: a runaway.
   # -detect_leaks=0: Lua's collector frees memory inputs later, so libFuzzer
   # would run a whole-heap leak check after nearly every input (50x slower);
@@ -48,14 +50,20 @@ for t in $targets; do
     -print_final_stats=1 -dict="tests/fuzz/$t.dict" -artifact_prefix="$artifacts/" \
     $FUZZ_ARGS "$corpus" "tests/fuzz/seeds/$t" "tests/fuzz/regressions/$t" $extra >"$log" 2>&1
   rc=$?
+  took=$(( $(date +%s) - start ))
+  # FUZZ_ARGS="-fork=1 -ignore_crashes=1" keeps going after a crash and
+  # exits 0: new files in the artifacts directory are what counts.
+  found=$(( $(ls "$artifacts" | wc -l) - before ))
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+  [ -n "$runs" ] || runs=$(sed -n 's/^#\([0-9]*\):.*/\1/p' "$log" | tail -n 1)
+  rate=$(( ${runs:-0} / (took > 0 ? took : 1) ))
   cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -n 1)
-  if [ "$rc" -eq 0 ]; then
-    printf 'fuzz_%-12s ok      %ss %s runs %s exec/s %s\n' "$t" "$secs" "${runs:-?}" "${rate:-?}" "$cov"
+  if [ "$rc" -eq 0 ] && [ "$found" -eq 0 ]; then
+    printf 'fuzz_%-12s ok      %ss %s runs %s exec/s %s\n' "$t" "$took" "${runs:-?}" "$rate" "$cov"
   else
     status=1
-    printf 'fuzz_%-12s FAILED  (exit %d) log: %s\n' "$t" "$rc" "$log"
+    printf 'fuzz_%-12s FAILED  (exit %d, %d new input(s) in %s) %ss %s runs log: %s\n' \
+      "$t" "$rc" "$found" "$artifacts" "$took" "${runs:-?}" "$log"
     grep -E 'INTERNAL|internal error|ERROR: |SUMMARY|Test unit written' "$log" | head -n 20 | sed 's/^/    /'
   fi
 done
