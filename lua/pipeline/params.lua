@@ -77,7 +77,7 @@ end
 function M.new_set(where)
   local set = { list = {}, by_name = {} }
 
-  local function declare(kind, name, choices, default, extra, level)
+  local function declare(kind, name, choices, default, extra)
     local loc = where()
     local function fail(msg)
       error({ input_error = ("%s:%d: %s"):format(loc.file, loc.line, msg) }, 0)
