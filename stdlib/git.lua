@@ -5,6 +5,7 @@
 --   git.branch()      -- "main"; on a detached HEAD the CI's branch name
 --                     -- (GITHUB_HEAD_REF, GITHUB_REF_NAME, CI_COMMIT_REF_NAME)
 --                     -- or nil
+--   git.head()        -- { sha =, branch = } with one git process
 --   opts: { cwd = "path" } (default: the current directory)
 --
 -- Reading git is not a side effect, so these work at the top level of a
@@ -71,14 +72,24 @@ function M.short_sha(opts)
   return git("git.short_sha", check_opts("git.short_sha", opts), "rev-parse", "--short", "HEAD")
 end
 
-function M.branch(opts)
-  local name = git("git.branch", check_opts("git.branch", opts), "rev-parse", "--abbrev-ref", "HEAD")
+local function branch_name(name)
   if name ~= "HEAD" then return name end
   for _, var in ipairs({ "GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME" }) do
     local v = os.getenv(var)
     if v and v ~= "" then return v end
   end
   return nil
+end
+
+function M.branch(opts)
+  return branch_name(git("git.branch", check_opts("git.branch", opts), "rev-parse", "--abbrev-ref", "HEAD"))
+end
+
+function M.head(opts)
+  local out = git("git.head", check_opts("git.head", opts), "rev-parse", "HEAD", "--abbrev-ref", "HEAD")
+  local sha, name = out:match("^(%x+)\n(.+)$")
+  if sha == nil then error("git.head: unexpected output from git rev-parse: " .. out, 2) end
+  return { sha = sha, branch = branch_name(name) }
 end
 
 return M

@@ -88,3 +88,8 @@ function git.short_sha(opts) end
 ---@param opts? {cwd: string}
 ---@return string|nil branch the branch, or on a detached HEAD the CI's branch name, or nil
 function git.branch(opts) end
+
+---sha and branch with one git process.
+---@param opts? {cwd: string}
+---@return {sha: string, branch: string|nil}
+function git.head(opts) end

@@ -101,11 +101,8 @@ local function unit_rows(units, t0)
 end
 
 local function git_facts(dir)
-  local git = require("slipway.git")
-  local ok, sha = pcall(git.sha, { cwd = dir })
-  if not ok then return nil end
-  local okb, branch = pcall(git.branch, { cwd = dir })
-  return { sha = sha, branch = okb and branch or nil }
+  local ok, head = pcall(require("slipway.git").head, { cwd = dir })
+  return ok and head or nil
 end
 
 -- The run itself, inside the main task.

@@ -30,9 +30,11 @@ wall_ms() {
   e=$(date +%s%N)
   echo $(( (e - s) / 1000 )) | awk '{printf "%.1f\n", $1 / 1000}'
 }
-# CPU ms (user + sys) of one run of "$@"
+# CPU ms (user + sys, children included) of one run of "$@"
 cpu_ms() {
-  /usr/bin/time -f '%U %S' "$@" 2>&1 >/dev/null | tail -n 1 | awk '{printf "%.1f\n", ($1 + $2) * 1000}'
+  local t TIMEFORMAT='%3U %3S'
+  t=$( { time "$@" >/dev/null 2>&1; } 2>&1 )
+  echo "$t" | awk '{printf "%.1f\n", ($1 + $2) * 1000}'
 }
 # peak RSS in MB of one run of "$@"
 rss_mb() {
