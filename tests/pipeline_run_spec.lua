@@ -321,6 +321,19 @@ task("c", { needs = "b" }, function() error("fail") end)
     assert.matches("^deploy.lua:2: cannot undo b", b.error)
   end)
 
+  it("a rollback gets its task's timeout", function()
+    local dir = H.project { ["deploy.lua"] = [[
+task("a", { timeout = "300ms", rollback = function() sh "sleep 30" end }, function() end)
+task("b", { needs = "a" }, function() error("fail") end)
+]] }
+    local t0 = require("slipway.task").now()
+    local r = H.run_json(dir, {})
+    assert.is_true(require("slipway.task").now() - t0 < 5000)
+    assert.same({ 1, "rollback_failed" }, { r.code, H.of(r.events, "run_finished")[1].status })
+    local rb = H.of(r.events, "rollback_finished")[1]
+    assert.same({ "a", "failed", "timed out after 300ms" }, { rb.task, rb.status, rb.error })
+  end)
+
   it("continue_on_error: the failure is reported but the run goes on and succeeds", function()
     local dir = H.project { ["deploy.lua"] = [[
 task("optional", { continue_on_error = true }, function() error("meh") end)

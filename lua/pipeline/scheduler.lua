@@ -488,11 +488,18 @@ function M._rollback(S, ctx, summary, emit, values)
       S.rollback_task = rt
       local owner = e.kind == "task" and e.unit or unit_named[e.entry.task or ""]
       if owner then S.by_task[rt] = owner end
-      rt:wait()
+      -- A task's rollback gets the task's own timeout.
+      local limit = e.kind == "task" and e.unit.node.task.timeout_ms or nil
+      local finished = rt:wait(limit and limit / 1000 or nil)
+      if not finished then
+        rt:cancel()
+        rt:wait()
+      end
       S.rollback_task = nil
       local r = table.pack(rt:result())
       local ok, err
       if r[1] then ok, err = r[2], r[3] else ok, err = false, r[2] end
+      if not finished then err = "timed out after " .. require("slipway.events").format_ms(limit) end
       local msg
       if not ok then
         all_ok = false
