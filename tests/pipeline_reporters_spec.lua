@@ -186,7 +186,7 @@ end)
     local dir = H.project { ["deploy.lua"] = [[
 task("quick", function() sh "echo quick done" end)
 task("long", { matrix = { "one", "two" } }, function(item)
-  sh("echo working on " .. item .. "; sleep 1.2")
+  sh("echo working on " .. item .. "; sleep 2")
 end)
 task("broken", { needs = "quick", continue_on_error = true }, function()
   sh "echo about to fail; echo details on stderr >&2; sleep 0.2; exit 3"
@@ -200,8 +200,13 @@ end)
       :format(dir, H.slipway)
     assert.same(0, tmux("new-session", "-d", "-x", "100", "-y", "30", cmd).code)
     local ok, err = pcall(function()
-      task.sleep(0.7)
-      local mid = tmux("capture-pane", "-p").stdout
+      -- wait (on a busy machine, a while) for the failure to be drawn
+      local mid
+      for _ = 1, 30 do
+        task.sleep(0.05)
+        mid = tmux("capture-pane", "-p").stdout
+        if mid:find("→ deploy.lua:6", 1, true) then break end
+      end
       -- the finished task collapsed, the failure expanded, the running ones live
       assert.matches("✓ quick %d+ms\n", mid)
       assert.matches("✗ broken %d+ms  failed %(allowed%)\n  │ about to fail\n  │ details on stderr\n  → deploy.lua:6: sh: exit code 3: ", mid)
@@ -217,13 +222,13 @@ end)
         if final:find("EXIT=") then break end
       end
       assert.truthy(final:find("EXIT=0", 1, true), final)
-      assert.matches("✓ long%[one%] 1%.%ds\n", final)
-      assert.matches("✓ long%[two%] 1%.%ds\n", final)
+      assert.matches("✓ long%[one%] 2%.%ds\n", final)
+      assert.matches("✓ long%[two%] 2%.%ds\n", final)
       for _, frame in utf8.codes("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏") do
         assert.is_nil(final:find(utf8.char(frame), 1, true), "a live line was left on screen:\n" .. final)
       end
       assert.matches("task       status            duration\n", final)
-      assert.matches("\nsuccess in 1%.%ds\n", final)
+      assert.matches("\nsuccess in 2%.%ds\n", final)
     end)
     tmux("kill-server")
     assert(ok, err)
@@ -231,7 +236,7 @@ end)
 
   it("terminal: no more live lines than the terminal has rows", function()
     local dir = H.project { ["deploy.lua"] = [[
-task("m", { matrix = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 } }, function() sh "sleep 1" end)
+task("m", { matrix = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 } }, function() sh "sleep 3" end)
 ]] }
     local sock = "slipway-test-rows-" .. require("support.leaks").pid()
     local function tmux(...)
@@ -240,8 +245,12 @@ task("m", { matrix = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 } }, function() sh 
     local cmd = ("cd %s && env -u CI -u GITHUB_ACTIONS NO_COLOR=1 TERM=xterm %s run -j 12; sleep 30"):format(dir, H.slipway)
     assert.same(0, tmux("new-session", "-d", "-x", "60", "-y", "8", cmd).code)
     local ok, err = pcall(function()
-      task.sleep(0.6)
-      local mid = tmux("capture-pane", "-p").stdout
+      local mid
+      for _ = 1, 40 do
+        task.sleep(0.05)
+        mid = tmux("capture-pane", "-p").stdout
+        if mid:find("more running", 1, true) then break end
+      end
       local live = select(2, mid:gsub("m%[%d+%] [%d.]+m?s", ""))
       assert.same(5, live, mid)
       assert.matches("\n  … and 7 more running\n", mid)
