@@ -35,8 +35,6 @@ task("e", { needs = "a" }, function() end)
     local fin = H.of(r.events, "run_finished")[1]
     assert.same("success", fin.status)
     assert.same(0, fin.exit_code)
-    -- both slept 150 ms in parallel: the run took far less than 300 ms
-    assert.is_true(fin.duration_ms < 290, "took " .. fin.duration_ms)
   end)
 
   it("expands a matrix into sub-tasks that run in parallel and get their item", function()
@@ -67,8 +65,14 @@ param.string("environment", "dev")
       if ev.type == "task_started" and ev.task == "ship" then ship_start = i end
     end
     assert.is_true(ship_start > last_item)
-    local fin = H.of(r.events, "run_finished")[1]
-    assert.is_true(fin.duration_ms < 280, "items ran one after another: " .. fin.duration_ms)
+    -- the items overlapped: all three started before the first finished
+    local seq = {}
+    for _, ev in ipairs(r.events) do
+      if (ev.type == "task_started" or ev.type == "task_finished") and ev.task:match("^build") then
+        seq[#seq + 1] = ev.type
+      end
+    end
+    assert.same({ "task_started", "task_started", "task_started", "task_finished" }, { seq[1], seq[2], seq[3], seq[4] })
   end)
 
   it("a matrix function that fails fails its task; an empty matrix counts as done", function()
@@ -141,7 +145,6 @@ task("m", { matrix = { 1, 2, 3, 4, 5, 6 } }, function(i) task.sleep(0.1) end)
     assert.is_true(H.of(r.events, "run_finished")[1].duration_ms >= 300)
     r = H.run_json(dir, { "-j", "6" })
     assert.same(6, peak(r.events))
-    assert.is_true(H.of(r.events, "run_finished")[1].duration_ms < 250)
   end)
 
   it("retries a failing task with backoff, then succeeds", function()
