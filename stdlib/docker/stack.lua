@@ -230,16 +230,18 @@ local function task_reason(c, tasks)
   return reason
 end
 
--- One look at a service: "converged", "pending" or "failed", and why.
-function M.service_state(c, id, watch)
-  local svc = service.find(id, { client = c })
-  if not svc then return "failed", "the service was removed" end
-  local tasks = service.tasks(id, { client = c })
+-- One look at a service, given the service and its tasks: "converged",
+-- "pending" or "failed", and a function that explains why (it may ask the
+-- engine for health logs, so it is called only when the answer is needed).
+function M.service_state(c, svc, tasks, watch)
+  if not svc then return "failed", function() return "the service was removed" end end
   local tmpl = svc.Spec.TaskTemplate
   local us = svc.UpdateStatus
   local fresh_update = us and us ~= json.null and (watch == nil or us.StartedAt ~= watch.update_started)
   if fresh_update and BAD_UPDATE[us.State] then
-    return "failed", ("update %s: %s; %s"):format(us.State, us.Message or "", task_reason(c, tasks)), svc
+    return "failed", function()
+      return ("update %s: %s; %s"):format(us.State, us.Message or "", task_reason(c, tasks))
+    end
   end
   local mode = svc.Spec.Mode or {}
   local current, running, complete, active = {}, 0, 0, 0
@@ -260,15 +262,36 @@ function M.service_state(c, id, watch)
   if mode.ReplicatedJob or mode.GlobalJob then
     local want = mode.ReplicatedJob and (mode.ReplicatedJob.TotalCompletions or 1) or nil
     if (want and complete >= want) or (not want and #current > 0 and active == 0 and complete > 0) then
-      return "converged", nil, svc
+      return "converged"
     end
-    return "pending", ("%d/%s completed; %s"):format(complete, want or "?", task_reason(c, why_tasks)), svc
+    return "pending", function()
+      return ("%d/%s completed; %s"):format(complete, want or "?", task_reason(c, why_tasks))
+    end
   end
   local want
   if mode.Replicated then want = mode.Replicated.Replicas or 1
   else want = math.max(active, 1) end
-  if running >= want and active <= want and not updating then return "converged", nil, svc end
-  return "pending", ("%d/%d running; %s"):format(running, want, task_reason(c, why_tasks)), svc
+  if running >= want and active <= want and not updating then return "converged" end
+  return "pending", function()
+    return ("%d/%d running; %s"):format(running, want, task_reason(c, why_tasks))
+  end
+end
+
+-- The services and tasks of the watched ones, in two requests.
+local function look(c, pending)
+  local ids = {}
+  for _, w in ipairs(pending) do ids[#ids + 1] = w.id end
+  local svcs = c:call("docker.stack.deploy", "GET", "/services",
+    { query = { filters = json.encode({ id = ids }) } }) or {}
+  local tasks = c:call("docker.stack.deploy", "GET", "/tasks",
+    { query = { filters = json.encode({ service = ids }) } }) or {}
+  local by_id, tasks_of = {}, {}
+  for _, s in ipairs(svcs) do by_id[s.ID] = s end
+  for _, t in ipairs(tasks) do
+    tasks_of[t.ServiceID] = tasks_of[t.ServiceID] or {}
+    table.insert(tasks_of[t.ServiceID], t)
+  end
+  return by_id, tasks_of
 end
 
 -- Wait until every watched service converged; returns true or false and
@@ -280,22 +303,23 @@ function M.wait(c, watches, timeout_ms, poll_ms, say)
   local reasons = {}
   while true do
     local still = {}
+    local by_id, tasks_of = look(c, pending)
     for _, w in ipairs(pending) do
-      local state, why = M.service_state(c, w.id, w)
+      local state, why = M.service_state(c, by_id[w.id], tasks_of[w.id] or {}, w)
       if state == "converged" then
         say(("%s converged"):format(w.name))
       elseif state == "failed" then
-        reasons[w.name] = why
+        reasons[w.name] = why()
         return false, reasons
       else
-        w.last_reason = why
+        w.why = why
         still[#still + 1] = w
       end
     end
     pending = still
     if #pending == 0 then return true, {} end
     if task.now() >= deadline then
-      for _, w in ipairs(pending) do reasons[w.name] = w.last_reason or "not converged" end
+      for _, w in ipairs(pending) do reasons[w.name] = w.why and w.why() or "not converged" end
       return false, reasons, "timeout"
     end
     task.sleep(math.min(poll_ms, math.max(deadline - task.now(), 1)) / 1000)
@@ -311,6 +335,20 @@ local function reasons_text(reasons)
 end
 
 ---------------------------------------------------------------- rollback
+
+-- service.update that survives Swarm bumping the version meanwhile (its
+-- updater writes the service while an update runs): on "update out of
+-- sequence", read the version again and retry.
+local function update_service(c, id, spec, opts)
+  for attempt = 1, 6 do
+    local ok, res = pcall(service.update, id, spec, opts)
+    if ok then return res end
+    if attempt == 6 or not tostring(res):find("update out of sequence", 1, true) then error(res, 0) end
+    task.sleep(0.05 * attempt)
+    opts.version = service.inspect(id, { client = c }).Version.Index
+  end
+end
+M._update_service = update_service
 
 -- Undo one deploy: services it updated go back to the spec they had,
 -- services it created are removed, services it pruned come back; then
@@ -333,7 +371,7 @@ function M.rollback(state, opts)
           watches[#watches + 1] = { name = ch.name, id = id }
         else
           local before = cur.UpdateStatus ~= json.null and cur.UpdateStatus and cur.UpdateStatus.StartedAt or nil
-          service.update(ch.id, ch.previous, { client = c, version = cur.Version.Index, resolve_image = false })
+          update_service(c, ch.id, ch.previous, { client = c, version = cur.Version.Index, resolve_image = false })
           watches[#watches + 1] = { name = ch.name, id = ch.id, update_started = before }
         end
         say(("%s restored to its previous spec (rollback)"):format(ch.name))
@@ -433,54 +471,89 @@ function M.deploy(name, stack, opts)
     end
   end
 
+  -- Resolve each distinct image once (the CLI asks once per service), and
+  -- prepare every spec; then create/update all services at once.
+  local resolved = {}
+  local function resolve_image(spec)
+    local cs = spec.TaskTemplate.ContainerSpec
+    cs.Image = service.tagged_image(cs.Image)
+    local r = resolved[cs.Image]
+    if not r then
+      r = { service.resolve_image(c, cs.Image, opts.auth) }
+      resolved[cs.Image] = r
+    end
+    if r[1] then
+      cs.Image = r[1]
+      if r[2] then spec.TaskTemplate.Placement.Platforms = r[2] end
+    else
+      result.warnings[#result.warnings + 1] = r[2]
+    end
+  end
+
+  local jobs = {}
   for _, short_name in ipairs(conv.order) do
     local spec = conv.services[short_name]
-    local ok, err = pcall(function()
-      fill_refs(spec, secrets, configs, fname, name)
-      local cur = existing[spec.Name]
-      if cur then
-        local sopts = { client = c, version = cur.Version.Index, auth = opts.auth }
-        local label_image = cur.Spec.Labels and cur.Spec.Labels[convert.IMAGE_LABEL]
-        local same_image = spec.TaskTemplate.ContainerSpec.Image == label_image
-        if resolve == "never" or (resolve == "changed" and same_image) then
-          sopts.resolve_image = false
-          if same_image then
-            -- keep the digest the previous deploy pinned, so that an
-            -- unchanged image does not restart the tasks
-            spec.TaskTemplate.ContainerSpec.Image = cur.Spec.TaskTemplate.ContainerSpec.Image
-            local pl = cur.Spec.TaskTemplate.Placement
-            if pl and pl.Platforms then spec.TaskTemplate.Placement.Platforms = pl.Platforms end
-          end
+    local ok, err = pcall(fill_refs, spec, secrets, configs, fname, name)
+    if not ok then fail_and_rollback((tostring(err):gsub("^[^\n]-%.lua:%d+: ", ""))) end
+    local cur = existing[spec.Name]
+    local job = { short = short_name, spec = spec, cur = cur }
+    if cur then
+      local label_image = cur.Spec.Labels and cur.Spec.Labels[convert.IMAGE_LABEL]
+      local same_image = spec.TaskTemplate.ContainerSpec.Image == label_image
+      if resolve == "never" or (resolve == "changed" and same_image) then
+        if same_image then
+          -- keep the digest the previous deploy pinned, so that an
+          -- unchanged image does not restart the tasks
+          spec.TaskTemplate.ContainerSpec.Image = cur.Spec.TaskTemplate.ContainerSpec.Image
+          local pl = cur.Spec.TaskTemplate.Placement
+          if pl and pl.Platforms then spec.TaskTemplate.Placement.Platforms = pl.Platforms end
         end
-        spec.TaskTemplate.ForceUpdate = cur.Spec.TaskTemplate.ForceUpdate
+      else
+        resolve_image(spec)
+      end
+      spec.TaskTemplate.ForceUpdate = cur.Spec.TaskTemplate.ForceUpdate
+    elseif resolve ~= "never" then
+      resolve_image(spec)
+    end
+    job.task = task.spawn(function()
+      return pcall(function()
+        if cur then
+          return update_service(c, cur.ID, spec, { client = c, version = cur.Version.Index,
+            auth = opts.auth, resolve_image = false })
+        end
+        local id, warnings = service.create(spec, { client = c, auth = opts.auth, resolve_image = false })
+        job.id = id
+        return warnings
+      end)
+    end)
+    jobs[#jobs + 1] = job
+  end
+
+  local first_error
+  for _, job in ipairs(jobs) do
+    local ok, warnings = job.task:join()
+    local spec, cur = job.spec, job.cur
+    if not ok then
+      first_error = first_error or tostring(warnings):gsub("^[^\n]-%.lua:%d+: ", "")
+    else
+      for _, w in ipairs(warnings or {}) do result.warnings[#result.warnings + 1] = w end
+      if cur then
         local before = cur.UpdateStatus ~= json.null and cur.UpdateStatus and cur.UpdateStatus.StartedAt or nil
         state.changes[#state.changes + 1] = { name = spec.Name, id = cur.ID, action = "updated",
           previous = cur.Spec, image_before = cur.Spec.TaskTemplate.ContainerSpec.Image }
-        local warnings = service.update(cur.ID, spec, sopts)
-        for _, w in ipairs(warnings) do result.warnings[#result.warnings + 1] = w end
         watches[#watches + 1] = { name = spec.Name, id = cur.ID, update_started = before }
-        result.services[short_name] = { id = cur.ID, action = "updated" }
+        result.services[job.short] = { id = cur.ID, action = "updated" }
         say(("%s updated"):format(spec.Name))
       else
-        local id, warnings = service.create(spec, { client = c, auth = opts.auth,
-          resolve_image = resolve ~= "never" })
-        state.changes[#state.changes + 1] = { name = spec.Name, id = id, action = "created" }
-        for _, w in ipairs(warnings) do result.warnings[#result.warnings + 1] = w end
-        watches[#watches + 1] = { name = spec.Name, id = id }
-        result.services[short_name] = { id = id, action = "created" }
+        state.changes[#state.changes + 1] = { name = spec.Name, id = job.id, action = "created" }
+        watches[#watches + 1] = { name = spec.Name, id = job.id }
+        result.services[job.short] = { id = job.id, action = "created" }
         say(("%s created"):format(spec.Name))
       end
-    end)
-    if not ok then
-      -- the engine rejected this service: undo what this deploy already did
-      local msg = tostring(err):gsub("^[^\n]-%.lua:%d+: ", "")
-      if #state.changes > 0 and state.changes[#state.changes].name == spec.Name
-          and state.changes[#state.changes].action == "updated" then
-        table.remove(state.changes)   -- the update did not happen
-      end
-      fail_and_rollback(msg)
     end
   end
+  -- the engine rejected a service: undo what this deploy already did
+  if first_error then fail_and_rollback(first_error) end
 
   -- what this run changed, and how to undo it, for the release record
   local summary = {}
