@@ -192,9 +192,9 @@ task("broken", { needs = "quick", continue_on_error = true }, function()
   sh "echo about to fail; echo details on stderr >&2; sleep 0.2; exit 3"
 end)
 ]] }
-    local sock = "slipway-test-" .. require("support.leaks").pid()
+    -- a private tmux server whose socket lives in the project directory
     local function tmux(...)
-      return proc.run({ "tmux", "-L", sock, ... }, { stderr = "capture" })
+      return proc.run({ "tmux", "-L", "slipway-test", ... }, { stderr = "capture", env = { TMUX_TMPDIR = dir, TMUX = false } })
     end
     local cmd = ("cd %s && env -u CI -u GITHUB_ACTIONS NO_COLOR=1 TERM=xterm %s run; echo EXIT=$?; sleep 30")
       :format(dir, H.slipway)
@@ -238,9 +238,9 @@ end)
     local dir = H.project { ["deploy.lua"] = [[
 task("m", { matrix = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 } }, function() sh "sleep 3" end)
 ]] }
-    local sock = "slipway-test-rows-" .. require("support.leaks").pid()
+    -- a private tmux server whose socket lives in the project directory
     local function tmux(...)
-      return proc.run({ "tmux", "-L", sock, ... }, { stderr = "capture" })
+      return proc.run({ "tmux", "-L", "slipway-test", ... }, { stderr = "capture", env = { TMUX_TMPDIR = dir, TMUX = false } })
     end
     local cmd = ("cd %s && env -u CI -u GITHUB_ACTIONS NO_COLOR=1 TERM=xterm %s run -j 12; sleep 30"):format(dir, H.slipway)
     assert.same(0, tmux("new-session", "-d", "-x", "60", "-y", "8", cmd).code)
