@@ -184,6 +184,32 @@ describe("docker", function()
     end)
   end)
 
+  describe("ssh:// hosts", function()
+    leaks.check()
+    local sshd = require("support.docker_sshd")
+    local server
+    setup(function() server = sshd.start() end)
+    teardown(function() sshd.stop(server) end)
+
+    it("forwards the remote engine's socket with OpenSSH and talks API through it", function()
+      local remote = os.getenv("DOCKER_HOST"):match("^unix://(.+)$")
+      local c = client.new({ host = server.host, ssh_options = server.options, remote_socket = remote })
+      assert.same("1.41", c:api_version())
+      assert.is_false(docker.exists("slipway-no-such-image:1", { client = c }))
+      assert.matches("^/tmp/slipway%-docker%-ssh%-", c.conn.socket)
+      local sock = c.conn.socket
+      c:close()
+      assert.same(2, select(3, io.open(sock)))   -- ENOENT: removed
+    end)
+
+    it("says why when ssh cannot connect", function()
+      local c = client.new({ host = "ssh://nobody@127.0.0.1:1", ssh_options = server.options })
+      local err = raises(c.api_version, c)
+      assert.matches("docker: ssh nobody@127.0.0.1: cannot forward the engine socket: .*[Cc]onnection refused", err)
+      c:close()
+    end)
+  end)
+
   describe("images", function()
     leaks.check()
     local tag = REG .. "/slipway-test-app:" .. fx.unique("t")

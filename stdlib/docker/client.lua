@@ -155,8 +155,8 @@ function M.new(opts)
   return c
 end
 
--- ssh://: `ssh -L` forwards a local socket to the remote engine's; ssh
--- runs in a task of its own (proc.run) until c:close() cancels it.
+-- ssh://: `ssh -L` forwards a local socket to the remote engine's. ssh
+-- is a child of ours (proc.spawn) until c:close() kills it and reaps it.
 local function ssh_forward(c, what)
   local h = c.conn
   if h.socket then return end
@@ -171,31 +171,36 @@ local function ssh_forward(c, what)
   for _, o in ipairs(h.ssh_options or {}) do args[#args + 1] = o end
   if h.port then args[#args + 1] = "-p"; args[#args + 1] = h.port end
   args[#args + 1] = h.target
-  local runner = task.spawn(function() return proc.run(args, { stdin = "null" }) end)
+  local p, err = proc.spawn(args, { stdout = "null" })
+  if not p then M.raise(("%s: ssh %s: %s"):format(what, h.target, err)) end
+  local waiter = task.spawn(function() return p:wait() end)
   local deadline = task.now() + 15000
   while true do
-    local f = io.open(sock, "r")
-    if f then f:close(); break end
-    if runner:status() ~= "running" and runner:status() ~= "waiting" and runner:status() ~= "ready"
-        or task.now() > deadline then
-      runner:cancel()
-      local ok, r = pcall(runner.join, runner)
-      local detail = ok and type(r) == "table" and r.stderr and r.stderr:gsub("%s+$", "") or ""
+    -- a socket cannot be opened as a file: ENXIO says it is there
+    local f, _, errno = io.open(sock, "r")
+    if f then f:close() end
+    if f or errno == 6 then break end
+    local st = waiter:status()
+    if st == "done" or st == "failed" or task.now() > deadline then
+      if st ~= "done" then pcall(p.kill, p) end
+      local ok, r = pcall(waiter.join, waiter)
+      local detail = ok and type(r) == "table" and type(r.stderr) == "string" and r.stderr:gsub("%s+$", "") or ""
       M.raise(("%s: ssh %s: cannot forward the engine socket%s"):format(what, h.target,
         detail ~= "" and (": " .. detail) or ""))
     end
     task.sleep(0.05)
   end
-  h.socket, h.ssh = sock, runner
+  h.socket, h.ssh, h.ssh_waiter = sock, p, waiter
 end
 
--- Stop an ssh forwarding this client started.
+-- Stop an ssh forwarding this client started (and reap ssh).
 function Client:close()
-  if self.conn.ssh then
-    self.conn.ssh:cancel()
-    pcall(self.conn.ssh.join, self.conn.ssh)
-    os.remove(self.conn.socket)
-    self.conn.ssh, self.conn.socket = nil, nil
+  local h = self.conn
+  if h.ssh then
+    pcall(h.ssh.kill, h.ssh)
+    pcall(h.ssh_waiter.join, h.ssh_waiter)
+    os.remove(h.socket)
+    h.ssh, h.ssh_waiter, h.socket = nil, nil, nil
   end
 end
 
