@@ -172,6 +172,22 @@ describe("docker", function()
       assert.same("1.41", c.server.ApiVersion)
     end)
 
+    it("talks to tcp:// with TLS client certificates", function()
+      local host, certs = os.getenv("SLIPWAY_DOCKER_TLS_HOST"), os.getenv("SLIPWAY_DOCKER_CERT_PATH")
+      assert(host and certs, "tests/infra/up exports SLIPWAY_DOCKER_TLS_HOST and SLIPWAY_DOCKER_CERT_PATH")
+      local c = client.new({ host = host, tls = { verify = true, ca = certs .. "/ca.pem",
+        cert = certs .. "/cert.pem", key = certs .. "/key.pem" } })
+      assert.same("1.41", c:api_version())
+      assert.is_false(docker.exists("slipway-no-such-image:1", { client = c }))
+      -- no client certificate: the engine refuses the TLS handshake
+      local bare = client.new({ host = host, tls = { verify = true, ca = certs .. "/ca.pem" } })
+      assert.matches("^tests/docker_image_spec.lua:%d+: docker: ", raises(bare.api_version, bare))
+      -- a CA that did not sign the engine's certificate: verification fails
+      local wrong = client.new({ host = host, tls = { verify = true, ca = "/etc/ssl/certs/ca-certificates.crt",
+        cert = certs .. "/cert.pem", key = certs .. "/key.pem" } })
+      assert.matches("docker: ECERT: ", raises(wrong.api_version, wrong))
+    end)
+
     it("says clearly when the engine is not running", function()
       local c = client.new({ host = "unix:///tmp/slipway-no-engine.sock" })
       local err = raises(docker.inspect, "x", { client = c })

@@ -149,7 +149,10 @@ function M.new(opts)
     end
   end
   local h = M.parse_host(opts.host)
-  if opts.tls then h.tls = opts.tls end
+  if opts.tls and h.kind == "tcp" then
+    h.tls = opts.tls
+    h.base_url = h.base_url:gsub("^http://", "https://")
+  end
   h.ssh_options, h.remote_socket = opts.ssh_options, opts.remote_socket
   local c = setmetatable({ conn = h, api = opts.api_version, timeout = opts.timeout or "60s" }, Client)
   return c
