@@ -134,7 +134,6 @@ typedef struct request {
 typedef struct watch {
   uv_poll_t poll;
   curl_socket_t fd;
-  int idle;                  /* curl no longer wants events (still polled) */
   struct watch *prev, *next;
 } watch;
 
@@ -144,11 +143,6 @@ static int timer_ready = 0;
 static int running = 0;           /* easy handles added to the multi */
 static long pauses = 0;           /* streamed transfers paused for a slow on_body */
 static watch *watches = NULL;     /* every open uv_poll */
-static struct slot {              /* by fd: sockets opened by on_open_socket */
-  watch *w;
-  int ours;
-} *slots = NULL;
-static int nslots = 0;
 #define EASY_POOL_MAX 256
 static CURL *easy_pool[EASY_POOL_MAX];   /* reset handles kept for reuse */
 static int easy_pooled = 0;
@@ -213,10 +207,6 @@ static void check_finished(void) {
 static void on_poll(uv_poll_t *p, int status, int events) {
   watch *w = (watch *)p->data;
   int flags = 0, still;
-  if (w->idle) {             /* e.g. the server closed a pooled connection */
-    uv_poll_stop(p);
-    return;
-  }
   if (status < 0) flags = CURL_CSELECT_ERR;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
@@ -237,15 +227,23 @@ static void watch_closed(uv_handle_t *h) {
 static void watch_close(watch *w) {
   if (w->prev) w->prev->next = w->next; else watches = w->next;
   if (w->next) w->next->prev = w->prev;
-  if (w->fd >= 0 && w->fd < nslots && slots[w->fd].w == w) slots[w->fd].w = NULL;
   uv_poll_stop(&w->poll);    /* while the fd is still open: libuv unregisters it */
   uv_close((uv_handle_t *)&w->poll, watch_closed);
 }
 
+/* A watcher for socket s. libuv refuses a second watcher for an fd; one can
+ * only be left over when curl closed a socket without CURL_POLL_REMOVE and
+ * the number came back: that watcher is stale, so it goes. */
 static watch *watch_new(curl_socket_t s) {
   watch *w = (watch *)calloc(1, sizeof *w);
   if (w == NULL) return NULL;
-  if (uv_poll_init_socket(sw_loop(), &w->poll, s) != 0) {
+  int err = uv_poll_init_socket(sw_loop(), &w->poll, s);
+  if (err == UV_EEXIST) {
+    for (watch *old = watches; old; old = old->next)
+      if (old->fd == s) { watch_close(old); break; }
+    err = uv_poll_init_socket(sw_loop(), &w->poll, s);
+  }
+  if (err != 0) {
     free(w);
     return NULL;
   }
@@ -258,64 +256,36 @@ static watch *watch_new(curl_socket_t s) {
   return w;
 }
 
-/* Sockets we open for curl (connections) keep their watcher from one
- * transfer to the next, only stopped in between: a kept-alive connection
- * then costs one epoll_ctl per request instead of a new uv_poll each time.
- * The watcher is closed in on_close_socket, just before the fd is. Other
- * sockets curl reports (the resolver's) get a watcher per CURL_POLL_*
- * lifetime, since curl closes them behind our back. */
+/* Sockets for curl are opened close-on-exec, so child processes started
+ * meanwhile (slipway.proc) do not hold connections open. */
 static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
                                     struct curl_sockaddr *a) {
   curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-  if (s < 0) return CURL_SOCKET_BAD;
-  if (s >= nslots) {
-    int n = nslots ? nslots : 256;
-    while (n <= s) n *= 2;
-    struct slot *o = (struct slot *)realloc(slots, (size_t)n * sizeof *o);
-    if (o == NULL) { close(s); return CURL_SOCKET_BAD; }
-    memset(o + nslots, 0, (size_t)(n - nslots) * sizeof *o);
-    slots = o;
-    nslots = n;
-  }
-  slots[s].w = NULL;
-  slots[s].ours = 1;
-  return s;
+  return s < 0 ? CURL_SOCKET_BAD : s;
 }
 
-static int on_close_socket(void *clientp, curl_socket_t s) {
-  if (s < nslots) {
-    if (slots[s].w) watch_close(slots[s].w);
-    slots[s].ours = 0;
-  }
-  return close(s);
-}
-
-static int is_ours(curl_socket_t s) {
-  return s >= 0 && s < nslots && slots[s].ours;
-}
-
+/* Each socket gets a uv_poll from its first CURL_POLL_* to CURL_POLL_REMOVE,
+ * which curl sends before it closes the socket (or parks the connection in
+ * its pool). Keeping watchers across transfers would save an epoll_ctl or
+ * two per request, but curl closes some sockets (failed connects) without
+ * telling the close-socket callback, and a watcher outliving its fd could
+ * later unregister an unrelated fd that got the same number. */
 static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
   watch *w = (watch *)socketp;
   if (what == CURL_POLL_REMOVE) {
     if (w) {
-      /* Leave our own sockets polled: the next transfer on the connection
-       * usually wants the same events, so no epoll_ctl is needed. */
-      if (is_ours(s) && slots[s].w == w) w->idle = 1;
-      else watch_close(w);
+      watch_close(w);
       C.multi_assign(multi, s, NULL);
     }
     return 0;
   }
   if (w == NULL) {
-    w = is_ours(s) ? slots[s].w : NULL;
-    if (w == NULL) {
-      w = watch_new(s);
-      if (w == NULL) return -1;
-      if (is_ours(s)) slots[s].w = w;
-    }
+    w = watch_new(s);
+    /* Returning -1 would kill the multi handle and every transfer on it;
+     * unwatched, this transfer still ends at its timeout. */
+    if (w == NULL) return 0;
     C.multi_assign(multi, s, w);
   }
-  w->idle = 0;
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
@@ -449,7 +419,9 @@ static int push_failure(lua_State *L, request *r) {
   case CURLE_OPERATION_TIMEDOUT:
     code = "ETIMEDOUT";
     if (strncmp(r->errbuf, "Operation", 9) != 0 && r->connect_timeout_ms > 0) {
-      sw_format_duration(r->connect_timeout_ms, dur, sizeof dur);
+      double limit = r->connect_timeout_ms;     /* the shorter one ended it */
+      if (r->timeout_ms > 0 && r->timeout_ms < limit) limit = r->timeout_ms;
+      sw_format_duration(limit, dur, sizeof dur);
       lua_pushfstring(L, "ETIMEDOUT: connect timeout after %s: %s", dur, url);
     } else {
       sw_format_duration(r->timeout_ms, dur, sizeof dur);
@@ -727,7 +699,6 @@ static int http_request(lua_State *L) {
   C.easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
   C.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   C.easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-  C.easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
   C.easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   C.easy_setopt(e, CURLOPT_URL, url);
   C.easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -40,6 +40,7 @@
 local task = require("slipway.task")
 local http = require("slipway.http")
 local duration = require("slipway.duration")
+local native = require("slipway._probe")
 
 local M = {}
 
@@ -344,7 +345,6 @@ function attempt.http(p, timeout_ms)
 end
 
 function attempt.tcp(p, timeout_ms)
-  local native = require("slipway._probe")
   local res, msg, code = native.tcp(p.host, p.port, timeout_ms)
   if not res then return false, { error = code, reason = plain_reason(msg, p.target) } end
   return true, { latency_ms = res.latency_ms, reason = "connected to " .. res.address }

@@ -3,6 +3,7 @@ local http = require("slipway.http")
 local task = require("slipway.task")
 local leaks = require("support.leaks")
 local nginx = require("support.nginx")
+local tcp = require("slipway._probe").tcp
 
 local function tmpfile(data)
   local path = os.tmpname()
@@ -187,6 +188,28 @@ describe("http.request", function()
         { http.request { url = url, timeout = "300ms" } })
       local ms = task.now() - t0
       assert.is_true(ms >= 290 and ms < 2000, "took " .. ms)
+    end)
+
+    it("times out connecting to a server that accepts nothing, again and again", function()
+      -- a stopped nginx with a listen queue of 1: once the queue is full,
+      -- connects hang (a regression test: the second attempt used to stall
+      -- on the watcher curl's first, silently closed, socket left behind)
+      local stalled = nginx.start { backlog = 1 }
+      stalled:pause()
+      for _ = 1, 10 do
+        if not tcp("127.0.0.1", stalled.port, 200) then break end
+      end
+      local url = stalled:url("/")
+      local t0 = task.now()
+      assert.same({ nil, "ETIMEDOUT: connect timeout after 200ms: " .. url, "ETIMEDOUT" },
+        { http.request { url = url, connect_timeout = "200ms" } })
+      assert.same({ nil, "ETIMEDOUT: connect timeout after 300ms: " .. url, "ETIMEDOUT" },
+        { http.request { url = url, timeout = "300ms" } })
+      assert.same({ nil, "ETIMEDOUT: connect timeout after 200ms: " .. url, "ETIMEDOUT" },
+        { http.request { url = url, connect_timeout = "200ms" } })
+      local ms = task.now() - t0
+      assert.is_true(ms >= 690 and ms < 3000, "took " .. ms)
+      stalled:stop()
     end)
 
     it("raises on an unknown option, naming the caller's line", function()

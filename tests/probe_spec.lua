@@ -220,6 +220,19 @@ describe("probe", function()
       assert.same({ false, "ECONNREFUSED", "connection refused" }, { r.ok, r.error, r.reason })
     end)
 
+    it("times out when the server accepts nothing", function()
+      local stalled = nginx.start { backlog = 1 }
+      stalled:pause()
+      local r
+      for _ = 1, 10 do     -- the first connects fill the listen queue
+        r = probe.tcp { host = "127.0.0.1", port = stalled.port, timeout = "200ms" }
+        if not r.ok then break end
+      end
+      stalled:stop()
+      assert.same({ false, "ETIMEDOUT", "timeout after 200ms" }, { r.ok, r.error, r.reason })
+      assert.is_true(r.elapsed_ms >= 195 and r.elapsed_ms < 1500, "elapsed " .. r.elapsed_ms)
+    end)
+
     it("resolves names and says when it cannot", function()
       local r = probe.tcp { host = "localhost", port = srv.port }
       assert.is_true(r.ok)

@@ -8,6 +8,7 @@
 --   srv:url("/a.txt")      -- http://127.0.0.1:PORT/a.txt
 --   srv:tls_url("/a.txt")  -- https://localhost:TLSPORT/a.txt (cert in srv.cert)
 --   srv.socket             -- unix socket path (http://localhost/a.txt over it)
+--   srv:pause()/resume() -- SIGSTOP/SIGCONT: a server that accepts nothing
 --   srv:stop()
 --
 -- Locations besides the static files under srv.root:
@@ -142,7 +143,30 @@ function Server:remove(name)
   os.remove(self.root .. "/" .. name)
 end
 
+-- The pids of the master and its workers.
+function Server:pids()
+  local master = (read(self.prefix .. "/nginx.pid") or ""):match("%d+")
+  local pids = { master }
+  local p = io.popen("pgrep -P " .. master)
+  for line in p:lines() do pids[#pids + 1] = line end
+  p:close()
+  return pids
+end
+
+-- pause(): SIGSTOP nginx, so it accepts nothing: once its listen queue
+-- (see start{backlog = N}) is full, connects hang. resume() undoes it.
+function Server:pause()
+  os.execute("kill -STOP " .. table.concat(self:pids(), " "))
+  self.paused = true
+end
+
+function Server:resume()
+  os.execute("kill -CONT " .. table.concat(self:pids(), " "))
+  self.paused = false
+end
+
 function Server:stop()
+  if self.paused then self:resume() end
   if not self.proc then return end
   local pid = read(self.prefix .. "/nginx.pid")
   if pid then os.execute("kill -TERM " .. pid:match("%d+")) end
@@ -156,7 +180,8 @@ end
 local function launch(self, opts)
   local prefix = self.prefix
   self.port = M.free_port()
-  local listen = ("listen 127.0.0.1:%d;"):format(self.port)
+  local listen = ("listen 127.0.0.1:%d%s;"):format(self.port,
+    opts.backlog and (" backlog=" .. opts.backlog) or "")
   if opts.unix then
     self.socket = prefix .. "/nginx.sock"
     os.remove(self.socket)
@@ -195,7 +220,8 @@ local function launch(self, opts)
   end
 end
 
--- start{files = {name = content}, unix = bool, tls = bool, workers = N}
+-- start{files = {name = content}, unix = bool, tls = bool, workers = N,
+--       backlog = N (listen queue of the TCP port)}
 function M.start(opts)
   opts = opts or {}
   local prefix = mktemp()
