@@ -312,6 +312,16 @@ end
 
 ---------------------------------------------------------------- streams
 
+-- Write a line where command output goes: slipway.sh's output sink, which
+-- a pipeline run turns into the running task's output events (and which
+-- prints on stdout otherwise).
+function M.output_line(line)
+  local sh = require("slipway.sh")
+  local sink = sh.set_output(nil)     -- read the current sink...
+  sh.set_output(sink)                 -- ...and put it back
+  sink("stdout", line)
+end
+
 -- A body handler for the engine's JSON-lines streams (build, push, pull):
 -- on_message(msg) gets every decoded object; returns the on_body function
 -- and a finish() that flushes a last unterminated line.

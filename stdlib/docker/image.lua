@@ -46,16 +46,16 @@ function M.split_reference(ref)
   return ref, nil, digest
 end
 
--- Where the build output goes: opts.on_output, else the task log when the
--- runtime has one (slipway.log), else nowhere (it is in result.output).
+-- Where build and push output goes: opts.on_output(line), else the
+-- command output sink (client.output_line: the task's output in a
+-- pipeline run, stdout otherwise), or nowhere with quiet = true (it is in
+-- result.output either way).
 local function output_sink(opts)
   if opts.on_output then return opts.on_output end
-  local ok, log = pcall(require, "slipway.log")
-  if ok and type(log) == "table" and type(log.line) == "function" then
-    return function(line) log.line(line) end
-  end
-  return nil
+  if opts.quiet then return nil end
+  return client.output_line
 end
+M.output_sink = output_sink
 
 local function read_file(path)
   local f = io.open(path, "rb")
@@ -74,7 +74,7 @@ end
 ---------------------------------------------------------------- build
 
 local build_opts = set("context", "dockerfile", "tag", "tags", "build_args", "target",
-  "labels", "no_cache", "pull", "platform", "on_output", "timeout", "client", "network", "auth")
+  "labels", "no_cache", "pull", "platform", "on_output", "quiet", "timeout", "client", "network", "auth")
 
 -- The exclude patterns the CLI sends for a context: .dockerignore, with
 -- the Dockerfile and .dockerignore themselves always kept.
@@ -90,7 +90,7 @@ end
 
 -- docker.build{ context = dir, dockerfile = "Dockerfile", tag = "x:1" | tags = {..},
 --   build_args = {}, target =, labels = {}, no_cache = false, pull = false,
---   platform =, network =, on_output = function(line), timeout = "30m" }
+--   platform =, network =, on_output = function(line), quiet = false, timeout = "30m" }
 -- -> { id = "sha256:...", tags = {...}, output = "all build output" }
 function M.build(opts)
   local fname = "docker.build"
@@ -203,7 +203,7 @@ function M.tag(source, target, opts)
   return true
 end
 
-local push_opts = set("auth", "on_output", "timeout", "client")
+local push_opts = set("auth", "on_output", "quiet", "timeout", "client")
 
 -- docker.push(image, { auth = { username =, password = } | false })
 -- -> "sha256:..." (the digest the registry stored)

@@ -27,7 +27,9 @@
 --   poll = "250ms"       how often the wait looks
 --   record = true        record the change and its undo with slipway.release
 --   client               a docker client (default: DOCKER_HOST)
---   on_progress(line)    progress lines (default: the task log if any)
+--   on_progress(line)    progress lines (default: the command output sink, which
+--                        a pipeline run turns into the task's output; quiet =
+--                        true: none)
 local client = require("slipway.docker.client")
 local image = require("slipway.docker.image")
 local convert = require("slipway.docker.convert")
@@ -67,9 +69,8 @@ M._release = release_module
 
 local function progress_sink(opts)
   if opts.on_progress then return opts.on_progress end
-  local ok, log = pcall(require, "slipway.log")
-  if ok and type(log) == "table" and type(log.line) == "function" then return log.line end
-  return function() end
+  if opts.quiet then return function() end end
+  return function(line) client.output_line("docker.stack: " .. line) end
 end
 
 local function ms(v, what)
@@ -398,7 +399,7 @@ end
 ---------------------------------------------------------------- deploy
 
 local deploy_opts = set("wait", "timeout", "rollback", "prune", "resolve_image", "auth", "poll",
-  "record", "client", "on_progress")
+  "record", "client", "on_progress", "quiet")
 
 function M.deploy(name, stack, opts)
   local fname = "docker.stack.deploy"

@@ -27,7 +27,7 @@ local round = arg[1]
 local jobs = {}
 for i = 1, 5 do
   jobs[i] = task.spawn(docker.build, { context = "tests/apps", tag = ("slipway-bench-build:sw%s-%d"):format(round, i),
-    build_args = { VERSION = ("sw%s-%d"):format(round, i) }, no_cache = true })
+    build_args = { VERSION = ("sw%s-%d"):format(round, i) }, no_cache = true, quiet = true })
 end
 for i = 1, 5 do jobs[i]:join() end
 EOS

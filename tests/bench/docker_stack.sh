@@ -44,7 +44,7 @@ cat >"$work/bench_deploy.lua" <<'EOS'
 local compose = require("slipway.compose")
 local docker = require("slipway.docker")
 local file, name = arg[1], arg[2]
-docker.stack.deploy(name, compose.load(file), { timeout = "5m" })
+docker.stack.deploy(name, compose.load(file), { timeout = "5m", quiet = true })
 EOS
 
 now() { date +%s.%N; }

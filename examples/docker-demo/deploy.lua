@@ -1,0 +1,45 @@
+-- examples/docker-demo/deploy.lua: the product's main path on a local
+-- engine: build three images in parallel, push them, deploy the stack and
+-- wait until it converged; a web image that crashes (-p broken=true) makes
+-- Swarm pause the update and slipway roll the whole stack back.
+--
+--   tests/infra/up && . tests/infra/env        # private engine + registry + swarm
+--   slipway run examples/docker-demo/deploy.lua -p version=v1
+--   slipway run examples/docker-demo/deploy.lua -p version=v2
+--   slipway run examples/docker-demo/deploy.lua -p version=v3 -p broken=true   # rolled back
+--   tests/infra/down
+param.string("version", "v1", "the image tag to build and deploy")
+param.bool("broken", false, "ship a web image that exits at start")
+
+local registry = env("SLIPWAY_REGISTRY", "127.0.0.1:5000")
+local here = fs.dirname(debug.getinfo(1, "S").source:sub(2))
+local root = here .. "/../.."          -- the checkout: tests/apps is the build context
+
+task("app-binary", function()
+  sh { "make", "-s", "-C", root .. "/tests/apps", "health" }
+end)
+
+task("build", { needs = "app-binary", matrix = { "api", "web", "worker" } }, function(name, p)
+  local image = ("%s/demo-%s:%s"):format(registry, name, p.version)
+  docker.build {
+    context = root .. "/tests/apps", tag = image, quiet = true,
+    build_args = { VERSION = name .. "-" .. p.version,
+                   MODE = (p.broken and name == "web") and "crash" or "healthy" },
+  }
+  print(("%s pushed as %s"):format(image, docker.push(image, { quiet = true })))
+end)
+
+task("deploy", { needs = "build" }, function(p)
+  local stack = compose.load(here .. "/stack.yml", { env = { REGISTRY = registry, TAG = p.version } })
+  docker.stack.deploy("demo", stack, { timeout = "2m" })
+end)
+
+task("validate", { needs = "deploy" }, function(p)
+  for _, s in ipairs(docker.stack.services("demo")) do
+    local image = s.Spec.TaskTemplate.ContainerSpec.Image
+    if not image:find(":" .. p.version .. "@", 1, true) then
+      error(("%s runs %s, not %s"):format(s.Spec.Name, image, p.version))
+    end
+  end
+  print("every service runs " .. p.version)
+end)
