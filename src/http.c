@@ -137,6 +137,8 @@ typedef struct watch {
   struct watch *prev, *next;
 } watch;
 
+static void sweep_recent(void);
+
 static CURLM *multi = NULL;
 static uv_timer_t multi_timer;
 static int timer_ready = 0;
@@ -212,21 +214,43 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   C.multi_socket_action(multi, w->fd, flags, &still);   /* may close w */
   check_finished();
+  sweep_recent();
 }
 
 static void on_multi_timer(uv_timer_t *t) {
   int still;
   C.multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &still);
   check_finished();
+  sweep_recent();
 }
 
 static void watch_closed(uv_handle_t *h) {
   free(h->data);
 }
 
+/* Sockets curl opened through on_open_socket, by fd: the watcher kept for
+ * the connection between transfers and the socket's inode (to recognise
+ * the fd number being reused by something else). */
+static struct slot {
+  watch *w;
+  ino_t ino;
+  int ours;
+} *slots = NULL;
+static int nslots = 0;
+
+static int is_ours(curl_socket_t s) {
+  return s >= 0 && s < nslots && slots[s].ours;
+}
+
+/* Watchers stopped by CURL_POLL_REMOVE during the current curl call. */
+static watch **recent = NULL;
+static int nrecent = 0, caprecent = 0;
+
+/* Close w; its fd must still be the socket it watched (or unregistered). */
 static void watch_close(watch *w) {
   if (w->prev) w->prev->next = w->next; else watches = w->next;
   if (w->next) w->next->prev = w->prev;
+  if (w->fd >= 0 && w->fd < nslots && slots[w->fd].w == w) slots[w->fd].w = NULL;
   uv_poll_stop(&w->poll);    /* while the fd is still open: libuv unregisters it */
   uv_close((uv_handle_t *)&w->poll, watch_closed);
 }
@@ -256,34 +280,90 @@ static watch *watch_new(curl_socket_t s) {
   return w;
 }
 
-/* Sockets for curl are opened close-on-exec, so child processes started
- * meanwhile (slipway.proc) do not hold connections open. */
+/* Run right after every curl call that may close sockets: a watcher just
+ * stopped whose socket curl then closed without on_close_socket (it does
+ * for failed connects) goes now, while its fd number cannot yet belong to
+ * anything else of ours. */
+static void sweep_recent(void) {
+  for (int i = 0; i < nrecent; i++) {
+    watch *w = recent[i];
+    if (uv_is_closing((uv_handle_t *)&w->poll)) continue;
+    struct stat st;
+    if (is_ours(w->fd) && slots[w->fd].w == w && fstat(w->fd, &st) == 0 &&
+        st.st_ino == slots[w->fd].ino)
+      continue;                      /* still the pooled connection's socket */
+    watch_close(w);
+  }
+  nrecent = 0;
+}
+
+/* Connection sockets are opened here (close-on-exec, so child processes do
+ * not hold connections open) and keep their watcher from one transfer to
+ * the next, only stopped in between (CURL_POLL_REMOVE comes while the fd is
+ * open, so stopping unregisters it at once): a reused connection then costs
+ * one epoll_ctl per request instead of a new uv_poll. The watcher goes in
+ * on_close_socket, or in sweep_recent for the sockets curl closes without
+ * that callback. */
 static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
                                     struct curl_sockaddr *a) {
   curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-  return s < 0 ? CURL_SOCKET_BAD : s;
+  if (s < 0) return CURL_SOCKET_BAD;
+  if (s >= nslots) {
+    int n = nslots ? nslots : 256;
+    while (n <= s) n *= 2;
+    struct slot *o = (struct slot *)realloc(slots, (size_t)n * sizeof *o);
+    if (o == NULL) { close(s); return CURL_SOCKET_BAD; }
+    memset(o + nslots, 0, (size_t)(n - nslots) * sizeof *o);
+    slots = o;
+    nslots = n;
+  }
+  /* A watcher still here belongs to a socket curl closed silently; the fd
+   * is our new, unregistered socket now, so closing it is harmless. */
+  if (slots[s].w) watch_close(slots[s].w);
+  struct stat st;
+  slots[s].ino = fstat(s, &st) == 0 ? st.st_ino : 0;
+  slots[s].ours = 1;
+  return s;
 }
 
-/* Each socket gets a uv_poll from its first CURL_POLL_* to CURL_POLL_REMOVE,
- * which curl sends before it closes the socket (or parks the connection in
- * its pool). Keeping watchers across transfers would save an epoll_ctl or
- * two per request, but curl closes some sockets (failed connects) without
- * telling the close-socket callback, and a watcher outliving its fd could
- * later unregister an unrelated fd that got the same number. */
+static int on_close_socket(void *clientp, curl_socket_t s) {
+  if (is_ours(s)) {
+    if (slots[s].w) watch_close(slots[s].w);
+    slots[s].ours = 0;
+  }
+  return close(s);
+}
+
 static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
   watch *w = (watch *)socketp;
   if (what == CURL_POLL_REMOVE) {
     if (w) {
-      watch_close(w);
+      if (is_ours(s) && slots[s].w == w) {
+        uv_poll_stop(&w->poll);
+        if (nrecent == caprecent) {
+          int n = caprecent ? caprecent * 2 : 16;
+          watch **r = (watch **)realloc(recent, (size_t)n * sizeof *r);
+          if (r == NULL) { watch_close(w); C.multi_assign(multi, s, NULL); return 0; }
+          recent = r;
+          caprecent = n;
+        }
+        recent[nrecent++] = w;
+      } else {
+        watch_close(w);
+      }
       C.multi_assign(multi, s, NULL);
     }
     return 0;
   }
   if (w == NULL) {
-    w = watch_new(s);
-    /* Returning -1 would kill the multi handle and every transfer on it;
-     * unwatched, this transfer still ends at its timeout. */
-    if (w == NULL) return 0;
+    w = is_ours(s) ? slots[s].w : NULL;
+    if (w == NULL) {
+      w = watch_new(s);
+      /* Returning -1 would kill the multi handle and every transfer on it;
+       * unwatched, this transfer still ends at its timeout. */
+      if (w == NULL) return 0;
+      if (is_ours(s)) slots[s].w = w;
+    }
     C.multi_assign(multi, s, w);
   }
   int events = 0;
@@ -359,6 +439,7 @@ static int on_seek(void *ud, curl_off_t off, int origin) {
 static void request_release(request *r) {
   if (r->state == R_RUNNING && r->easy) {
     C.multi_remove_handle(multi, r->easy);
+    sweep_recent();
     if (--running == 0) set_refs(0);
   }
   if (r->easy) {
@@ -562,6 +643,7 @@ static int request_k(lua_State *L, int status, lua_KContext ctx) {
       if (r->paused && r->state == R_RUNNING) {
         r->paused = 0;
         C.easy_pause(r->easy, CURLPAUSE_CONT);   /* may refill r->body at once */
+        sweep_recent();
       }
       status = lua_pcallk(L, 1, 0, 0, K_CALLED, request_k);
       if (status != LUA_OK) return request_k(L, status, K_CALLED);
@@ -699,6 +781,7 @@ static int http_request(lua_State *L) {
   C.easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
   C.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   C.easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  C.easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
   C.easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   C.easy_setopt(e, CURLOPT_URL, url);
   C.easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -755,9 +838,11 @@ static int http_request(lua_State *L) {
  * (leak checks call it: an idle keep-alive connection is not a leak). */
 static int http_close_idle(lua_State *L) {
   if (multi && running == 0) {
-    C.multi_cleanup(multi);
+    C.multi_cleanup(multi);            /* closes the pooled connections */
     multi = NULL;
+    sweep_recent();
     while (watches) watch_close(watches);   /* none left unless curl leaked one */
+    memset(slots, 0, (size_t)nslots * sizeof *slots);
     uv_timer_stop(&multi_timer);
     while (easy_pooled) C.easy_cleanup(easy_pool[--easy_pooled]);
   }
