@@ -219,8 +219,19 @@ describe("docker.stack", function()
 
       -- ...then a broken web: Swarm pauses the update, slipway rolls every
       -- service of the stack back to the spec it had (v2)
+      local release = require("slipway.release")
+      local entries = {}
+      local unsubscribe = release.on_change(function(entry) entries[#entries + 1] = entry end)
       local ok, err = pcall(docker.stack.deploy, name, app_stack(tags_for("v2", "broken")), { timeout = "90s" })
+      unsubscribe()
       assert.is_false(ok)
+      -- the release record: the deploy recorded its change, then marked it
+      -- rolled back itself (so a pipeline does not undo it twice)
+      local broken = entries[1]
+      assert.same({ "docker.stack", name, "updated 3 services", "rolled_back" },
+        { broken.kind, broken.target, broken.summary, broken.status })
+      assert.same(entries[1], entries[#entries])
+      assert.matches("update paused", broken.details.reason)
       assert.matches("^tests/docker_stack_spec.lua:%d+: docker.stack.deploy: " .. name
         .. ": " .. name .. "_web: update paused: .* exit %(3%).* %(the stack was rolled back%)$", err)
       local after = specs_of(name)
@@ -231,7 +242,6 @@ describe("docker.stack", function()
 
       -- the run fails, so the run's earlier change (v2) is undone too, in
       -- reverse order, as the pipeline does with release records
-      local release = docker.stack._release()
       r2.change.undo()
       release.mark_change(r2.change, "rolled_back", { reason = "a later deploy failed" })
       local final = specs_of(name)
