@@ -303,6 +303,9 @@ describe("docker.stack", function()
         if t.Status.State == "complete" then complete = complete + 1 end
       end
       assert.same(2, complete)
+      -- what the job printed, from the engine's multiplexed log stream
+      local logs = docker.service.logs(name .. "_once")
+      assert.same({ { stream = "stdout", text = "health api-v1: done" }, { stream = "stdout", text = "health api-v1: done" } }, logs)
       r = docker.stack.deploy(name, { services = { keep = { image = tagv, deploy = { replicas = 1 } } } },
         { timeout = "60s", prune = true })
       assert.same("removed", r.services.once.action)
