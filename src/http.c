@@ -701,11 +701,18 @@ static void set_headers(lua_State *L, request *r, int idx) {
     }
   }
   /* Expect: 100-continue would stall uploads by a second on servers that
-   * do not answer it (the Docker engine among them). */
-  if (!has_header(L, lua_gettop(L), "Expect"))
-    r->headers = C.slist_append(r->headers, "Expect:");
+   * do not answer it (the Docker engine among them). Without headers of
+   * the caller's, a shared constant list says so (curl only reads it). */
+  static char no_expect_line[] = "Expect:";
+  static struct curl_slist no_expect = {no_expect_line, NULL};
+  if (r->headers == NULL) {
+    C.easy_setopt(r->easy, CURLOPT_HTTPHEADER, &no_expect);
+  } else {
+    if (!has_header(L, lua_gettop(L), "Expect"))
+      r->headers = C.slist_append(r->headers, "Expect:");
+    C.easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+  }
   lua_pop(L, 1);
-  if (r->headers) C.easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
 }
 
 /* request{url=..., ...} -> response | nil, message, CODE  (awaits) */

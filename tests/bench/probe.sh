@@ -36,13 +36,24 @@ http {
   server { listen 127.0.0.1:$port backlog=4096; root $dir/www; }
 }
 EOF
-nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' &
-nginx_pid=$!
+start_nginx() {
+  sed -i "s/listen 127.0.0.1:[0-9]*/listen 127.0.0.1:$port/" "$dir/nginx.conf"
+  nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' 2>/dev/null &
+  nginx_pid=$!
+  i=0
+  until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
+    i=$((i + 1))
+    if ! kill -0 $nginx_pid 2>/dev/null || [ $i -gt 100 ]; then return 1; fi
+    sleep 0.05
+  done
+}
 trap 'kill $nginx_pid 2>/dev/null; wait $nginx_pid 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
-i=0
-until curl -s -o /dev/null "http://127.0.0.1:$port/health"; do
-  i=$((i + 1)); [ $i -gt 100 ] && { echo "nginx did not start" >&2; cat "$dir/error.log" >&2; exit 2; }
-  sleep 0.05
+tries=0
+until start_nginx; do
+  kill $nginx_pid 2>/dev/null; wait $nginx_pid 2>/dev/null
+  tries=$((tries + 1))
+  [ $tries -ge 5 ] && { echo "nginx did not start" >&2; cat "$dir/error.log" >&2; exit 2; }
+  port=$((port + 97))
 done
 
 url="http://127.0.0.1:$port/health"
@@ -92,6 +103,9 @@ while [ $r -le "$ROUNDS" ]; do
   r=$((r + 1))
 done
 
+best() {     # smallest value of column $2 of file $1 (noise only adds time)
+  sort -g -k"$2" "$1" | awk -v c="$2" 'NR == 1 { print $c }'
+}
 median() {   # column $2 of file $1
   sort -g -k"$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { print v[int((NR + 1) / 2)] }'
 }
@@ -100,6 +114,8 @@ cu_wall=$(median "$dir/curl" 1); cu_cpu=$(median "$dir/curl" 2); cu_rss=$(median
 echo "probe: $N HTTP probes of $url, $PAR at a time, median of $ROUNDS rounds"
 printf '  %-8s wall %7.4fs  cpu %6.2fs  peak rss %7d KB  p99 %8.2f ms\n' slipway "$sw_wall" "$sw_cpu" "$sw_rss" "$sw_p99"
 printf '  %-8s wall %7.4fs  cpu %6.2fs  peak rss %7d KB  p99 %8.2f ms\n' curl "$cu_wall" "$cu_cpu" "$cu_rss" "$cu_p99"
-awk -v a="$sw_wall" -v b="$cu_wall" -v c="$sw_cpu" -v d="$cu_cpu" -v e="$sw_rss" -v f="$cu_rss" -v g="$sw_p99" -v h="$cu_p99" 'BEGIN {
-  printf "  ratio slipway/curl: wall %.2f (goal <= 1.0), cpu %.2f, rss %.2f, p99 %.2f\n",
-    a / (b > 0 ? b : 0.01), c / (d > 0 ? d : 0.01), e / f, g / (h > 0 ? h : 0.01) }'
+sw_best=$(best "$dir/sw" 1); cu_best=$(best "$dir/curl" 1)
+awk -v a="$sw_wall" -v b="$cu_wall" -v c="$sw_cpu" -v d="$cu_cpu" -v e="$sw_rss" -v f="$cu_rss" -v g="$sw_p99" -v h="$cu_p99" \
+    -v i="$sw_best" -v j="$cu_best" 'BEGIN {
+  printf "  ratio slipway/curl: wall %.2f (goal <= 1.0; best of each: %.2f), cpu %.2f, rss %.2f, p99 %.2f\n",
+    a / (b > 0 ? b : 0.01), i / (j > 0 ? j : 0.01), c / (d > 0 ? d : 0.01), e / f, g / (h > 0 ? h : 0.01) }'
