@@ -248,6 +248,8 @@ static int nrecent = 0, caprecent = 0;
 
 /* Close w; its fd must still be the socket it watched (or unregistered). */
 static void watch_close(watch *w) {
+  for (int i = 0; i < nrecent; i++)  /* never leave a pointer to freed memory */
+    if (recent[i] == w) recent[i] = recent[--nrecent];
   if (w->prev) w->prev->next = w->next; else watches = w->next;
   if (w->next) w->next->prev = w->prev;
   if (w->fd >= 0 && w->fd < nslots && slots[w->fd].w == w) slots[w->fd].w = NULL;
@@ -285,16 +287,14 @@ static watch *watch_new(curl_socket_t s) {
  * for failed connects) goes now, while its fd number cannot yet belong to
  * anything else of ours. */
 static void sweep_recent(void) {
-  for (int i = 0; i < nrecent; i++) {
-    watch *w = recent[i];
-    if (uv_is_closing((uv_handle_t *)&w->poll)) continue;
+  while (nrecent > 0) {
+    watch *w = recent[--nrecent];
     struct stat st;
     if (is_ours(w->fd) && slots[w->fd].w == w && fstat(w->fd, &st) == 0 &&
         st.st_ino == slots[w->fd].ino)
       continue;                      /* still the pooled connection's socket */
     watch_close(w);
   }
-  nrecent = 0;
 }
 
 /* Connection sockets are opened here (close-on-exec, so child processes do
@@ -834,8 +834,9 @@ static int http_request(lua_State *L) {
     C.easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   set_headers(L, r, 1);
 
-  if (C.multi_add_handle(multi, e) != CURLM_OK)
-    return luaL_error(L, "%s: cannot start the transfer", F);
+  CURLMcode added = C.multi_add_handle(multi, e);
+  sweep_recent();
+  if (added != CURLM_OK) return luaL_error(L, "%s: cannot start the transfer", F);
   r->state = R_RUNNING;
   if (running++ == 0) set_refs(1);
   return request_k(L, LUA_OK, 0);

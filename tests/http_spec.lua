@@ -209,6 +209,7 @@ describe("http.request", function()
         { http.request { url = url, connect_timeout = "200ms" } })
       local ms = task.now() - t0
       assert.is_true(ms >= 690 and ms < 3000, "took " .. ms)
+      assert.same(0, http.stats().sockets)   -- no watcher left on the failed sockets
       stalled:stop()
     end)
 
