@@ -27,6 +27,7 @@ local TASK_OPTIONS = {
   "needs", "when", "matrix", "timeout", "retries", "backoff",
   "continue_on_error", "rollback", "description",
 }
+local DURATION_OPTIONS = { "timeout", "backoff" }
 local TASK_OPTION_SET = {}
 for _, k in ipairs(TASK_OPTIONS) do TASK_OPTION_SET[k] = true end
 
@@ -176,11 +177,11 @@ function M.load(path)
     if needs ~= nil and type(needs) ~= "table" then
       fail_at(loc, ("task '%s': needs must be a task name or a list of names, got %s"):format(name, type(needs)))
     end
-    for i, n in ipairs(needs or {}) do
+    for i, n in ipairs(needs or t.needs) do
       if type(n) ~= "string" then
         fail_at(loc, ("task '%s': needs[%d] must be a task name, got %s"):format(name, i, type(n)))
       end
-      t.needs[#t.needs + 1] = n
+      t.needs[i] = n
     end
     if t.when ~= nil and type(t.when) ~= "string" and type(t.when) ~= "function" then
       fail_at(loc, ("task '%s': when must be a parameter name or a function(params), got %s"):format(name, type(t.when)))
@@ -194,7 +195,7 @@ function M.load(path)
     if t.description ~= nil and type(t.description) ~= "string" then
       fail_at(loc, ("task '%s': description must be a string, got %s"):format(name, type(t.description)))
     end
-    for _, key in ipairs({ "timeout", "backoff" }) do
+    for _, key in ipairs(DURATION_OPTIONS) do
       local v = opts[key]
       if v ~= nil then
         local ms, why

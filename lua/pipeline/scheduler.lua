@@ -108,6 +108,7 @@ function M.run(ctx)
   end
 
   local pump, node_finished, fail, node_ready
+  local real_spawn = task.spawn
 
   local function emit(ev) return bus:emit(ev) end
 
@@ -202,7 +203,7 @@ function M.run(ctx)
     else
       node.state = "expanding"
       local exp
-      exp = task.spawn(function()
+      exp = real_spawn(function()
         local ok, items = xpcall(t.matrix, handler, values)
         S.live[exp] = nil
         if S.failing or S.interrupted then return end
@@ -215,7 +216,6 @@ function M.run(ctx)
         pump()
       end)
       S.live[exp] = true
-      S.by_task[exp] = nil       -- not the unit whose end made this node ready
     end
   end
 
@@ -273,19 +273,19 @@ function M.run(ctx)
     if status == "failed" and not u.allowed then fail(u) end
   end
 
-  local function runner(u)
+  -- Run unit u (its attempts, retries, timeouts) in the calling task `me`.
+  local function run_unit(u, me)
     local t = u.node.task
     local separate = t.timeout_ms ~= nil or t.retries > 0
-    local me = task.current()
     local ok, res
     for n = 1, t.retries + 1 do
-      if u.cancel_requested then     -- cancelled before this runner got to start
+      if u.cancel_requested then     -- cancelled before it got to start
         ok, res = false, "cancelled"
         break
       end
       u.attempts = n
       if separate then
-        local att = task.spawn(attempt, u)
+        local att = real_spawn(attempt, u)
         S.by_task[att] = u
         u.active = att
         local finished = att:wait(t.timeout_ms and t.timeout_ms / 1000 or nil)
@@ -318,8 +318,20 @@ function M.run(ctx)
     end
     if not ok and u.cancel_requested and not u.timed_out then res = res or "cancelled" end
     unit_finished(u, ok, res)
+  end
+
+  -- A worker runs units one after another: the one it was started with,
+  -- then, as long as there is work, one of those that became ready. Reusing
+  -- the task instead of spawning one per unit keeps a big run cheap; the
+  -- unit a worker runs is what S.by_task says, for output and changes.
+  local function worker(u)
+    local me = task.current()
+    while u do
+      S.by_task[me] = u
+      run_unit(u, me)
+      u = pump(true)
+    end
     S.live[me] = nil
-    pump()
   end
 
   local function start(u)
@@ -328,19 +340,28 @@ function M.run(ctx)
     u.status = "running"
     u.started = now()
     emit { type = "task_started", task = u.name, attempt = 1 }
-    local r = task.spawn(runner, u)
-    S.by_task[r] = u
-    S.live[r] = true
   end
 
-  pump = function()
-    if S.failing or S.interrupted then return end
+  -- Start ready units while fewer than `jobs` run. A worker that calls
+  -- with `free` set takes the first one itself (returned); the others get
+  -- new workers.
+  pump = function(free)
+    if S.failing or S.interrupted then return nil end
+    local mine
     while S.running < jobs and S.rhead <= S.rtail do
       local u = S.ready[S.rhead]
       S.ready[S.rhead] = nil
       S.rhead = S.rhead + 1
       start(u)
+      if free and mine == nil then
+        mine = u
+      else
+        local w = real_spawn(worker, u)
+        S.by_task[w] = u
+        S.live[w] = true
+      end
     end
+    return mine
   end
 
   local function cancel_all(reason)
@@ -391,7 +412,6 @@ function M.run(ctx)
   -- Tasks that a task spawns (parallel(...), task.spawn) belong to it:
   -- their output lines and recorded changes are attributed to its unit.
   -- slipway.task's spawn is wrapped for the length of the run.
-  local real_spawn = task.spawn
   local function spawn(...)
     local t = real_spawn(...)
     local parent = S.by_task[task.current()]

@@ -19,16 +19,16 @@ function M.new(opts)
   local timestamps = opts.timestamps
   local self = {}
 
-  local prefixes = {}     -- task name -> "[name] ", coloured once
+  -- task name -> "[name] ", coloured once (a name is seen at least twice:
+  -- started, finished)
+  local prefixes = setmetatable({}, { __index = function(t, name)
+    local prefix = opts.colour and (paint(style.name_colour(name), "[" .. name .. "]") .. " ")
+      or ("[" .. name .. "] ")
+    t[name] = prefix
+    return prefix
+  end })
   local function line(ev, name, text)
-    local prefix = ""
-    if name then
-      prefix = prefixes[name]
-      if prefix == nil then
-        prefix = paint(style.name_colour(name), "[" .. name .. "]") .. " "
-        prefixes[name] = prefix
-      end
-    end
+    local prefix = name and prefixes[name] or ""
     if timestamps then
       out:write(paint("dim", ("+%.3fs "):format(ev.t / 1000)), prefix, text, "\n")
     else

@@ -46,10 +46,11 @@ function M.status(u)
   return word, u.allowed and "yellow" or s[2], s[3]
 end
 
-local function pad(s, n)
-  local len = utf8.len(s) or #s
+-- s padded with spaces to n columns; len: its width if known
+local function pad(s, n, len)
+  len = len or utf8.len(s) or #s
   if len >= n then return s end
-  return s .. string.rep(" ", n - len)
+  return s .. (" "):rep(n - len)
 end
 M.pad = pad
 
@@ -57,20 +58,20 @@ M.pad = pad
 -- units: the scheduler's units; result: { status, duration_ms, record_dir }
 function M.summary(units, result, paint)
   local wname, wstatus = #"task", #"status"
-  local rows = {}
-  for _, u in ipairs(units) do
-    local word = M.status(u)
-    local dur = (u.started and u.finished) and M.format_ms(u.finished - u.started) or "-"
-    rows[#rows + 1] = { u, word, dur }
-    wname = math.max(wname, utf8.len(u.name) or #u.name)
-    wstatus = math.max(wstatus, #word)
+  local words, colours, lens = {}, {}, {}
+  for i, u in ipairs(units) do
+    local word, colour = M.status(u)
+    local len = utf8.len(u.name) or #u.name
+    words[i], colours[i], lens[i] = word, colour, len
+    if len > wname then wname = len end
+    if #word > wstatus then wstatus = #word end
   end
+  local format_ms = M.format_ms
   local out = {}
-  out[#out + 1] = paint("bold", pad("task", wname) .. "  " .. pad("status", wstatus) .. "  duration")
-  for _, r in ipairs(rows) do
-    local u, word, dur = r[1], r[2], r[3]
-    local _, colour = M.status(u)
-    out[#out + 1] = pad(u.name, wname) .. "  " .. paint(colour, pad(word, wstatus)) .. "  " .. dur
+  out[1] = paint("bold", pad("task", wname) .. "  " .. pad("status", wstatus) .. "  duration")
+  for i, u in ipairs(units) do
+    local dur = (u.started and u.finished) and format_ms(u.finished - u.started) or "-"
+    out[i + 1] = pad(u.name, wname, lens[i]) .. "  " .. paint(colours[i], pad(words[i], wstatus, #words[i])) .. "  " .. dur
   end
   local status = result.status
   local colour = (status == "success") and "green" or (status == "interrupted" and "yellow" or "red")
