@@ -298,6 +298,7 @@ end
 -- Wait until every watched service converged; returns true or false and
 -- { [name] = reason } for the ones that did not (or failed at once).
 function M.wait(c, watches, timeout_ms, poll_ms, say)
+  if #watches == 0 then return true, {} end
   local deadline = task.now() + timeout_ms
   local pending = {}
   for _, w in ipairs(watches) do pending[#pending + 1] = w end
