@@ -10,6 +10,8 @@ local M = {}
 M.help = [[
 usage: slipway plan [FILE] [--env E] [-p name=value]... [--only T,..] [--skip T,..] [--json]
 
+--only and --skip take task names or matrix items (build[api]).
+
 Evaluate the pipeline in FILE (default deploy.lua) and print its tasks in run
 order: what each needs, whether it would run or be skipped (and why), with
 the resolved parameters. Nothing is run: top-level side effects in the file
@@ -20,6 +22,18 @@ local FLAGS = { "--env", "-p", "--param", "--only", "--skip", "--json", "--no-co
 
 local function show(v)
   return require("slipway.pipeline.params").show(v)
+end
+
+-- A set of item labels as a sorted list, and as text: "api, web".
+local function sorted(set)
+  local list = {}
+  for l in pairs(set) do list[#list + 1] = l end
+  table.sort(list)
+  return list
+end
+
+local function labels(set)
+  return table.concat(sorted(set), ", ")
 end
 
 function M.main(args)
@@ -39,7 +53,9 @@ function M.main(args)
       tasks[i] = { name = t.name, needs = json.array(t.needs), run = d.run, reason = d.reason,
                    matrix = t.matrix ~= nil and (type(t.matrix) == "table" and #t.matrix or "at run time") or nil,
                    timeout_ms = t.timeout_ms, retries = t.retries, file = t.file, line = t.line,
-                   description = t.description, rollback = t.rollback ~= nil }
+                   description = t.description, rollback = t.rollback ~= nil,
+                   only_items = d.only_items and json.array(sorted(d.only_items)) or nil,
+                   skip_items = d.skip_items and json.array(sorted(d.skip_items)) or nil }
     end
     io.stdout:write(json.encode({ file = def.file, params = json.object(values), tasks = json.array(tasks) }), "\n")
     return 0
@@ -69,6 +85,8 @@ function M.main(args)
     if t.retries > 0 then notes[#notes + 1] = ("retries %d"):format(t.retries) end
     if t.rollback then notes[#notes + 1] = "has rollback" end
     if t.continue_on_error then notes[#notes + 1] = "continue on error" end
+    if d.only_items then notes[#notes + 1] = "only items " .. labels(d.only_items) end
+    if d.skip_items then notes[#notes + 1] = "skip items " .. labels(d.skip_items) end
     if not d.run then notes[#notes + 1] = d.reason end
     out[#out + 1] = ("  %s %s%s"):format(mark, t.name, #notes > 0 and ("  (" .. table.concat(notes, "; ") .. ")") or "")
   end

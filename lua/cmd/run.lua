@@ -17,8 +17,10 @@ the completed tasks (and the undo steps of recorded changes) in reverse order.
 
   --env E           set the parameter `environment` (same as -p environment=E)
   -p name=value     set a parameter (also: SLIPWAY_PARAM_<NAME>=value)
-  --only T,..       run only these tasks and what they need
-  --skip T,..       skip these tasks (they count as done for their dependants)
+  --only T,..       run only these tasks and what they need; an item of a
+                    matrix task is named with its label: --only build[api]
+  --skip T,..       skip these tasks or matrix items (they count as done for
+                    their dependants)
   -j N, --jobs N    run at most N tasks at once
   --json            NDJSON events on stdout (schema: docs/events.md)
   --no-color        no colours (also when NO_COLOR is set)
@@ -196,6 +198,8 @@ local function run_pipeline(def, values, plan, opts, reporter)
   local code = 0
   if summary.status == "interrupted" then
     code = summary.signal == "SIGTERM" and 143 or 130
+  elseif summary.input_error then
+    code = 2           -- --only/--skip named an item the matrix does not have
   elseif summary.status ~= "success" then
     code = 1
   end

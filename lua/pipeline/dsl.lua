@@ -137,8 +137,14 @@ function M.load(path)
     error({ input_error = ("%s:%d: %s"):format(loc.file, loc.line, msg) }, 0)
   end
 
+  local chunk                 -- the pipeline file's main function, once loaded
+  local getinfo = debug.getinfo
+
   local function declare(name, opts, fn)
-    local loc = where()
+    -- Usually called from the file's top level: its line without the
+    -- search where() does.
+    local info = getinfo(2, "fl")
+    local loc = (info and info.func == chunk) and { file = path, line = info.currentline } or where()
     if not def.loading then
       fail_at(loc, "task: declare tasks at the top level of the pipeline, not while it runs")
     end
@@ -286,7 +292,8 @@ function M.load(path)
   if dir and dir ~= "." then
     package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
   end
-  local chunk, serr = load(text, source, "t", env)
+  local serr
+  chunk, serr = load(text, source, "t", env)
   if not chunk then
     if serr:sub(1, #path + 1) ~= path .. ":" then      -- Lua shortened a long path
       serr = serr:gsub("^%.%.%.[^:]*:", path .. ":", 1)

@@ -49,10 +49,10 @@ M.task_names = task_names
 -- check(def): raises {input_error} for an unknown task in needs, a `when`
 -- naming no parameter, or a dependency cycle (naming the cycle).
 function M.check(def)
-  local names = task_names(def)
   for _, t in ipairs(def.tasks) do
     for _, n in ipairs(t.needs) do
       if not def.by_name[n] then
+        local names = task_names(def)
         input_error(t, ("task '%s' needs '%s', which is not a task%s; tasks: %s")
           :format(t.name, n, suggest(n, names), table.concat(names, ", ")))
       end
@@ -123,37 +123,136 @@ function M.order(def)
     local t = ready[head]
     head = head + 1
     out[#out + 1] = t
-    for _, d in ipairs(dependants[t.name] or {}) do
-      indeg[d.name] = indeg[d.name] - 1
-      if indeg[d.name] == 0 then ready[#ready + 1] = d end
+    local deps = dependants[t.name]
+    if deps then
+      for _, d in ipairs(deps) do
+        local n = indeg[d.name] - 1
+        indeg[d.name] = n
+        if n == 0 then ready[#ready + 1] = d end
+      end
     end
   end
   return out
 end
 
--- Split "a,b" lists given to --only/--skip (each may repeat) and check the
--- names. Raises {input_error} naming the flag and the valid tasks.
-function M.check_names(def, flag, list)
-  local set = {}
-  local names = task_names(def)
-  for _, name in ipairs(list or {}) do
-    if not def.by_name[name] then
-      error({ input_error = ("%s: %s: unknown task '%s'%s; tasks: %s")
-        :format(def.file, flag, name, suggest(name, names), table.concat(names, ", ")) }, 0)
+-- Label of a matrix item: strings (paths shortened to their last part),
+-- numbers, or tables with a name/id field, else key=value pairs.
+local function item_label(item, i)
+  local ty = type(item)
+  if ty == "string" then
+    local base = item:match("([^/]+)/*$") or item
+    return base ~= "" and base or tostring(i)
+  elseif ty == "number" or ty == "boolean" then
+    return tostring(item)
+  elseif ty == "table" then
+    if type(item.name) == "string" or type(item.name) == "number" then return tostring(item.name) end
+    if type(item.id) == "string" or type(item.id) == "number" then return tostring(item.id) end
+    local keys = {}
+    for k, v in pairs(item) do
+      if type(k) == "string" and (type(v) == "string" or type(v) == "number" or type(v) == "boolean") then
+        keys[#keys + 1] = k
+      end
     end
-    set[name] = true
+    table.sort(keys)
+    local parts = {}
+    for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. tostring(item[k]) end
+    if #parts > 0 then return table.concat(parts, ",") end
   end
-  return set
+  return tostring(i)
 end
+M.item_label = item_label
+
+-- The labels of a matrix's items, in order (sub-task t[label] each); a
+-- label met before gets "#<position>" so that every one is unique.
+function M.item_labels(items)
+  local labels, seen = {}, {}
+  for i, item in ipairs(items) do
+    local label = item_label(item, i)
+    if seen[label] then label = label .. "#" .. i end
+    seen[label] = true
+    labels[i] = label
+  end
+  return labels
+end
+
+-- The item labels of matrix task t, or nil when they are known only at run
+-- time: its matrix function is called here (outside a task, so anything
+-- that waits for I/O raises) and if that fails, the run checks the labels.
+local function matrix_labels(t, values)
+  local items = t.matrix
+  if type(items) == "function" then
+    local ok, res = pcall(items, values)
+    if not ok or type(res) ~= "table" then return nil end
+    items = res
+  end
+  return M.item_labels(items)
+end
+
+-- "a[x]" -> "a", "x"
+local function split_item(name)
+  return name:match("^(.-)%[(.*)%]$")
+end
+M.split_item = split_item
+
+-- The message for a selector naming an item the matrix does not have.
+function M.unknown_item(flag, name, labels)
+  local base, label = split_item(name)
+  local valid = {}
+  for i, l in ipairs(labels) do valid[i] = base .. "[" .. l .. "]" end
+  return ("%s: unknown matrix item '%s'%s; items of %s: %s"):format(flag, name,
+    suggest(name, valid), base, #labels > 0 and table.concat(labels, ", ") or "(none)")
+end
+
+-- Check the names given to --only/--skip (each may repeat): a task, or an
+-- item of a matrix task, `build[api]`. Raises {input_error} naming the flag
+-- and the valid names. -> set of task names, { [task] = set of labels }
+function M.check_names(def, flag, list, values)
+  local set, items = {}, {}
+  for _, name in ipairs(list or {}) do
+    local base, label = split_item(name)
+    local t = def.by_name[base or name]
+    local msg
+    if t == nil then
+      local names = task_names(def)
+      msg = ("%s: unknown task '%s'%s; tasks: %s"):format(flag, name, suggest(base or name, names),
+        table.concat(names, ", "))
+    elseif base and t.matrix == nil then
+      msg = ("%s: unknown task '%s' (%s is not a matrix task); tasks: %s"):format(flag, name, base,
+        table.concat(task_names(def), ", "))
+    elseif base then
+      local labels = matrix_labels(t, values or {})
+      local found = labels == nil
+      for _, l in ipairs(labels or {}) do
+        if l == label then found = true end
+      end
+      if not found then msg = M.unknown_item(flag, name, labels) end
+    end
+    if msg then error({ input_error = ("%s: %s"):format(def.file, msg) }, 0) end
+    if base then
+      items[base] = items[base] or {}
+      items[base][label] = true
+    else
+      set[name] = true
+    end
+  end
+  return set, items
+end
+
+local RUN = { run = true }
 
 -- plan(def, values, opts) -> { order = {tasks}, decision = { [name] =
 --   { run = true } | { run = false, reason = "..." } } }
--- opts.only / opts.skip: lists of task names. `when` functions are called
--- here with the parameter values (they must be pure).
+-- A matrix task of which --only or --skip named items runs with
+-- only_items and/or skip_items (sets of labels) in its decision, and
+-- only_flag (the --only text, for reasons).
+-- opts.only / opts.skip: lists of task names or items ("build[api]").
+-- `when` functions are called here with the parameter values (they must
+-- be pure).
 function M.plan(def, values, opts)
   opts = opts or {}
-  local only = opts.only and #opts.only > 0 and M.check_names(def, "--only", opts.only) or nil
-  local skip = M.check_names(def, "--skip", opts.skip)
+  local only, only_items
+  if opts.only and #opts.only > 0 then only, only_items = M.check_names(def, "--only", opts.only, values) end
+  local skip, skip_items = M.check_names(def, "--skip", opts.skip, values)
   local selected
   if only then
     selected = {}
@@ -163,13 +262,17 @@ function M.plan(def, values, opts)
       for _, n in ipairs(def.by_name[name].needs) do mark(n) end
     end
     for name in pairs(only) do mark(name) end
+    for name in pairs(only_items) do
+      for _, n in ipairs(def.by_name[name].needs) do mark(n) end
+    end
   end
+  local only_text = only and ("--only " .. table.concat(opts.only, ",")) or nil
   local decision = {}
   local order = M.order(def)
   for _, t in ipairs(order) do
     local d
-    if selected and not selected[t.name] then
-      d = { run = false, reason = "not selected (--only " .. table.concat(opts.only, ",") .. ")" }
+    if selected and not selected[t.name] and not only_items[t.name] then
+      d = { run = false, reason = "not selected (" .. only_text .. ")" }
     elseif skip[t.name] then
       d = { run = false, reason = "skipped by --skip" }
     elseif type(t.when) == "string" then
@@ -186,7 +289,13 @@ function M.plan(def, values, opts)
       end
       if not res then d = { run = false, reason = "when: the condition is false" } end
     end
-    decision[t.name] = d or { run = true }
+    if d == nil then
+      -- a task also selected whole (or needed by one) runs all its items
+      local oi = selected and not selected[t.name] and only_items[t.name] or nil
+      local si = skip_items[t.name]
+      d = (oi or si) and { run = true, only_items = oi, skip_items = si, only_flag = oi and only_text } or RUN
+    end
+    decision[t.name] = d
   end
   return { order = order, decision = decision }
 end

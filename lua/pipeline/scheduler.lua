@@ -1,8 +1,9 @@
 -- slipway.pipeline.scheduler: running a planned pipeline on the event loop.
 --
--- Every unit of work (a task, or one item of a matrix task) runs in its own
+-- Every unit of work (a task, or one item of a matrix task) runs in a
 -- slipway.task as soon as everything it needs is done, at most `jobs` at a
--- time. Fail-fast: the first failure cancels the running units (their
+-- time (a worker task runs units one after another while there are ready
+-- ones; it is the unit's task while it runs it). Fail-fast: the first failure cancels the running units (their
 -- pending operations' cleanups kill child process groups), skips what has
 -- not started, and, once everything has stopped, runs the rollback steps in
 -- reverse order of recording: task `rollback` functions (recorded when the
@@ -12,41 +13,20 @@
 --
 -- M.run(ctx) must be called from inside a task (the run's main task).
 -- ctx = { def, plan, values, jobs, bus, release }
--- -> summary { status, units = {...}, rollbacks = {...}, failed_unit }
+-- -> summary { status, units = {...}, rollbacks = {...}, failed_unit,
+--    input_error (true when --only/--skip named a matrix item that its
+--    matrix function did not return) }
 --    status: "success" | "failed" | "rolled_back" | "rollback_failed" |
 --            "interrupted"
 local task = require("slipway.task")
+local graph = require("slipway.pipeline.graph")
 
 local M = {}
 
 local function now() return task.now() end
 
--- Label of a matrix item: strings (paths shortened to their last part),
--- numbers, or tables with a name/id field, else key=value pairs.
-local function item_label(item, i)
-  local ty = type(item)
-  if ty == "string" then
-    local base = item:match("([^/]+)/*$") or item
-    return base ~= "" and base or tostring(i)
-  elseif ty == "number" or ty == "boolean" then
-    return tostring(item)
-  elseif ty == "table" then
-    if type(item.name) == "string" or type(item.name) == "number" then return tostring(item.name) end
-    if type(item.id) == "string" or type(item.id) == "number" then return tostring(item.id) end
-    local keys = {}
-    for k, v in pairs(item) do
-      if type(k) == "string" and (type(v) == "string" or type(v) == "number" or type(v) == "boolean") then
-        keys[#keys + 1] = k
-      end
-    end
-    table.sort(keys)
-    local parts = {}
-    for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. tostring(item[k]) end
-    if #parts > 0 then return table.concat(parts, ",") end
-  end
-  return tostring(i)
-end
-M.item_label = item_label
+-- Label of a matrix item (graph.item_label).
+M.item_label = graph.item_label
 
 -- An error value -> message, and the user's file:line when an error
 -- handler found one.
@@ -146,25 +126,51 @@ function M.run(ctx)
     end
   end
 
+  -- Items named by --only/--skip must exist (a matrix function's items
+  -- are known only now): nil, message if one does not.
+  local function check_items(t, d, labels)
+    local have = {}
+    for _, l in ipairs(labels) do have[l] = true end
+    for flag, set in pairs({ ["--only"] = d.only_items, ["--skip"] = d.skip_items }) do
+      for label in pairs(set) do
+        if not have[label] then return graph.unknown_item(flag, t.name .. "[" .. label .. "]", labels) end
+      end
+    end
+    return nil
+  end
+
   local function expand(node, items)
     if type(items) ~= "table" then
       return nil, ("matrix must be a list, the matrix function returned a %s"):format(type(items))
     end
-    node.state = "running"
-    local seen = {}
-    for i, item in ipairs(items) do
-      local label = item_label(item, i)
-      if seen[label] then label = label .. "#" .. i end
-      seen[label] = true
-      queue(new_unit(node, item, label))
+    local t = node.task
+    local d = plan.decision[t.name]
+    local labels = graph.item_labels(items)
+    local bad = (d.only_items or d.skip_items) and check_items(t, d, labels)
+    if bad then
+      S.input_error = true
+      return nil, bad
     end
-    local labels = {}
-    for i, u in ipairs(node.units) do labels[i] = u.label end
-    emit { type = "matrix_expanded", task = node.task.name, items = require("slipway.json").array(labels) }
+    node.state = "running"
+    for i, item in ipairs(items) do new_unit(node, item, labels[i]) end
+    emit { type = "matrix_expanded", task = t.name, items = require("slipway.json").array(labels) }
+    for _, u in ipairs(node.units) do
+      if d.only_items and not d.only_items[u.label] then
+        node.left = node.left - 1
+        skip_unit(u, "not selected (" .. d.only_flag .. ")")
+      elseif d.skip_items and d.skip_items[u.label] then
+        node.left = node.left - 1
+        skip_unit(u, "skipped by --skip")
+      else
+        queue(u)
+      end
+    end
     if #node.units == 0 then       -- nothing to do counts as done
       local u = new_unit(node, nil, nil)
       node.left = 0
       skip_unit(u, "the matrix is empty")
+      node_finished(node, "done")
+    elseif node.left == 0 then     -- every item skipped
       node_finished(node, "done")
     end
     return true
@@ -199,7 +205,8 @@ function M.run(ctx)
     if t.matrix == nil then
       queue(new_unit(node, nil, nil))
     elseif type(t.matrix) == "table" then
-      expand(node, t.matrix)
+      local fine, why = expand(node, t.matrix)
+      if not fine then matrix_failed(node, { msg = why, file = t.file, line = t.line }) end
     else
       node.state = "expanding"
       local exp
@@ -454,7 +461,8 @@ function M.run(ctx)
     end
   end
 
-  local summary = { units = S.units, failed_unit = S.failing, rollbacks = S.rollbacks }
+  local summary = { units = S.units, failed_unit = S.failing, rollbacks = S.rollbacks,
+                    input_error = S.input_error }
   if S.interrupted then
     summary.status = "interrupted"
     summary.signal = S.interrupted
