@@ -211,7 +211,9 @@ local function plan(kind, spec, defaults, fname)
   if kind == "http" then
     local url = spec.url
     if type(url) ~= "string" then raise(fname, "option 'url' is required (a string)") end
-    if not url:match("^[hH][tT][tT][pP][sS]?://[^/%s?#]+") or url:find("%s") then
+    local rest = url:sub(1, 7):lower() == "http://" and url:sub(8)
+      or url:sub(1, 8):lower() == "https://" and url:sub(9)
+    if not rest or rest == "" or rest:find("^[/?#]") or url:find("%s") then
       raise(fname, "bad URL '%s' (expected http(s)://host[:port]/path)", url)
     end
     p.target = url
@@ -299,13 +301,18 @@ local attempt = {}
 
 function attempt.http(p, timeout_ms)
   local s = p.spec
-  local res, msg, code = http.request {
-    url = s.url, method = s.method, headers = s.headers, body = s.body,
-    tls_verify = s.tls_verify, ca = s.ca, cert = s.cert, key = s.key,
-    follow_redirects = s.follow_redirects, unix_socket = s.unix_socket,
-    timeout = timeout_ms / 1000,
-    connect_timeout = p.connect_timeout and p.connect_timeout / 1000 or math.min(timeout_ms, 10000) / 1000,
-  }
+  local req = p.request                -- the same request for every attempt
+  if not req then
+    req = {
+      url = s.url, method = s.method, headers = s.headers, body = s.body,
+      tls_verify = s.tls_verify, ca = s.ca, cert = s.cert, key = s.key,
+      follow_redirects = s.follow_redirects, unix_socket = s.unix_socket,
+      timeout = timeout_ms / 1000,
+      connect_timeout = p.connect_timeout and p.connect_timeout / 1000 or math.min(timeout_ms, 10000) / 1000,
+    }
+    p.request = req
+  end
+  local res, msg, code = http.request(req)
   if not res then
     return false, { error = code, reason = plain_reason(msg, s.url) }
   end
