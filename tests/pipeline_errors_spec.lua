@@ -133,6 +133,14 @@ task("a", function() end)
     assert.same("slipway: deploy.lua: --skip: unknown task 'x'; tasks: build, test\n",
       bad(text, { "plan", "--skip", "x" }))
     assert.same("slipway run: -j: expected a whole number >= 1, got 'lots'\n", bad(text, { "run", "-j", "lots" }))
+    local matrix = text .. 'task("m", { matrix = { "svc/api", "svc/web" } }, function() end)\n' ..
+      'task("f", { matrix = function() return { "a", "b" } end }, function() end)\n'
+    assert.same("slipway: deploy.lua: --only: unknown matrix item 'm[apx]' (did you mean 'm[api]'?); items of m: api, web\n",
+      bad(matrix, { "run", "--only", "m[apx]" }))
+    assert.same("slipway: deploy.lua: --skip: unknown matrix item 'f[zzz]'; items of f: a, b\n",
+      bad(matrix, { "plan", "--skip", "m[web],f[zzz]" }))
+    assert.same("slipway: deploy.lua: --only: unknown task 'build[x]' (build is not a matrix task); tasks: build, test, m, f\n",
+      bad(matrix, { "run", "--only", "build[x]" }))
     assert.same("slipway run: -p oops: expected name=value\n", bad(text, { "run", "-p", "oops" }))
     assert.same("slipway graph: unknown format 'png' (valid: mermaid, dot)\n", bad(text, { "graph", "--format", "png" }))
   end)

@@ -163,6 +163,26 @@ describe("release record API", function()
     assert.has_error(function() release.mark_change(e, "done") end,
       "release.mark_change: status must be 'rolled_back' or 'undo_failed', got done")
   end)
+
+  it("writes record.json as slipway.json's pretty text, rows of any shape included", function()
+    local json = require("slipway.json")
+    local fs = require("slipway.fs")
+    local rows = { { name = "a", task = "a", status = "ok", started = 0.5, finished = 12.3, duration_ms = 11.8, attempts = 1 },
+                   { name = "b[x]", task = "b", item = "x", status = "failed", error = 'say "no"\n\tthen \255 stop',
+                     file = "deploy.lua", line = 7, allowed = true, started = 1e15 + 0.5, finished = -0.0, duration_ms = 0.1 + 0.2 },
+                   {}, { name = "ünïcode", status = "skipped", reason = "50% done", n = 3.0, weird = { 1, { x = 2 } } },
+                   { name = "c", task = "c", status = "ok", started = 2.0, finished = 1 / 3, duration_ms = 100, attempts = 2 } }
+    local record = { id = "r1", status = "failed", params = { env = "prod", list = json.array({ "a" }), none = {} },
+                     tasks = json.array(rows), rollbacks = json.array({}), changes = {} }
+    release.add_change { kind = "k", target = "t", data = { deep = { 1, "two" } } }
+    record.changes = release.current().changes
+    local dir = assert(fs.tempdir("slipway-record-"))
+    assert(release.write(record, dir))
+    local data = release.serializable(record)
+    data.tasks[2].error = require("slipway.events").fix_utf8(data.tasks[2].error)
+    assert.same(json.encode(data, { pretty = true }) .. "\n", fs.read(dir .. "/record.json"))
+    fs.remove(dir, { recursive = true })
+  end)
 end)
 
 describe("plan and graph commands", function()

@@ -127,6 +127,43 @@ task("other", function() end)
     assert.same({ a = "ok", b = "skipped", c = "ok", other = "skipped" }, H.statuses(r.events))
   end)
 
+  it("--only and --skip take matrix items: build[api]", function()
+    local dir = H.project { ["deploy.lua"] = [[
+task("prep", function() end)
+task("build", { needs = "prep", matrix = { "svc/api", "svc/web", "svc/worker" } }, function(item) print(item) end)
+task("ship", { needs = "build" }, function() end)
+task("late", { matrix = function() task.sleep(0); return { "x", "y" } end }, function() end)
+]] }
+    local r = H.run_json(dir, { "--only", "build[api],late[y]" })
+    assert.same(0, r.code, r.stderr)
+    assert.same({ prep = "ok", ["build[api]"] = "ok", ["build[web]"] = "skipped", ["build[worker]"] = "skipped",
+                  ship = "skipped", ["late[x]"] = "skipped", ["late[y]"] = "ok" }, H.statuses(r.events))
+    assert.same({ "svc/api" }, (function()
+      local out = {}
+      for _, ev in ipairs(H.of(r.events, "output")) do out[#out + 1] = ev.line end
+      return out
+    end)())
+    local reasons = {}
+    for _, ev in ipairs(H.of(r.events, "task_skipped")) do reasons[ev.task] = ev.reason end
+    assert.same("not selected (--only build[api],late[y])", reasons["build[web]"])
+    -- --skip: the other items run and count as done for what needs the task
+    r = H.run_json(dir, { "--skip", "build[web],late[x]" })
+    assert.same(0, r.code, r.stderr)
+    assert.same({ prep = "ok", ["build[api]"] = "ok", ["build[web]"] = "skipped", ["build[worker]"] = "ok",
+                  ship = "ok", ["late[x]"] = "skipped", ["late[y]"] = "ok" }, H.statuses(r.events))
+    assert.same("skipped by --skip", H.of(r.events, "task_skipped")[1].reason)
+    -- a task selected whole (here: needed by ship) runs all its items
+    r = H.run_json(dir, { "--only", "build[api],ship" })
+    assert.same({ prep = "ok", ["build[api]"] = "ok", ["build[web]"] = "ok", ["build[worker]"] = "ok", ship = "ok",
+                  late = "skipped" }, H.statuses(r.events))
+    -- an item a matrix function does not return is found when it runs: exit 2
+    r = H.run_json(dir, { "--only", "late[z]" })
+    assert.same(2, r.code)
+    local fin = H.of(r.events, "task_finished")[1]
+    assert.same({ "late", "failed", "--only: unknown matrix item 'late[z]' (did you mean 'late[x]'?); items of late: x, y",
+                  "deploy.lua", 4 }, { fin.task, fin.status, fin.error, fin.file, fin.line })
+  end)
+
   it("runs at most -j N tasks at once (matrix items count one each)", function()
     local dir = H.project { ["deploy.lua"] = [[
 task("m", { matrix = { 1, 2, 3, 4, 5, 6 } }, function(i) task.sleep(0.1) end)
