@@ -256,6 +256,43 @@ end)
     assert.same({ ["one-a"] = "one", ["one-b"] = "one", ["two-a"] = "two", ["two-b"] = "two" }, got)
   end)
 
+  it("sends print and io.write of a task to the event stream, credited to the task", function()
+    local dir = H.project { ["deploy.lua"] = [[
+local helper = require("helper")
+task("writer", function()
+  io.write("part")
+  io.write(" one\nline ", 2, "\n")
+  task.sleep(0.02)
+  io.write("no newline at the end")
+end)
+task("printer", function()
+  helper.say("from a module")
+  print("two\nlines", 3)
+end)
+task("after", { needs = { "writer", "printer" } }, function() io.write("x\n") end)
+]], ["helper.lua"] = 'return { say = function(s) print("helper: " .. s) end }\n' }
+    local r = H.run_json(dir, {})        -- stdout is NDJSON only, or this raises
+    assert.same(0, r.code, r.stderr)
+    local got = {}
+    for _, ev in ipairs(H.of(r.events, "output")) do
+      got[ev.task] = got[ev.task] or {}
+      table.insert(got[ev.task], ev.line)
+    end
+    assert.same({ writer = { "part one", "line 2", "no newline at the end" },
+                  printer = { "helper: from a module", "two", "lines\t3" }, after = { "x" } }, got)
+    -- the last piece of writer's output comes before writer ends
+    local last_out, fin
+    for i, ev in ipairs(r.events) do
+      if ev.type == "output" and ev.task == "writer" then last_out = i end
+      if ev.type == "task_finished" and ev.task == "writer" then fin = i end
+    end
+    assert.is_true(last_out < fin)
+    -- plain output: prefixed lines, nothing written around the reporter
+    r = H.run(dir, { "run", "--reporter", "plain" })
+    assert.truthy(r.stdout:find("\n[writer] part one\n", 1, true), r.stdout)
+    assert.truthy(r.stdout:find("\n[printer] helper: from a module\n", 1, true), r.stdout)
+  end)
+
   it("fail-fast: cancels running siblings (their children die), skips the rest", function()
     local dir = H.project { ["deploy.lua"] = [[
 task("sibling", function() sh "echo $$ > sibling.pid; exec sleep 30" end)

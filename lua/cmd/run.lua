@@ -144,9 +144,55 @@ local function run_pipeline(def, values, plan, opts, reporter)
     local u = current_unit()
     bus:emit { type = "output", task = u and u.name, stream = stream, line = line }
   end)
-  def.print_hook = function(line)
+
+  -- What tasks print (print, io.write) goes to the event stream too,
+  -- credited to the task, instead of straight to stdout where it would
+  -- break the terminal's live view and the NDJSON of --json. io.write may
+  -- write part of a line: the rest waits for more or for the task's end.
+  local partial = {}      -- unit (false: unknown) -> text not ended by a newline
+  local function write_text(text)
     local u = current_unit()
-    bus:emit { type = "output", task = u and u.name, stream = "stdout", line = line }
+    local key = u or false
+    local pending, start = partial[key], 1
+    while true do
+      local nl = text:find("\n", start, true)
+      if nl == nil then break end
+      local line = text:sub(start, nl - 1)
+      if pending then line, pending = pending .. line, nil end
+      bus:emit { type = "output", task = u and u.name, stream = "stdout", line = line }
+      start = nl + 1
+    end
+    if start <= #text then pending = (pending or "") .. text:sub(start) end
+    partial[key] = pending
+  end
+  local function flush_partial(u)
+    local text = partial[u]
+    if text then
+      partial[u] = nil
+      bus:emit { type = "output", task = u and u.name or nil, stream = "stdout", line = text }
+    end
+  end
+  def.print_hook = function(line) write_text(line .. "\n") end
+  local real_print, real_write = print, io.write
+  print = function(...)
+    if task.current() == nil then return real_print(...) end
+    local parts = table.pack(...)
+    for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+    write_text(table.concat(parts, "\t", 1, parts.n) .. "\n")
+  end
+  io.write = function(...)
+    if task.current() == nil or io.output() ~= io.stdout then return real_write(...) end
+    local parts = table.pack(...)
+    for i = 1, parts.n do
+      local v = parts[i]
+      if math.type(v) == "float" then
+        parts[i] = ("%.14g"):format(v)          -- as io.write writes numbers
+      elseif type(v) ~= "string" and math.type(v) ~= "integer" then
+        error(("bad argument #%d to 'write' (string expected, got %s)"):format(i, type(v)), 2)
+      end
+    end
+    write_text(table.concat(parts, "", 1, parts.n))
+    return io.stdout
   end
 
   if reporter.start then reporter.start(bus) end
@@ -170,6 +216,7 @@ local function run_pipeline(def, values, plan, opts, reporter)
   local sigtask
   local summary = scheduler.run {
     def = def, plan = plan, values = values, jobs = opts.jobs, bus = bus, release = release,
+    on_unit_end = flush_partial,
     on_start = function(state)
       S = state
       sigtask = task.spawn(function()
@@ -192,6 +239,8 @@ local function run_pipeline(def, values, plan, opts, reporter)
   }
   if sigtask then sigtask:cancel() end
   watcher:close()
+  for u in pairs(partial) do flush_partial(u) end
+  print, io.write = real_print, real_write
 
   local finished_at = os.time()
   local duration_ms = round1(task.now() - bus.t0)

@@ -12,7 +12,8 @@
 -- same way but rolls nothing back.
 --
 -- M.run(ctx) must be called from inside a task (the run's main task).
--- ctx = { def, plan, values, jobs, bus, release }
+-- ctx = { def, plan, values, jobs, bus, release, on_start(S), on_unit_end(u)
+--         (called as a unit ends, before its task_finished event) }
 -- -> summary { status, units = {...}, rollbacks = {...}, failed_unit,
 --    input_error (true when --only/--skip named a matrix item that its
 --    matrix function did not return) }
@@ -267,6 +268,7 @@ function M.run(ctx)
     end
     if status == "failed" and t.continue_on_error then u.allowed = true end
     u.status = status
+    if ctx.on_unit_end then ctx.on_unit_end(u) end
     emit { type = "task_finished", task = u.name, status = status, duration_ms = math.floor((u.finished - u.started) * 10 + 0.5) / 10,
            attempts = u.attempts, error = u.error, file = u.file, line = u.line,
            allowed = u.allowed or nil }
