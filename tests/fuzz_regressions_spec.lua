@@ -43,6 +43,27 @@ describe("fuzz regressions", function()
     end)
   end
 
+  -- found by tests/fuzz/differential.sh (docker stack config vs slipway on
+  -- interpolation templates): Go's (?i)[_a-z] folds U+017F and U+212A
+  describe("interpolation of names docker's case folding accepts", function()
+    local vars = { ["\u{17F}"] = "long-s", ["A\u{212A}"] = "kelvin", A = "a" }
+    local function lookup(name) return vars[name] end
+
+    it("reads U+017F and U+212A as name letters, braced or not", function()
+      assert.same({ "long-s" }, { interpolate.substitute("$\u{17F}", lookup) })
+      assert.same({ "long-s" }, { interpolate.substitute("${\u{17F}}", lookup) })
+      assert.same({ "kelvin!" }, { interpolate.substitute("$A\u{212A}!", lookup) })
+      assert.same({ "def" }, { interpolate.substitute("${\u{17F}x:-def}", lookup) })
+      assert.same({ "a" }, { interpolate.substitute("$A-x", lookup) })       -- "${A-x}"
+    end)
+
+    it("still rejects other non-ASCII letters and a leading digit", function()
+      assert.same({ nil, "$\u{141}" }, { interpolate.substitute("$\u{141}", lookup) })
+      assert.same({ nil, "${\u{E9}}" }, { interpolate.substitute("${\u{E9}}", lookup) })
+      assert.same({ nil, "$1\u{17F}" }, { interpolate.substitute("$1\u{17F}", lookup) })
+    end)
+  end)
+
   describe("the checks themselves", function()
     it("raise INTERNAL when the code under test raises", function()
       local real = interpolate.substitute

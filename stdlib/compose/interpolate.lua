@@ -56,12 +56,31 @@ end
 
 local FUNCS = { soft_default, hard_default, with_required(":?", true), with_required("?", false) }
 
+-- The end of a variable name starting at j, or nil. docker's pattern is
+-- (?i)[_a-z][_a-z0-9]* in Go, whose case folding also matches the two
+-- non-ASCII letters that fold to ASCII ones: U+017F (long s) and U+212A
+-- (Kelvin sign), so "$\u{17F}" is a variable there too.
+local function name_end_at(s, j)
+  local e = select(2, s:find("^[_%a][_%w]*", j))
+  local k = (e or j - 1) + 1
+  local b = s:byte(k)
+  if b ~= 0xC5 and b ~= 0xE2 then return e end
+  while true do
+    if s:sub(k, k + 1) == "\xC5\xBF" then k = k + 2
+    elseif s:sub(k, k + 2) == "\xE2\x84\xAA" then k = k + 3
+    else break end
+    k = select(2, s:find("^[_%w]*", k)) + 1
+  end
+  if k == j then return nil end
+  return k - 1
+end
+
 -- The expression after "$" at position i (the character after "$"):
 -- returns the substitution text and the index after the match, or nil for
 -- docker's "invalid" alternative.
 local function match_expr(s, i)
   local function name_and_modifier(j)
-    local name_end = select(2, s:find("^[_%a][_%w]*", j))
+    local name_end = name_end_at(s, j)
     if not name_end then return nil end
     local k = name_end + 1
     local mod_start = k
@@ -73,11 +92,10 @@ local function match_expr(s, i)
     return s:sub(j, last), last + 1, mod_start
   end
   local c = s:sub(i, i)
-  if c:match("[_%a]") then
-    local sub, after = name_and_modifier(i)
+  if c ~= "{" then
+    local sub, after = name_and_modifier(i)     -- nil unless a name starts here
     return sub, after
-  end
-  if c == "{" then
+  else
     local sub, after = name_and_modifier(i + 1)
     if sub and s:sub(after, after) == "}" then return sub, after + 1 end
   end
