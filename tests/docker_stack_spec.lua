@@ -317,6 +317,27 @@ describe("docker.stack", function()
       fx.remove_stack(name)
     end)
 
+    it("redeploys an unchanged stack without restarting a task", function()
+      local name = fx.unique("same")
+      local tagv = REG .. "/slipway-e2e-api:v1"
+      if not docker.exists(tagv) then fx.app_image(tagv, { VERSION = "api-v1" }) docker.push(tagv) end
+      local stack = { services = { app = { image = tagv, deploy = { replicas = 1 } } } }
+      docker.stack.deploy(name, stack, { timeout = "60s" })
+      local function running_tasks()
+        local ids = {}
+        for _, t in ipairs(docker.service.tasks(name .. "_app")) do
+          if t.DesiredState == "running" then ids[#ids + 1] = t.ID end
+        end
+        return ids
+      end
+      local before = running_tasks()
+      local r = docker.stack.deploy(name, stack, { timeout = "60s" })
+      assert.same("updated", r.services.app.action)
+      assert.same(before, running_tasks())
+      assert.same(1, #before)
+      fx.remove_stack(name)
+    end)
+
     it("refuses bad arguments naming the caller's line", function()
       assert.matches("^tests/docker_stack_spec.lua:%d+: docker.stack.deploy: unknown option 'wiat'",
         raises(docker.stack.deploy, "s", { services = {} }, { wiat = true }))
