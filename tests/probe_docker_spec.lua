@@ -24,14 +24,27 @@ local function unique(prefix)
 end
 
 describe("probe.docker", function()
-  local image, good, bad, flappy
+  local image, good, bad, flappy, context
 
   setup(function()
     assert(os.getenv("DOCKER_HOST"), "DOCKER_HOST is not set (run through tests/run, which starts tests/infra/up)")
     local r = assert(proc.run({ "make", "-s", "-C", "tests/apps", "health" }))
     assert(r.code == 0, r.stderr)
+    -- our own build context and Dockerfile, so the healthcheck timing this
+    -- spec relies on does not move with tests/apps/Dockerfile
+    context = assert(proc.run({ "mktemp", "-d" })).stdout:gsub("%s+$", "")
+    assert(assert(proc.run({ "cp", "tests/apps/health", context .. "/health" })).code == 0)
+    local f = assert(io.open(context .. "/Dockerfile", "w"))
+    f:write([[
+FROM scratch
+ENV MODE=healthy PORT=8080
+COPY health /health
+HEALTHCHECK --interval=1s --timeout=2s --start-period=1s --retries=2 CMD ["/health", "healthcheck"]
+ENTRYPOINT ["/health"]
+]])
+    f:close()
     image = unique("slipway-probe-test:")
-    docker("build", "-q", "-t", image, "tests/apps")
+    docker("build", "-q", "-t", image, context)
     good, bad, flappy = unique("probegood"), unique("probebad"), unique("probeflappy")
     docker("service", "create", "-q", "--detach", "--no-resolve-image", "--replicas", "2",
            "--name", good, image)
@@ -46,6 +59,7 @@ describe("probe.docker", function()
     http.close_idle()
     pcall(docker, "service", "rm", good, bad, flappy)
     pcall(docker, "image", "rm", "-f", image)
+    if context and context:match("^/tmp/") then proc.run({ "rm", "-rf", context }) end
   end)
 
   leaks.check()
