@@ -36,8 +36,10 @@ function Bus:elapsed()
   return math.floor((task.now() - self.t0) * 10 + 0.5) / 10
 end
 
+local now = task.now
+
 function Bus:emit(ev)
-  ev.t = math.floor((task.now() - self.t0) * 10 + 0.5) / 10
+  ev.t = ((now() - self.t0) * 10 + 0.5) // 1 / 10
   local sinks = self.sinks
   for i = 1, self.nsinks do sinks[i](ev) end
   return ev
@@ -82,10 +84,16 @@ function M.iso_time(secs)
   return os.date("!%Y-%m-%dT%H:%M:%SZ", secs)
 end
 
--- "1.2s", "350ms", "2m05s": how durations are shown to people.
+-- "1.2s", "350ms", "2m05s": how durations are shown to people. The texts
+-- under a second are kept: a big run shows thousands of them.
+local short_ms = setmetatable({}, { __index = function(t, n)
+  local text = ("%dms"):format(n)
+  t[n] = text
+  return text
+end })
 function M.format_ms(ms)
   if ms == nil then return "-" end
-  if ms < 1000 then return ("%dms"):format(math.floor(ms + 0.5)) end
+  if ms < 999.5 then return short_ms[math.floor(ms + 0.5)] end
   if ms < 60000 then return ("%.1fs"):format(ms / 1000) end
   local s = math.floor(ms / 1000 + 0.5)
   if s < 3600 then return ("%dm%02ds"):format(s // 60, s % 60) end

@@ -110,6 +110,11 @@ function M.svg(units, opts)
   local label_dy, label_mid = row_h // 2 + 4, '" text-anchor="end" fill="#1f2328">'
   local bar_tail = '" height="' .. bar_h .. '" rx="3" fill="'
   local floor = math.floor
+  local num = setmetatable({}, { __index = function(t, n)   -- x, widths, ms repeat
+    local text = tostring(n)
+    t[n] = text
+    return text
+  end })
   for i, r in ipairs(rows) do
     local y = top + (i - 1) * row_h
     local name = r.name:find("[&<>\"']") and esc(r.name) or r.name
@@ -119,9 +124,9 @@ function M.svg(units, opts)
       local w = floor(x(r.finished) + 0.5) - x0
       if w < 2 then w = 2 end
       local ms = r.finished - r.started
-      add(label_open .. (y + label_dy) .. label_mid .. name .. '</text>\n<rect x="' .. x0 .. '" y="' .. (y + bar_dy) ..
-        '" width="' .. w .. bar_tail .. colour .. '"><title>' .. name .. ": " .. r.status .. ", " ..
-        (ms < 1000 and (floor(ms + 0.5) .. "ms") or fmt_ms(ms)) .. "</title></rect>")
+      add(label_open .. (y + label_dy) .. label_mid .. name .. '</text>\n<rect x="' .. num[x0] .. '" y="' .. (y + bar_dy) ..
+        '" width="' .. num[w] .. bar_tail .. colour .. '"><title>' .. name .. ": " .. r.status .. ", " ..
+        (ms < 999.5 and (num[floor(ms + 0.5)] .. "ms") or fmt_ms(ms)) .. "</title></rect>")
     elseif r.started and r.finished then
       add(LABEL:format(label_w - 8, y + row_h // 2 + 4, name))
       local x0 = x(r.started)

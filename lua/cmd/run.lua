@@ -127,12 +127,7 @@ local function run_pipeline(def, values, plan, opts, reporter)
     if S == nil then return nil end
     local u = S.unit_of(task.current())
     if u then return u end
-    local only
-    for a in pairs(S.active) do
-      if only then return nil end
-      only = a
-    end
-    return only
+    return #S.active == 1 and S.active[1] or nil
   end
   release.task_name = function()
     local u = current_unit()

@@ -95,10 +95,12 @@ function M.run(ctx)
 
   local function new_unit(node, item, label)
     local t = node.task
+    -- (the nil fields are set later: naming them sizes the table for them)
     local u = {
       name = label and (t.name .. "[" .. label .. "]") or t.name,
       base = t.name, item = item, label = label, node = node,
       status = "pending", attempts = 0,
+      slot = nil, started = nil, finished = nil, active = nil,
     }
     S.units[#S.units + 1] = u
     node.units[#node.units + 1] = u
@@ -245,7 +247,11 @@ function M.run(ctx)
 
   local function unit_finished(u, ok, res)
     S.running = S.running - 1
-    S.active[u] = nil
+    -- S.active is a list (a unit knows its slot): cheaper than a set keyed
+    -- by units for thousands of short tasks
+    local last = S.active[#S.active]
+    S.active[u.slot], last.slot = last, u.slot
+    S.active[#S.active] = nil
     u.finished = now()
     local t = u.node.task
     local status
@@ -345,7 +351,8 @@ function M.run(ctx)
 
   local function start(u)
     S.running = S.running + 1
-    S.active[u] = true
+    local n = #S.active + 1
+    S.active[n], u.slot = u, n
     u.status = "running"
     u.started = now()
     emit { type = "task_started", task = u.name, attempt = 1 }
@@ -379,7 +386,7 @@ function M.run(ctx)
       S.ready[i] = nil
     end
     S.rhead = S.rtail + 1
-    for u in pairs(S.active) do
+    for _, u in ipairs(table.move(S.active, 1, #S.active, 1, {})) do
       u.cancel_requested = true
       if u.active then u.active:cancel() end
     end

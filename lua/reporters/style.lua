@@ -46,11 +46,17 @@ function M.status(u)
   return word, u.allowed and "yellow" or s[2], s[3]
 end
 
+local spaces = setmetatable({}, { __index = function(t, n)
+  local text = (" "):rep(n)
+  t[n] = text
+  return text
+end })
+
 -- s padded with spaces to n columns; len: its width if known
 local function pad(s, n, len)
   len = len or utf8.len(s) or #s
   if len >= n then return s end
-  return s .. (" "):rep(n - len)
+  return s .. spaces[n - len]
 end
 M.pad = pad
 
