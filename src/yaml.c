@@ -291,8 +291,7 @@ static int count_node(dec_t *d, int aliased, const yaml_mark_t *m) {
 }
 
 /* The parser's own error, with the context libyaml gives when it has one. */
-static int dec_parser_error(dec_t *d) {
-  yaml_parser_t *p = &d->box->parser;
+static int parser_error(dec_t *d, yaml_parser_t *p) {
   size_t line = p->problem_mark.line + 1, col = p->problem_mark.column + 1;
   if (p->error == YAML_READER_ERROR) {
     /* reader errors carry a byte offset only */
@@ -311,7 +310,7 @@ static int dec_parser_error(dec_t *d) {
 static int next_event(dec_t *d) {
   parser_box *b = d->box;
   if (b->has_ev) { yaml_event_delete(&b->ev); b->has_ev = 0; }
-  if (!yaml_parser_parse(&b->parser, &b->ev)) return dec_parser_error(d);
+  if (!yaml_parser_parse(&b->parser, &b->ev)) return parser_error(d, &b->parser);
   b->has_ev = 1;
   return 1;
 }
@@ -701,6 +700,40 @@ static int parse_node(dec_t *d) {
 
 /* Parse documents; push up to `max` values into a list at the top.
  * Returns 1, or 0 with the error recorded. */
+/* go-yaml v3 decodes the first document only, but its scanner keeps two
+ * tokens of lookahead (for comments), so in docker a syntax error just
+ * after the first document ("--- x: y", "---\n@") fails the whole file.
+ * Scan the same way: the token that ends the first document and the two
+ * after it. d->box->ev is the first document's DOCUMENT_END event. */
+static int scan_past_first_document(dec_t *d) {
+  size_t at = d->box->ev.start_mark.index;
+  while (at < d->len) {                  /* only blanks and comments left? */
+    char c = d->text[at];
+    if (c == '#') while (at < d->len && d->text[at] != '\n' && d->text[at] != '\r') at++;
+    else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') at++;
+    else break;
+  }
+  if (at >= d->len) return 1;
+  yaml_parser_t p;
+  yaml_token_t tok;
+  if (!yaml_parser_initialize(&p)) return dec_fail(d, 1, 1, "out of memory");
+  yaml_parser_set_input_string(&p, (const unsigned char *)d->text, d->len);
+  int ok = 1, content = 0, after = -1;   /* after: tokens past the end */
+  for (;;) {
+    if (!yaml_parser_scan(&p, &tok)) { ok = parser_error(d, &p); break; }
+    yaml_token_type_t type = tok.type;
+    yaml_token_delete(&tok);
+    if (type == YAML_STREAM_END_TOKEN || (after >= 0 && ++after == 2)) break;
+    if (after >= 0 || type == YAML_STREAM_START_TOKEN || type == YAML_VERSION_DIRECTIVE_TOKEN ||
+        type == YAML_TAG_DIRECTIVE_TOKEN) continue;
+    int boundary = type == YAML_DOCUMENT_START_TOKEN || type == YAML_DOCUMENT_END_TOKEN;
+    if (!content++ && type == YAML_DOCUMENT_START_TOKEN) continue;   /* its own "---" */
+    if (boundary) after = 0;
+  }
+  yaml_parser_delete(&p);
+  return ok;
+}
+
 static int parse_documents(dec_t *d, int max, int list) {
   lua_State *L = d->L;
   lua_Integer n = 0;
@@ -715,7 +748,7 @@ static int parse_documents(dec_t *d, int max, int list) {
     if (!parse_node(d)) return 0;
     lua_rawseti(L, list, ++n);
     if (!next_event(d)) return 0;                    /* DOCUMENT_END */
-    if (n >= max) break;
+    if (n >= max) return scan_past_first_document(d);
   }
   return 1;
 }

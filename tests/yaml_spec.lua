@@ -165,6 +165,21 @@ three:
         yaml.decode(("x: &%s {k: 1}\ny: *%s\ns: &%s [2]\nt: *%s\n"):format(name, name, name .. "s", name .. "s")))
     end)
 
+    -- found by tests/fuzz/differential.sh: go-yaml v3 scans two tokens past
+    -- the first document, so docker rejects a bad start of a second one
+    it("fails on a syntax error within two tokens after the first document", function()
+      assert.same({ nil, "d.yml:2:6: mapping values are not allowed in this context", "EYAML" },
+        { yaml.decode("a: 1\n--- x: y\n", { filename = "d.yml" }) })
+      assert.same({ nil, "d.yml:2:6: found character that cannot start any token (while scanning for the next token at line 2)", "EYAML" },
+        { yaml.decode("a: 1\n--- [@]\n", { filename = "d.yml" }) })
+      assert.same(nil, (yaml.decode("a: 1\n# c\n---\n\n@\n")))
+      -- further on, docker reads no more of the text than libyaml does
+      assert.same({ a = 1 }, yaml.decode("a: 1\n--- [a, @]\n"))
+      assert.same({ a = 1 }, yaml.decode("a: 1\n--- a\n@\n"))
+      assert.same({ a = 1 }, yaml.decode("a: 1\n...\n# only a comment\n"))
+      assert.same({ { a = 1 }, "x" }, yaml.decode_all("a: 1\n--- x\n"))
+    end)
+
     -- found while writing the fuzz targets: a "billion laughs" took minutes
     -- and gigabytes; go-yaml v3's alias/decode ratio limit applies
     it("refuses excessive aliasing like go-yaml", function()
