@@ -176,6 +176,7 @@ local function encode_rows(json, rows)
   local bit, nbits = {}, 0  -- key -> its bit in a row's shape
   local templates = {}      -- shape -> { format, sorted keys }
   local plain = {}          -- string -> quoted, or false if it needs escapes
+  local floats = {}         -- float -> text (times of a run repeat a lot)
   local out, args = {}, {}
   for i, row in ipairs(rows) do
     local text
@@ -214,7 +215,15 @@ local function encode_rows(json, rows)
             end
             a = a or encode_pretty(json, v)
           elseif ty == "number" and v == v and v - v == 0 then
-            a = number_text(v)
+            if math.type(v) == "float" then
+              a = floats[v]
+              if a == nil then
+                a = number_text(v)
+                floats[v] = a
+              end
+            else
+              a = tostring(v)
+            end
           elseif ty == "boolean" then
             a = v and "true" or "false"
           else

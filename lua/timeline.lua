@@ -78,8 +78,9 @@ function M.svg(units, opts)
     :format(esc(opts.title or "slipway run")))
 
   -- row bands first, so the grid lines stay visible on top of them
+  local band_tail = '" width="' .. width .. '" height="' .. row_h .. '" fill="#f6f8fa"/>'
   for i = 2, #rows, 2 do
-    add(('<rect x="0" y="%d" width="%d" height="%d" fill="#f6f8fa"/>'):format(top + (i - 1) * row_h, width, row_h))
+    add('<rect x="0" y="' .. (top + (i - 1) * row_h) .. band_tail)
   end
 
   -- time axis: grid lines and labels

@@ -102,6 +102,44 @@ local function fs_proxy()
 end
 
 local NAME_PATTERN = "^[%w_][%w_%-%.:/]*$"
+local EMPTY = {}          -- the options of task(name, fn); never written
+
+-- The options of task t besides `needs`, checked; fail(msg) raises at the
+-- declaration.
+local function check_options(t, opts, fail)
+  local name = t.name
+  if t.when ~= nil and type(t.when) ~= "string" and type(t.when) ~= "function" then
+    fail(("task '%s': when must be a parameter name or a function(params), got %s"):format(name, type(t.when)))
+  end
+  if t.matrix ~= nil and type(t.matrix) ~= "table" and type(t.matrix) ~= "function" then
+    fail(("task '%s': matrix must be a list or a function returning one, got %s"):format(name, type(t.matrix)))
+  end
+  if t.rollback ~= nil and type(t.rollback) ~= "function" then
+    fail(("task '%s': rollback must be a function, got %s"):format(name, type(t.rollback)))
+  end
+  if t.description ~= nil and type(t.description) ~= "string" then
+    fail(("task '%s': description must be a string, got %s"):format(name, type(t.description)))
+  end
+  for i = 1, #DURATION_OPTIONS do
+    local key = DURATION_OPTIONS[i]
+    local v = opts[key]
+    if v ~= nil then
+      local ms, why
+      if type(v) == "number" or type(v) == "string" then ms, why = duration.parse(v) end
+      if ms == nil or ms < 0 then
+        fail(("task '%s': %s: %s"):format(name, key,
+          why or ("expected a duration like \"30s\" or \"5m\", got " .. tostring(v))))
+      end
+      t[key .. "_ms"] = ms
+    end
+  end
+  if opts.retries ~= nil then
+    if math.type(opts.retries) ~= "integer" or opts.retries < 0 then
+      fail(("task '%s': retries must be a whole number >= 0, got %s"):format(name, tostring(opts.retries)))
+    end
+    t.retries = opts.retries
+  end
+end
 
 -- The message of a load-time error, placed at the pipeline's own line.
 local function at_user_line(source, err)
@@ -143,83 +181,68 @@ function M.load(path)
   local function declare(name, opts, fn)
     -- Usually called from the file's top level: its line without the
     -- search where() does.
+    local file, line
     local info = getinfo(2, "fl")
-    local loc = (info and info.func == chunk) and { file = path, line = info.currentline } or where()
-    if not def.loading then
-      fail_at(loc, "task: declare tasks at the top level of the pipeline, not while it runs")
+    if info and info.func == chunk then
+      file, line = path, info.currentline
+    else
+      local loc = where()
+      file, line = loc.file, loc.line
     end
-    if type(opts) == "function" and fn == nil then opts, fn = {}, opts end
+    local function fail(msg)
+      error({ input_error = ("%s:%d: %s"):format(file, line, msg) }, 0)
+    end
+    if not def.loading then
+      fail("task: declare tasks at the top level of the pipeline, not while it runs")
+    end
+    local tf = type(opts)
+    if tf == "function" and fn == nil then opts, fn, tf = EMPTY, opts, "table" end
     if type(name) ~= "string" or not name:match(NAME_PATTERN) then
-      fail_at(loc, ("task: the first argument must be a task name (letters, digits, and _ - . : /), got %s")
+      fail(("task: the first argument must be a task name (letters, digits, and _ - . : /), got %s")
         :format(type(name) == "string" and ("'" .. name .. "'") or type(name)))
     end
-    if type(opts) ~= "table" then
-      fail_at(loc, ("task '%s': expected task(name, [options], function), got a %s as the second argument")
-        :format(name, type(opts)))
+    if tf ~= "table" then
+      fail(("task '%s': expected task(name, [options], function), got a %s as the second argument")
+        :format(name, tf))
     end
     if type(fn) ~= "function" then
-      fail_at(loc, ("task '%s': expected a function as the last argument, got %s"):format(name, type(fn)))
+      fail(("task '%s': expected a function as the last argument, got %s"):format(name, type(fn)))
     end
-    if def.by_name[name] then
-      local prev = def.by_name[name]
-      fail_at(loc, ("task '%s' is already declared at %s:%d (task names must be unique)")
+    local prev = def.by_name[name]
+    if prev then
+      fail(("task '%s' is already declared at %s:%d (task names must be unique)")
         :format(name, prev.file, prev.line))
     end
     for k in pairs(opts) do
       if not TASK_OPTION_SET[k] then
-        fail_at(loc, ("task '%s': unknown option '%s' (valid: %s)")
+        fail(("task '%s': unknown option '%s' (valid: %s)")
           :format(name, tostring(k), table.concat(TASK_OPTIONS, ", ")))
       end
     end
+    local needs = opts.needs
+    local list = {}
+    if type(needs) == "string" then
+      list[1] = needs
+    elseif needs ~= nil then
+      if type(needs) ~= "table" then
+        fail(("task '%s': needs must be a task name or a list of names, got %s"):format(name, type(needs)))
+      end
+      for i, n in ipairs(needs) do
+        if type(n) ~= "string" then
+          fail(("task '%s': needs[%d] must be a task name, got %s"):format(name, i, type(n)))
+        end
+        list[i] = n
+      end
+    end
     local t = {
-      name = name, fn = fn, file = loc.file, line = loc.line, index = #def.tasks + 1,
-      needs = {}, retries = 0, backoff_ms = 1000,
+      name = name, fn = fn, file = file, line = line, index = #def.tasks + 1,
+      needs = list, retries = 0, backoff_ms = 1000,
       description = opts.description, rollback = opts.rollback,
       continue_on_error = opts.continue_on_error and true or false,
-      when = opts.when, matrix = opts.matrix,
+      when = opts.when, matrix = opts.matrix, timeout_ms = nil,
     }
-    local needs = opts.needs
-    if type(needs) == "string" then needs = { needs } end
-    if needs ~= nil and type(needs) ~= "table" then
-      fail_at(loc, ("task '%s': needs must be a task name or a list of names, got %s"):format(name, type(needs)))
-    end
-    for i, n in ipairs(needs or t.needs) do
-      if type(n) ~= "string" then
-        fail_at(loc, ("task '%s': needs[%d] must be a task name, got %s"):format(name, i, type(n)))
-      end
-      t.needs[i] = n
-    end
-    if t.when ~= nil and type(t.when) ~= "string" and type(t.when) ~= "function" then
-      fail_at(loc, ("task '%s': when must be a parameter name or a function(params), got %s"):format(name, type(t.when)))
-    end
-    if t.matrix ~= nil and type(t.matrix) ~= "table" and type(t.matrix) ~= "function" then
-      fail_at(loc, ("task '%s': matrix must be a list or a function returning one, got %s"):format(name, type(t.matrix)))
-    end
-    if t.rollback ~= nil and type(t.rollback) ~= "function" then
-      fail_at(loc, ("task '%s': rollback must be a function, got %s"):format(name, type(t.rollback)))
-    end
-    if t.description ~= nil and type(t.description) ~= "string" then
-      fail_at(loc, ("task '%s': description must be a string, got %s"):format(name, type(t.description)))
-    end
-    for _, key in ipairs(DURATION_OPTIONS) do
-      local v = opts[key]
-      if v ~= nil then
-        local ms, why
-        if type(v) == "number" or type(v) == "string" then ms, why = duration.parse(v) end
-        if ms == nil or ms < 0 then
-          fail_at(loc, ("task '%s': %s: %s"):format(name, key,
-            why or ("expected a duration like \"30s\" or \"5m\", got " .. tostring(v))))
-        end
-        t[key .. "_ms"] = ms
-      end
-    end
-    if opts.retries ~= nil then
-      if math.type(opts.retries) ~= "integer" or opts.retries < 0 then
-        fail_at(loc, ("task '%s': retries must be a whole number >= 0, got %s"):format(name, tostring(opts.retries)))
-      end
-      t.retries = opts.retries
-    end
-    def.tasks[#def.tasks + 1] = t
+    check_options(t, opts, fail)
+    def.tasks[t.index] = t
     def.by_name[name] = t
     return t
   end

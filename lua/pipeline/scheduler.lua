@@ -26,6 +26,8 @@ local M = {}
 
 local function now() return task.now() end
 
+local EMPTY = {}
+
 -- Label of a matrix item (graph.item_label).
 M.item_label = graph.item_label
 
@@ -80,11 +82,21 @@ function M.run(ctx)
 
   -- Nodes, in plan order, with their dependants.
   for _, t in ipairs(plan.order) do
-    S.nodes[t.name] = { task = t, remaining = #t.needs, dependants = {}, units = {}, left = 0, state = "waiting" }
+    -- (units: a matrix node's units, made when it expands; dependants:
+    -- made for a node something needs)
+    S.nodes[t.name] = { task = t, remaining = #t.needs, dependants = nil, units = nil, left = 0, state = "waiting",
+                        failed = nil, cancelled = nil }
   end
   for _, t in ipairs(plan.order) do
+    local node = S.nodes[t.name]
     for _, n in ipairs(t.needs) do
-      table.insert(S.nodes[n].dependants, S.nodes[t.name])
+      local need = S.nodes[n]
+      local deps = need.dependants
+      if deps == nil then
+        need.dependants = { node }
+      else
+        deps[#deps + 1] = node
+      end
     end
   end
 
@@ -103,7 +115,7 @@ function M.run(ctx)
       slot = nil, started = nil, finished = nil, active = nil,
     }
     S.units[#S.units + 1] = u
-    node.units[#node.units + 1] = u
+    if node.units then node.units[#node.units + 1] = u end
     node.left = node.left + 1
     return u
   end
@@ -122,7 +134,7 @@ function M.run(ctx)
   node_finished = function(node, state)
     node.state = state
     if state == "done" or state == "skipped" then
-      for _, d in ipairs(node.dependants) do
+      for _, d in ipairs(node.dependants or EMPTY) do
         d.remaining = d.remaining - 1
         if d.remaining == 0 and d.state == "waiting" then node_ready(d) end
       end
@@ -155,6 +167,7 @@ function M.run(ctx)
       return nil, bad
     end
     node.state = "running"
+    node.units = {}
     for i, item in ipairs(items) do new_unit(node, item, labels[i]) end
     emit { type = "matrix_expanded", task = t.name, items = require("slipway.json").array(labels) }
     for _, u in ipairs(node.units) do
@@ -291,33 +304,37 @@ function M.run(ctx)
   -- Run unit u (its attempts, retries, timeouts) in the calling task `me`.
   local function run_unit(u, me)
     local t = u.node.task
-    local separate = t.timeout_ms ~= nil or t.retries > 0
     local ok, res
+    if t.timeout_ms == nil and t.retries == 0 then   -- the common case: one attempt, here
+      if u.cancel_requested then   -- cancelled before it got to start
+        return unit_finished(u, false, "cancelled")
+      end
+      u.attempts, u.active = 1, me
+      ok, res = attempt(u)
+      u.active = nil
+      if not ok and u.cancel_requested then res = res or "cancelled" end
+      return unit_finished(u, ok, res)
+    end
     for n = 1, t.retries + 1 do
       if u.cancel_requested then     -- cancelled before it got to start
         ok, res = false, "cancelled"
         break
       end
+      -- each attempt in a task of its own, which a timeout can cancel
       u.attempts = n
-      if separate then
-        local att = real_spawn(attempt, u)
-        S.by_task[att] = u
-        u.active = att
-        local finished = att:wait(t.timeout_ms and t.timeout_ms / 1000 or nil)
-        if not finished then
-          u.timed_out = true
-          att:cancel()
-          att:wait()
-        end
-        u.active = nil
-        local r = table.pack(att:result())
-        if r[1] then ok, res = r[2], r[3] else ok, res = false, r[2] end
-        if not finished then ok, res = false, nil end
-      else
-        u.active = me
-        ok, res = attempt(u)
-        u.active = nil
+      local att = real_spawn(attempt, u)
+      S.by_task[att] = u
+      u.active = att
+      local finished = att:wait(t.timeout_ms and t.timeout_ms / 1000 or nil)
+      if not finished then
+        u.timed_out = true
+        att:cancel()
+        att:wait()
       end
+      u.active = nil
+      local r = table.pack(att:result())
+      if r[1] then ok, res = r[2], r[3] else ok, res = false, r[2] end
+      if not finished then ok, res = false, nil end
       if ok or u.cancel_requested or S.failing or S.interrupted then break end
       if n <= t.retries then
         local delay = t.backoff_ms * 2 ^ (n - 1)
