@@ -84,13 +84,18 @@ function M.iso_time(secs)
   return os.date("!%Y-%m-%dT%H:%M:%SZ", secs)
 end
 
--- "1.2s", "350ms", "2m05s": how durations are shown to people. The texts
--- under a second are kept: a big run shows thousands of them.
-local short_ms = setmetatable({}, { __index = function(t, n)
-  local text = ("%dms"):format(n)
-  t[n] = text
-  return text
-end })
+-- A table whose missing entries are make(key), made once: for texts a big
+-- run would otherwise format thousands of times.
+function M.memo(make)
+  return setmetatable({}, { __index = function(t, key)
+    local value = make(key)
+    t[key] = value
+    return value
+  end })
+end
+
+-- "1.2s", "350ms", "2m05s": how durations are shown to people.
+local short_ms = M.memo(function(n) return ("%dms"):format(n) end)
 function M.format_ms(ms)
   if ms == nil then return "-" end
   if ms < 999.5 then return short_ms[math.floor(ms + 0.5)] end

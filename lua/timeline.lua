@@ -111,11 +111,7 @@ function M.svg(units, opts)
   local label_dy, label_mid = row_h // 2 + 4, '" text-anchor="end" fill="#1f2328">'
   local bar_tail = '" height="' .. bar_h .. '" rx="3" fill="'
   local floor = math.floor
-  local num = setmetatable({}, { __index = function(t, n)   -- x, widths, ms repeat
-    local text = tostring(n)
-    t[n] = text
-    return text
-  end })
+  local num = require("slipway.events").memo(tostring)   -- x, widths, ms repeat
   for i, r in ipairs(rows) do
     local y = top + (i - 1) * row_h
     local name = r.name:find("[&<>\"']") and esc(r.name) or r.name

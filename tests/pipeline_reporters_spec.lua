@@ -74,6 +74,30 @@ local function check_event(ev, common, types)
   end
 end
 
+-- Run `slipway run ARGS` in dir on a cols x rows terminal of a private tmux
+-- server (its socket in dir); fn(wait_for) checks the screen, where
+-- wait_for(text, tries, interval) polls the pane until text shows (or the
+-- tries run out) and returns it. The server is killed afterwards.
+local function in_tmux(dir, cols, rows, args, fn)
+  local function tmux(...)
+    return proc.run({ "tmux", "-L", "slipway-test", ... }, { stderr = "capture", env = { TMUX_TMPDIR = dir, TMUX = false } })
+  end
+  local cmd = ("cd %s && env -u CI -u GITHUB_ACTIONS NO_COLOR=1 TERM=xterm %s run %s; echo EXIT=$?; sleep 30")
+    :format(dir, H.slipway, args)
+  assert.same(0, tmux("new-session", "-d", "-x", tostring(cols), "-y", tostring(rows), cmd).code)
+  local ok, err = pcall(fn, function(text, tries, interval)
+    local pane
+    for _ = 1, tries do
+      task.sleep(interval)
+      pane = tmux("capture-pane", "-p").stdout
+      if pane:find(text, 1, true) then break end
+    end
+    return pane
+  end)
+  tmux("kill-server")
+  assert(ok, err)
+end
+
 describe("reporters", function()
   after_each(H.cleanup)
 
@@ -192,21 +216,9 @@ task("broken", { needs = "quick", continue_on_error = true }, function()
   sh "echo about to fail; echo details on stderr >&2; sleep 0.2; exit 3"
 end)
 ]] }
-    -- a private tmux server whose socket lives in the project directory
-    local function tmux(...)
-      return proc.run({ "tmux", "-L", "slipway-test", ... }, { stderr = "capture", env = { TMUX_TMPDIR = dir, TMUX = false } })
-    end
-    local cmd = ("cd %s && env -u CI -u GITHUB_ACTIONS NO_COLOR=1 TERM=xterm %s run; echo EXIT=$?; sleep 30")
-      :format(dir, H.slipway)
-    assert.same(0, tmux("new-session", "-d", "-x", "100", "-y", "30", cmd).code)
-    local ok, err = pcall(function()
+    in_tmux(dir, 100, 30, "", function(wait_for)
       -- wait (on a busy machine, a while) for the failure to be drawn
-      local mid
-      for _ = 1, 30 do
-        task.sleep(0.05)
-        mid = tmux("capture-pane", "-p").stdout
-        if mid:find("→ deploy.lua:6", 1, true) then break end
-      end
+      local mid = wait_for("→ deploy.lua:6", 30, 0.05)
       -- the finished task collapsed, the failure expanded, the running ones live
       assert.matches("✓ quick %d+ms\n", mid)
       assert.matches("✗ broken %d+ms  failed %(allowed%)\n  │ about to fail\n  │ details on stderr\n  → deploy.lua:6: sh: exit code 3: ", mid)
@@ -215,12 +227,7 @@ end)
       local s2 = mid:match(spinner:format("two", "two"))
       assert.truthy(s1 and ("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"):find(s1, 1, true), mid)
       assert.same(s1, s2)
-      local final
-      for _ = 1, 50 do
-        task.sleep(0.1)
-        final = tmux("capture-pane", "-p").stdout
-        if final:find("EXIT=") then break end
-      end
+      local final = wait_for("EXIT=", 50, 0.1)
       assert.truthy(final:find("EXIT=0", 1, true), final)
       assert.matches("✓ long%[one%] 2%.%ds\n", final)
       assert.matches("✓ long%[two%] 2%.%ds\n", final)
@@ -230,34 +237,19 @@ end)
       assert.matches("task       status            duration\n", final)
       assert.matches("\nsuccess in 2%.%ds\n", final)
     end)
-    tmux("kill-server")
-    assert(ok, err)
   end)
 
   it("terminal: no more live lines than the terminal has rows", function()
     local dir = H.project { ["deploy.lua"] = [[
 task("m", { matrix = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 } }, function() sh "sleep 3" end)
 ]] }
-    -- a private tmux server whose socket lives in the project directory
-    local function tmux(...)
-      return proc.run({ "tmux", "-L", "slipway-test", ... }, { stderr = "capture", env = { TMUX_TMPDIR = dir, TMUX = false } })
-    end
-    local cmd = ("cd %s && env -u CI -u GITHUB_ACTIONS NO_COLOR=1 TERM=xterm %s run -j 12; sleep 30"):format(dir, H.slipway)
-    assert.same(0, tmux("new-session", "-d", "-x", "60", "-y", "8", cmd).code)
-    local ok, err = pcall(function()
-      local mid
-      for _ = 1, 40 do
-        task.sleep(0.05)
-        mid = tmux("capture-pane", "-p").stdout
-        if mid:find("more running", 1, true) then break end
-      end
+    in_tmux(dir, 60, 8, "-j 12", function(wait_for)
+      local mid = wait_for("more running", 40, 0.05)
       local live = select(2, mid:gsub("m%[%d+%] [%d.]+m?s", ""))
       assert.same(5, live, mid)
       assert.matches("\n  … and 7 more running\n", mid)
       assert.matches("^slipway: running deploy.lua", mid)   -- the header was not scrolled away
     end)
-    tmux("kill-server")
-    assert(ok, err)
   end)
 
   it("timeline.svg: one bar per task on a time axis, coloured by status", function()

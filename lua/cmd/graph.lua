@@ -1,5 +1,4 @@
 -- slipway graph: the task graph as a Mermaid or Graphviz diagram.
-local argparse = require("slipway.pipeline.args")
 local prepare = require("slipway.pipeline.prepare")
 
 local M = {}
@@ -15,21 +14,15 @@ flags would skip are drawn dashed. Default format: mermaid.
 local FLAGS = { "--format", "--env", "-p", "--param", "--only", "--skip" }
 
 function M.main(args)
-  local opts, err = argparse.parse(args, FLAGS)
-  if not opts then
-    io.stderr:write("slipway graph: ", err, "\n")
-    return 2
-  end
-  local format = opts.format or "mermaid"
-  if format ~= "mermaid" and format ~= "dot" then
-    io.stderr:write(("slipway graph: unknown format '%s' (valid: mermaid, dot)\n"):format(format))
-    return 2
-  end
-  require("slipway.prelude")
-  local ok, def, _, plan = pcall(prepare.prepare, opts)
-  if not ok then return prepare.report_input_error(def) end
+  local opts, def, _, plan = prepare.from_args("graph", args, FLAGS, function(o)
+    local format = o.format or "mermaid"
+    if format ~= "mermaid" and format ~= "dot" then
+      return ("unknown format '%s' (valid: mermaid, dot)"):format(format)
+    end
+  end)
+  if not opts then return def end
   local graph = require("slipway.pipeline.graph")
-  io.stdout:write(graph[format](def, plan))
+  io.stdout:write(graph[opts.format or "mermaid"](def, plan))
   return 0
 end
 

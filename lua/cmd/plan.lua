@@ -2,7 +2,6 @@
 -- is evaluated (declarations only: side effects raise), parameters are
 -- resolved and checked, and the graph is printed in run order with what
 -- would run and what would be skipped, and why.
-local argparse = require("slipway.pipeline.args")
 local prepare = require("slipway.pipeline.prepare")
 
 local M = {}
@@ -37,14 +36,8 @@ local function labels(set)
 end
 
 function M.main(args)
-  local opts, err = argparse.parse(args, FLAGS)
-  if not opts then
-    io.stderr:write("slipway plan: ", err, "\n")
-    return 2
-  end
-  require("slipway.prelude")
-  local ok, def, values, plan = pcall(prepare.prepare, opts)
-  if not ok then return prepare.report_input_error(def) end
+  local opts, def, values, plan = prepare.from_args("plan", args, FLAGS)
+  if not opts then return def end
   if opts.json then
     local json = require("slipway.json")
     local tasks = {}

@@ -303,14 +303,8 @@ local function run_pipeline(def, values, plan, opts, reporter)
 end
 
 function M.main(args)
-  local opts, err = argparse.parse(args, FLAGS)
-  if not opts then
-    io.stderr:write("slipway run: ", err, "\n")
-    return 2
-  end
-  require("slipway.prelude")
-  local ok, def, values, plan = pcall(prepare.prepare, opts)
-  if not ok then return prepare.report_input_error(def) end
+  local opts, def, values, plan = prepare.from_args("run", args, FLAGS)
+  if not opts then return def end
   opts.jobs = opts.jobs or argparse.default_jobs()
   local reporter = choose_reporter(opts)
   local r = table.pack(task.run(run_pipeline, def, values, plan, opts, reporter))

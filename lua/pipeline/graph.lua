@@ -307,6 +307,15 @@ local function ids(def)
   return id
 end
 
+-- An edge from each task to each task that needs it: fmt:format(from, to).
+local function add_edges(out, def, id, fmt)
+  for _, t in ipairs(def.tasks) do
+    for _, n in ipairs(t.needs) do
+      out[#out + 1] = fmt:format(id[n], id[t.name])
+    end
+  end
+end
+
 function M.mermaid(def, plan)
   local id = ids(def)
   local out = { "flowchart LR" }
@@ -316,11 +325,7 @@ function M.mermaid(def, plan)
     label = label:gsub('"', "#quot;")
     out[#out + 1] = ('  %s["%s"]'):format(id[t.name], label)
   end
-  for _, t in ipairs(def.tasks) do
-    for _, n in ipairs(t.needs) do
-      out[#out + 1] = ("  %s --> %s"):format(id[n], id[t.name])
-    end
-  end
+  add_edges(out, def, id, "  %s --> %s")
   if plan then
     local skipped = {}
     for _, t in ipairs(def.tasks) do
@@ -343,11 +348,7 @@ function M.dot(def, plan)
     if plan and not plan.decision[t.name].run then attrs = attrs .. ', style="rounded,dashed"' end
     out[#out + 1] = ("  %s [%s];"):format(id[t.name], attrs)
   end
-  for _, t in ipairs(def.tasks) do
-    for _, n in ipairs(t.needs) do
-      out[#out + 1] = ("  %s -> %s;"):format(id[n], id[t.name])
-    end
-  end
+  add_edges(out, def, id, "  %s -> %s;")
   out[#out + 1] = "}"
   return table.concat(out, "\n") .. "\n"
 end

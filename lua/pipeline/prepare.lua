@@ -44,6 +44,26 @@ function M.prepare(opts)
   return def, values, plan
 end
 
+-- What `run`, `plan` and `graph` begin with: parse their arguments (the
+-- flags they take), check them further with check(opts) -> message or nil,
+-- then prepare. -> opts, def, values, plan; or nil and the exit code, the
+-- problem printed.
+function M.from_args(command, args, flags, check)
+  local opts, err = require("slipway.pipeline.args").parse(args, flags)
+  if opts and check then
+    err = check(opts)
+    if err then opts = nil end
+  end
+  if not opts then
+    io.stderr:write("slipway ", command, ": ", err, "\n")
+    return nil, 2
+  end
+  require("slipway.prelude")
+  local ok, def, values, plan = pcall(M.prepare, opts)
+  if not ok then return nil, M.report_input_error(def) end
+  return opts, def, values, plan
+end
+
 -- Print an input error (or re-raise anything else) and return exit code 2.
 function M.report_input_error(err)
   if dsl.is_input_error(err) then

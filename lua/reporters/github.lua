@@ -94,8 +94,7 @@ function M.new(opts)
 
   function self.close(result)
     for name, lines in pairs(buffered) do print_group(name, name, lines) end
-    out:write(style.summary(result.units, result, paint))
-    out:flush()
+    style.print_summary(out, result, paint)
     local path = getenv("GITHUB_STEP_SUMMARY")
     if path and path ~= "" then
       local f = io.open(path, "a")

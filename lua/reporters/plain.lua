@@ -21,12 +21,9 @@ function M.new(opts)
 
   -- task name -> "[name] ", coloured once (a name is seen at least twice:
   -- started, finished)
-  local prefixes = setmetatable({}, { __index = function(t, name)
-    local prefix = opts.colour and (paint(style.name_colour(name), "[" .. name .. "]") .. " ")
-      or ("[" .. name .. "] ")
-    t[name] = prefix
-    return prefix
-  end })
+  local prefixes = require("slipway.events").memo(function(name)
+    return opts.colour and (paint(style.name_colour(name), "[" .. name .. "]") .. " ") or ("[" .. name .. "] ")
+  end)
   local function line(ev, name, text)
     local prefix = name and prefixes[name] or ""
     if timestamps then
@@ -71,8 +68,7 @@ function M.new(opts)
   end
 
   function self.close(result)
-    out:write(style.summary(result.units, result, paint))
-    out:flush()
+    style.print_summary(out, result, paint)
   end
 
   return self

@@ -46,11 +46,7 @@ function M.status(u)
   return word, u.allowed and "yellow" or s[2], s[3]
 end
 
-local spaces = setmetatable({}, { __index = function(t, n)
-  local text = (" "):rep(n)
-  t[n] = text
-  return text
-end })
+local spaces = events.memo(function(n) return (" "):rep(n) end)
 
 -- s padded with spaces to n columns; len: its width if known
 local function pad(s, n, len)
@@ -87,6 +83,12 @@ function M.summary(units, result, paint)
     out[#out + 1] = paint("dim", ("record: %s/record.json  timeline: %s/timeline.svg"):format(result.record_dir, result.record_dir))
   end
   return table.concat(out, "\n") .. "\n"
+end
+
+-- Write the summary table of result (units, status...) to out, flushed.
+function M.print_summary(out, result, paint)
+  out:write(M.summary(result.units, result, paint))
+  out:flush()
 end
 
 -- The first line of an error, and where it happened.

@@ -162,8 +162,7 @@ function M.new(opts)
   function self.close(result)
     if ticker then ticker:cancel() end
     redraw(true)
-    out:write(style.summary(result.units, result, paint))
-    out:flush()
+    style.print_summary(out, result, paint)
   end
 
   return self
