@@ -104,21 +104,26 @@ end
 local NAME_PATTERN = "^[%w_][%w_%-%.:/]*$"
 local EMPTY = {}          -- the options of task(name, fn); never written
 
--- The options of task t besides `needs`, checked; fail(msg) raises at the
--- declaration.
-local function check_options(t, opts, fail)
-  local name = t.name
+-- Raise an input error at file:line.
+local function fail(file, line, msg)
+  error({ input_error = ("%s:%d: %s"):format(file, line, msg) }, 0)
+end
+
+-- The options of task t besides `needs`, checked; errors name the
+-- declaration's line.
+local function check_options(t, opts)
+  local name, file, line = t.name, t.file, t.line
   if t.when ~= nil and type(t.when) ~= "string" and type(t.when) ~= "function" then
-    fail(("task '%s': when must be a parameter name or a function(params), got %s"):format(name, type(t.when)))
+    fail(file, line, ("task '%s': when must be a parameter name or a function(params), got %s"):format(name, type(t.when)))
   end
   if t.matrix ~= nil and type(t.matrix) ~= "table" and type(t.matrix) ~= "function" then
-    fail(("task '%s': matrix must be a list or a function returning one, got %s"):format(name, type(t.matrix)))
+    fail(file, line, ("task '%s': matrix must be a list or a function returning one, got %s"):format(name, type(t.matrix)))
   end
   if t.rollback ~= nil and type(t.rollback) ~= "function" then
-    fail(("task '%s': rollback must be a function, got %s"):format(name, type(t.rollback)))
+    fail(file, line, ("task '%s': rollback must be a function, got %s"):format(name, type(t.rollback)))
   end
   if t.description ~= nil and type(t.description) ~= "string" then
-    fail(("task '%s': description must be a string, got %s"):format(name, type(t.description)))
+    fail(file, line, ("task '%s': description must be a string, got %s"):format(name, type(t.description)))
   end
   for i = 1, #DURATION_OPTIONS do
     local key = DURATION_OPTIONS[i]
@@ -127,7 +132,7 @@ local function check_options(t, opts, fail)
       local ms, why
       if type(v) == "number" or type(v) == "string" then ms, why = duration.parse(v) end
       if ms == nil or ms < 0 then
-        fail(("task '%s': %s: %s"):format(name, key,
+        fail(file, line, ("task '%s': %s: %s"):format(name, key,
           why or ("expected a duration like \"30s\" or \"5m\", got " .. tostring(v))))
       end
       t[key .. "_ms"] = ms
@@ -135,7 +140,7 @@ local function check_options(t, opts, fail)
   end
   if opts.retries ~= nil then
     if math.type(opts.retries) ~= "integer" or opts.retries < 0 then
-      fail(("task '%s': retries must be a whole number >= 0, got %s"):format(name, tostring(opts.retries)))
+      fail(file, line, ("task '%s': retries must be a whole number >= 0, got %s"):format(name, tostring(opts.retries)))
     end
     t.retries = opts.retries
   end
@@ -171,9 +176,7 @@ function M.load(path)
   local function where() return where_in(source) end
   def.params = params.new_set(where)
 
-  local function fail_at(loc, msg)
-    error({ input_error = ("%s:%d: %s"):format(loc.file, loc.line, msg) }, 0)
-  end
+  local function fail_at(loc, msg) fail(loc.file, loc.line, msg) end
 
   local chunk                 -- the pipeline file's main function, once loaded
   local getinfo = debug.getinfo
@@ -189,33 +192,30 @@ function M.load(path)
       local loc = where()
       file, line = loc.file, loc.line
     end
-    local function fail(msg)
-      error({ input_error = ("%s:%d: %s"):format(file, line, msg) }, 0)
-    end
     if not def.loading then
-      fail("task: declare tasks at the top level of the pipeline, not while it runs")
+      fail(file, line, "task: declare tasks at the top level of the pipeline, not while it runs")
     end
     local tf = type(opts)
     if tf == "function" and fn == nil then opts, fn, tf = EMPTY, opts, "table" end
     if type(name) ~= "string" or not name:match(NAME_PATTERN) then
-      fail(("task: the first argument must be a task name (letters, digits, and _ - . : /), got %s")
+      fail(file, line, ("task: the first argument must be a task name (letters, digits, and _ - . : /), got %s")
         :format(type(name) == "string" and ("'" .. name .. "'") or type(name)))
     end
     if tf ~= "table" then
-      fail(("task '%s': expected task(name, [options], function), got a %s as the second argument")
+      fail(file, line, ("task '%s': expected task(name, [options], function), got a %s as the second argument")
         :format(name, tf))
     end
     if type(fn) ~= "function" then
-      fail(("task '%s': expected a function as the last argument, got %s"):format(name, type(fn)))
+      fail(file, line, ("task '%s': expected a function as the last argument, got %s"):format(name, type(fn)))
     end
     local prev = def.by_name[name]
     if prev then
-      fail(("task '%s' is already declared at %s:%d (task names must be unique)")
+      fail(file, line, ("task '%s' is already declared at %s:%d (task names must be unique)")
         :format(name, prev.file, prev.line))
     end
     for k in pairs(opts) do
       if not TASK_OPTION_SET[k] then
-        fail(("task '%s': unknown option '%s' (valid: %s)")
+        fail(file, line, ("task '%s': unknown option '%s' (valid: %s)")
           :format(name, tostring(k), table.concat(TASK_OPTIONS, ", ")))
       end
     end
@@ -225,11 +225,11 @@ function M.load(path)
       list[1] = needs
     elseif needs ~= nil then
       if type(needs) ~= "table" then
-        fail(("task '%s': needs must be a task name or a list of names, got %s"):format(name, type(needs)))
+        fail(file, line, ("task '%s': needs must be a task name or a list of names, got %s"):format(name, type(needs)))
       end
       for i, n in ipairs(needs) do
         if type(n) ~= "string" then
-          fail(("task '%s': needs[%d] must be a task name, got %s"):format(name, i, type(n)))
+          fail(file, line, ("task '%s': needs[%d] must be a task name, got %s"):format(name, i, type(n)))
         end
         list[i] = n
       end
@@ -241,7 +241,7 @@ function M.load(path)
       continue_on_error = opts.continue_on_error and true or false,
       when = opts.when, matrix = opts.matrix, timeout_ms = nil,
     }
-    check_options(t, opts, fail)
+    check_options(t, opts)
     def.tasks[t.index] = t
     def.by_name[name] = t
     return t
