@@ -168,16 +168,16 @@ end
 -- what json.encode(rows, {pretty = true}) gives at depth 1. Written here
 -- because the general encoder's bookkeeping per value made it the largest
 -- cost of a run of thousands of tasks: rows with the same set of keys (a
--- bit each) share one string.format template. Plain ASCII strings, finite
--- numbers and booleans are written here; anything else goes through
--- json.encode.
+-- bit each) share one template, the text between their values. Plain
+-- ASCII strings, finite numbers and booleans are written here; anything
+-- else goes through json.encode.
 local function encode_rows(json, rows)
   if #rows == 0 then return "[]" end
   local bit, nbits = {}, 0  -- key -> its bit in a row's shape
-  local templates = {}      -- shape -> { format, sorted keys }
+  local templates = {}      -- shape -> { pieces, sorted keys }
   local plain = {}          -- string -> quoted, or false if it needs escapes
   local floats = {}         -- float -> text (times of a run repeat a lot)
-  local out, args = {}, {}
+  local out = {}
   for i, row in ipairs(rows) do
     local text
     if type(row) == "table" and getmetatable(row) == nil then
@@ -185,7 +185,7 @@ local function encode_rows(json, rows)
       for k in pairs(row) do
         local b = bit[k]
         if b == nil then
-          if type(k) ~= "string" or nbits == 62 then shape = nil break end
+          if type(k) ~= "string" or nbits == 62 or k:find('[%c"\\\128-\255]') then shape = nil break end
           b = 1 << nbits
           nbits = nbits + 1
           bit[k] = b
@@ -194,15 +194,20 @@ local function encode_rows(json, rows)
       end
       local tpl = shape and templates[shape]
       if shape and shape ~= 0 and tpl == nil then
-        local keys, lines = {}, {}
+        -- pieces: the text around the values, which go in the even slots
+        local keys, pieces = {}, {}
         for k in pairs(row) do keys[#keys + 1] = k end
         table.sort(keys)
-        for j, k in ipairs(keys) do lines[j] = '      "' .. k:gsub("%%", "%%%%") .. '": %s' end
-        tpl = { "    {\n" .. table.concat(lines, ",\n") .. "\n    }", keys }
+        for j, k in ipairs(keys) do
+          pieces[2 * j - 1] = (j == 1 and '    {\n      "' or ',\n      "') .. k .. '": '
+          pieces[2 * j] = false
+        end
+        pieces[2 * #keys + 1] = "\n    }"
+        tpl = { pieces, keys }
         templates[shape] = tpl
       end
       if tpl then
-        local keys = tpl[2]
+        local pieces, keys = tpl[1], tpl[2]
         for j = 1, #keys do
           local v = row[keys[j]]
           local ty = type(v)
@@ -229,9 +234,9 @@ local function encode_rows(json, rows)
           else
             a = encode_pretty(json, v):gsub("\n", "\n      ")
           end
-          args[j] = a
+          pieces[2 * j] = a
         end
-        text = tpl[1]:format(table.unpack(args, 1, #keys))
+        text = table.concat(pieces)
       elseif shape == 0 then
         text = "    {}"
       end
