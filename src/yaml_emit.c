@@ -82,8 +82,10 @@ static int go_str_less(const char *as, size_t an_, const char *bs, size_t bn_) {
       for (size_t j = i; j-- > 0 && is_digit(ar[j]);)
         if (ar[j] != '0') { an = 1; bn = 1; break; }
     }
-    for (ai = i; ai < al_ && is_digit(ar[ai]); ai++) an = an * 10 + (ar[ai] - '0');
-    for (bi = i; bi < bl_ && is_digit(br[bi]); bi++) bn = bn * 10 + (br[bi] - '0');
+    /* Go's int64 wraps on overflow; unsigned arithmetic does the same here
+     * without C's undefined behaviour (found by tests/fuzz). */
+    for (ai = i; ai < al_ && is_digit(ar[ai]); ai++) an = (long long)((unsigned long long)an * 10 + (ar[ai] - '0'));
+    for (bi = i; bi < bl_ && is_digit(br[bi]); bi++) bn = (long long)((unsigned long long)bn * 10 + (br[bi] - '0'));
     if (an != bn) result = an < bn;
     else if (ai != bi) result = ai < bi;
     else result = ar[i] < br[i];

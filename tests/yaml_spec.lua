@@ -262,6 +262,14 @@ three:
       table.sort(keys, yaml.key_less)
       assert.same({ "_x", "A9", "A10", "B", "a", "a1b", "a10", "svc9", "svc10" }, keys)
     end)
+
+    -- found by tests/fuzz (fuzz_compose, UBSan: signed overflow): a digit
+    -- run past int64 wraps as in Go, which `docker stack config` shows
+    it("wraps digit runs past int64 like Go", function()
+      local keys = { "a9223372036854775807", "a3", "a10000000000000000000", "a2" }
+      table.sort(keys, yaml.key_less)
+      assert.same({ "a10000000000000000000", "a2", "a3", "a9223372036854775807" }, keys)
+    end)
   end)
 
   describe("round trip property", function()
