@@ -164,20 +164,34 @@ local function number_text(v)
   return s
 end
 
+-- A function that joins a row's n value texts (a list) with the text
+-- around them (pieces, n + 1 of them) in one concatenation:
+-- p[1] .. a[1] .. p[2] .. ... .. a[n] .. p[n + 1]. (table.concat costs
+-- several times more per piece.)
+local function joiner(pieces, n)
+  local code = { "local p = ... return function(a) return p[1]" }
+  for j = 1, n do code[j + 1] = (" .. a[%d] .. p[%d]"):format(j, j + 1) end
+  code[n + 2] = " end"
+  return assert(load(table.concat(code), "=(record row)", "t"))(pieces)
+end
+
 -- The task rows of a record: a JSON array of flat objects, byte for byte
 -- what json.encode(rows, {pretty = true}) gives at depth 1. Written here
 -- because the general encoder's bookkeeping per value made it the largest
 -- cost of a run of thousands of tasks: rows with the same set of keys (a
--- bit each) share one template, the text between their values. Plain
+-- bit each) share one template, the text around their values. Plain
 -- ASCII strings, finite numbers and booleans are written here; anything
 -- else goes through json.encode.
 local function encode_rows(json, rows)
   if #rows == 0 then return "[]" end
   local bit, nbits = {}, 0  -- key -> its bit in a row's shape
-  local templates = {}      -- shape -> { pieces, sorted keys }
-  local plain = {}          -- string -> quoted, or false if it needs escapes
-  local floats = {}         -- float -> text (times of a run repeat a lot)
-  local out = {}
+  local templates = {}      -- shape -> { joiner, sorted keys }
+  -- value -> its text, for strings (false if they need escapes), fractional
+  -- floats and booleans: row values repeat a lot (statuses, times). No
+  -- integers, so that an integral float's text is never taken for one.
+  local texts = {}
+  local ints = {}           -- integer -> text
+  local out, args = {}, {}
   for i, row in ipairs(rows) do
     local text
     if type(row) == "table" and getmetatable(row) == nil then
@@ -194,49 +208,50 @@ local function encode_rows(json, rows)
       end
       local tpl = shape and templates[shape]
       if shape and shape ~= 0 and tpl == nil then
-        -- pieces: the text around the values, which go in the even slots
         local keys, pieces = {}, {}
         for k in pairs(row) do keys[#keys + 1] = k end
         table.sort(keys)
         for j, k in ipairs(keys) do
-          pieces[2 * j - 1] = (j == 1 and '    {\n      "' or ',\n      "') .. k .. '": '
-          pieces[2 * j] = false
+          pieces[j] = (j == 1 and '    {\n      "' or ',\n      "') .. k .. '": '
         end
-        pieces[2 * #keys + 1] = "\n    }"
-        tpl = { pieces, keys }
+        pieces[#keys + 1] = "\n    }"
+        tpl = { joiner(pieces, #keys), keys }
         templates[shape] = tpl
       end
       if tpl then
-        local pieces, keys = tpl[1], tpl[2]
+        local keys = tpl[2]
         for j = 1, #keys do
           local v = row[keys[j]]
-          local ty = type(v)
-          local a
-          if ty == "string" then
-            a = plain[v]
-            if a == nil then
-              a = not v:find('[%c"\\\128-\255]') and ('"' .. v .. '"')
-              plain[v] = a
-            end
-            a = a or encode_pretty(json, v)
-          elseif ty == "number" and v == v and v - v == 0 then
-            if math.type(v) == "float" then
-              a = floats[v]
+          local a = texts[v]
+          if not a then
+            local ty = type(v)
+            if ty == "string" then
               if a == nil then
-                a = number_text(v)
-                floats[v] = a
+                a = not v:find('[%c"\\\128-\255]') and ('"' .. v .. '"')
+                texts[v] = a
               end
+              a = a or encode_pretty(json, v)
+            elseif ty == "number" and v == v and v - v == 0 then
+              if math.type(v) == "integer" then
+                a = ints[v]
+                if a == nil then
+                  a = tostring(v)
+                  ints[v] = a
+                end
+              else
+                a = number_text(v)
+                if v % 1 ~= 0 then texts[v] = a end
+              end
+            elseif ty == "boolean" then
+              a = v and "true" or "false"
+              texts[v] = a
             else
-              a = tostring(v)
+              a = encode_pretty(json, v):gsub("\n", "\n      ")
             end
-          elseif ty == "boolean" then
-            a = v and "true" or "false"
-          else
-            a = encode_pretty(json, v):gsub("\n", "\n      ")
           end
-          pieces[2 * j] = a
+          args[j] = a
         end
-        text = table.concat(pieces)
+        text = tpl[1](args)
       elseif shape == 0 then
         text = "    {}"
       end

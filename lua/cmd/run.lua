@@ -85,7 +85,7 @@ local function new_run_id()
   return os.date("!%Y%m%dT%H%M%SZ") .. ("-%04x"):format(math.random(0, 0xffff))
 end
 
-local function round1(x) return x and math.floor(x * 10 + 0.5) / 10 or nil end
+local function round1(x) return x and (x * 10 + 0.5) // 1 / 10 or nil end
 
 -- The rows of the run record and the timeline: times on the run's clock.
 local function unit_rows(units, t0)

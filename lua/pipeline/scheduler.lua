@@ -288,7 +288,7 @@ function M.run(ctx)
     if status == "failed" and t.continue_on_error then u.allowed = true end
     u.status = status
     if ctx.on_unit_end then ctx.on_unit_end(u) end
-    emit { type = "task_finished", task = u.name, status = status, duration_ms = math.floor((u.finished - u.started) * 10 + 0.5) / 10,
+    emit { type = "task_finished", task = u.name, status = status, duration_ms = ((u.finished - u.started) * 10 + 0.5) // 1 / 10,
            attempts = u.attempts, error = u.error, file = u.file, line = u.line,
            allowed = u.allowed or nil }
     local node = u.node
