@@ -293,6 +293,17 @@ task("after", { needs = { "writer", "printer" } }, function() io.write("x\n") en
     assert.truthy(r.stdout:find("\n[printer] helper: from a module\n", 1, true), r.stdout)
   end)
 
+  it("a task that cancels its own task (and carries on) does not cancel the next ones", function()
+    local dir = H.project { ["deploy.lua"] = [[
+task("a", function() pcall(function() task.current():cancel(); task.sleep(0) end) end)
+task("b", { needs = "a" }, function() task.sleep(0.01) end)
+task("c", { needs = "b" }, function() task.sleep(0.01) end)
+]] }
+    local r = H.run_json(dir, { "-j", "1" })
+    assert.same(0, r.code, r.stderr)
+    assert.same({ a = "ok", b = "ok", c = "ok" }, H.statuses(r.events))
+  end)
+
   it("fail-fast: cancels running siblings (their children die), skips the rest", function()
     local dir = H.project { ["deploy.lua"] = [[
 task("sibling", function() sh "echo $$ > sibling.pid; exec sleep 30" end)

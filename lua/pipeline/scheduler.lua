@@ -50,7 +50,7 @@ function M.run(ctx)
   local S = {
     nodes = {}, units = {}, active = {}, live = {}, by_task = setmetatable({}, { __mode = "k" }),
     ready = {}, rhead = 1, rtail = 0, running = 0, failing = nil, interrupted = nil,
-    undo_log = {}, rollbacks = {}, changes = {},
+    undo_log = {}, rollbacks = {}, changes = {}, cancelled_workers = {},
   }
 
   -- Error handler for user code: keep the message, the traceback and the
@@ -361,6 +361,12 @@ function M.run(ctx)
     while u do
       S.by_task[me] = u
       run_unit(u, me)
+      -- A unit's code can reach this task (task.current()) and cancel it:
+      -- a cancelled worker leaves the next units to fresh ones.
+      if S.cancelled_workers[me] then
+        pump()
+        break
+      end
       u = pump(true)
     end
     S.live[me] = nil
@@ -454,6 +460,17 @@ function M.run(ctx)
   task.spawn = spawn
   local global_spawn = rawget(_G, "spawn") == real_spawn
   if global_spawn then rawset(_G, "spawn", spawn) end
+  -- Cancelling a worker (t:cancel(), task.cancel(t)) is noted, so that it
+  -- runs no further unit.
+  local methods = getmetatable(task.current()).__index
+  local real_cancel, real_task_cancel = methods.cancel, task.cancel
+  local function noted(cancel)
+    return function(t, ...)
+      if S.live[t] then S.cancelled_workers[t] = true end
+      return cancel(t, ...)
+    end
+  end
+  methods.cancel, task.cancel = noted(real_cancel), noted(real_task_cancel)
 
   if ctx.on_start then ctx.on_start(S) end
 
@@ -504,6 +521,7 @@ function M.run(ctx)
   end
   task.spawn = real_spawn
   if global_spawn then rawset(_G, "spawn", real_spawn) end
+  methods.cancel, task.cancel = real_cancel, real_task_cancel
   if unsubscribe then unsubscribe() end
   return summary
 end
