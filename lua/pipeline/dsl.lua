@@ -221,10 +221,11 @@ function M.load(path)
     end
     local needs = opts.needs
     local list = {}
-    if type(needs) == "string" then
+    local tn = needs ~= nil and type(needs)
+    if tn == "string" then
       list[1] = needs
-    elseif needs ~= nil then
-      if type(needs) ~= "table" then
+    elseif tn then
+      if tn ~= "table" then
         fail(file, line, ("task '%s': needs must be a task name or a list of names, got %s"):format(name, type(needs)))
       end
       for i, n in ipairs(needs) do

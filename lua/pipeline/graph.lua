@@ -60,7 +60,7 @@ function M.check(def)
         input_error(t, ("dependency cycle: %s -> %s (a task cannot need itself)"):format(n, n))
       end
     end
-    if type(t.when) == "string" and not def.params.by_name[t.when] then
+    if t.when ~= nil and type(t.when) == "string" and not def.params.by_name[t.when] then
       local pnames = {}
       for i, p in ipairs(def.params.list) do pnames[i] = p.name end
       input_error(t, ("task '%s': when = '%s' is not a parameter%s; parameters: %s")
@@ -68,13 +68,17 @@ function M.check(def)
           #pnames > 0 and table.concat(pnames, ", ") or "(none declared)"))
     end
   end
-  -- Depth-first search; a grey node met again closes a cycle.
-  local colour, stack = {}, {}
+  -- Depth-first search; a grey node met again closes a cycle. (Colours by
+  -- declaration index: lists are cheaper than tables keyed by name.)
+  local colour, stack, by_name = {}, {}, def.by_name
   local function visit(t)
-    colour[t.name] = "grey"
+    colour[t.index] = "grey"
     stack[#stack + 1] = t.name
-    for _, n in ipairs(t.needs) do
-      local c = colour[n]
+    local needs = t.needs
+    for j = 1, #needs do
+      local n = needs[j]
+      local need = by_name[n]
+      local c = colour[need.index]
       if c == "grey" then
         local cycle, start = {}, nil
         for i, s in ipairs(stack) do
@@ -90,44 +94,50 @@ function M.check(def)
         input_error(first, ("dependency cycle: %s (each task needs the next)")
           :format(table.concat(cycle, " -> ")))
       elseif c == nil then
-        visit(def.by_name[n])
+        visit(need)
       end
     end
     stack[#stack] = nil
-    colour[t.name] = "black"
+    colour[t.index] = "black"
   end
-  for _, t in ipairs(def.tasks) do
-    if colour[t.name] == nil then visit(t) end
+  local tasks = def.tasks
+  for i = 1, #tasks do
+    if colour[i] == nil then visit(tasks[i]) end
   end
 end
 
 -- order(def) -> tasks in an order where needs come first; ties keep the
 -- declaration order.
 function M.order(def)
+  -- by declaration index: lists are cheaper than tables keyed by name
+  local tasks, by_name = def.tasks, def.by_name
   local indeg, dependants = {}, {}
-  for _, t in ipairs(def.tasks) do
-    indeg[t.name] = #t.needs
-    for _, n in ipairs(t.needs) do
-      dependants[n] = dependants[n] or {}
-      table.insert(dependants[n], t)
+  for i = 1, #tasks do
+    local t = tasks[i]
+    local needs = t.needs
+    indeg[i] = #needs
+    for j = 1, #needs do
+      local k = by_name[needs[j]].index
+      local deps = dependants[k]
+      if deps then deps[#deps + 1] = t else dependants[k] = { t } end
     end
   end
-  -- A simple ready list kept sorted by declaration index: graphs are small
-  -- enough (thousands) that insertion sort is fine.
+  -- A FIFO ready list seeded in declaration order.
   local ready, out = {}, {}
-  for _, t in ipairs(def.tasks) do
-    if indeg[t.name] == 0 then ready[#ready + 1] = t end
+  for i = 1, #tasks do
+    if indeg[i] == 0 then ready[#ready + 1] = tasks[i] end
   end
   local head = 1
   while head <= #ready do
     local t = ready[head]
     head = head + 1
     out[#out + 1] = t
-    local deps = dependants[t.name]
+    local deps = dependants[t.index]
     if deps then
-      for _, d in ipairs(deps) do
-        local n = indeg[d.name] - 1
-        indeg[d.name] = n
+      for j = 1, #deps do
+        local d = deps[j]
+        local n = indeg[d.index] - 1
+        indeg[d.index] = n
         if n == 0 then ready[#ready + 1] = d end
       end
     end
@@ -275,6 +285,8 @@ function M.plan(def, values, opts)
       d = { run = false, reason = "not selected (" .. only_text .. ")" }
     elseif skip[t.name] then
       d = { run = false, reason = "skipped by --skip" }
+    elseif t.when == nil then
+      d = nil                  -- (most tasks: no type() call)
     elseif type(t.when) == "string" then
       local v = values[t.when]
       if v == false or v == nil or v == "" or (type(v) == "table" and #v == 0) then
