@@ -17,8 +17,9 @@ local function internal(fmt, ...)
 end
 
 -- Deep equality of decoded values; numbers by value (go-yaml writes the
--- float 1.0 as "1"), NaN equal to itself, and map key order compared too.
-local function same(a, b, path)
+-- float 1.0 as "1"), NaN equal to itself, and map key order compared too
+-- unless unordered.
+local function same(a, b, path, unordered)
   if type(a) ~= type(b) then return false, path end
   if type(a) == "number" then
     if a ~= a and b ~= b then return true end
@@ -27,13 +28,13 @@ local function same(a, b, path)
   if type(a) ~= "table" then return a == b, path end
   if (getmetatable(a) == yaml.array_mt) ~= (getmetatable(b) == yaml.array_mt) then return false, path end
   for k, v in pairs(a) do
-    local ok, where = same(v, b[k], path .. "." .. tostring(k))
+    local ok, where = same(v, b[k], path .. "." .. tostring(k), unordered)
     if not ok then return false, where end
   end
   for k in pairs(b) do
     if a[k] == nil then return false, path .. "." .. tostring(k) end
   end
-  if getmetatable(a) ~= yaml.array_mt then
+  if getmetatable(a) ~= yaml.array_mt and not unordered then
     local ka, kb = yaml.keys(a), yaml.keys(b)
     for i = 1, math.max(#ka, #kb) do
       if ka[i] ~= kb[i] then return false, path .. " (key order)" end
@@ -84,6 +85,14 @@ function M.yaml(text)
   if back == nil then back = NULL end
   local eq, where = same(doc, back, "$")
   if not eq then internal("encode -> decode changed the value at %s\n--- encoded:\n%s", where, out) end
+  -- the same with keys in go-yaml's order (the key sorter sees every key)
+  local ok_sorted, sorted = pcall(yaml.encode, doc, { sort_keys = true })
+  if not ok_sorted then internal("yaml.encode{sort_keys} raised: %s", tostring(sorted)) end
+  local back2, err2 = yaml.decode(sorted, { filename = "sorted.yml" })
+  if back2 == nil and err2 ~= nil then internal("sorted text does not decode: %s\n--- encoded:\n%s", err2, sorted) end
+  if back2 == nil then back2 = NULL end
+  eq, where = same(doc, back2, "$", true)
+  if not eq then internal("encode{sort_keys} -> decode changed the value at %s\n--- encoded:\n%s", where, sorted) end
 end
 
 ---------------------------------------------------------------------------
