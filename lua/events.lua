@@ -98,7 +98,7 @@ end
 local short_ms = M.memo(function(n) return ("%dms"):format(n) end)
 function M.format_ms(ms)
   if ms == nil then return "-" end
-  if ms < 999.5 then return short_ms[math.floor(ms + 0.5)] end
+  if ms < 999.5 then return short_ms[(ms + 0.5) // 1 | 0] end    -- (| 0: an integer key)
   if ms < 60000 then return ("%.1fs"):format(ms / 1000) end
   local s = math.floor(ms / 1000 + 0.5)
   if s < 3600 then return ("%dm%02ds"):format(s // 60, s % 60) end

@@ -110,20 +110,20 @@ function M.svg(units, opts)
   local label_open = '<text x="' .. (label_w - 8) .. '" y="'
   local label_dy, label_mid = row_h // 2 + 4, '" text-anchor="end" fill="#1f2328">'
   local bar_tail = '" height="' .. bar_h .. '" rx="3" fill="'
-  local floor = math.floor
   local num = require("slipway.events").memo(tostring)   -- x, widths, ms repeat
   for i, r in ipairs(rows) do
     local y = top + (i - 1) * row_h
     local name = r.name:find("[&<>\"']") and esc(r.name) or r.name
     local colour = COLOURS[r.allowed and "allowed" or r.status] or COLOURS.skipped
     if compact and r.started and r.finished then
-      local x0 = floor(x(r.started) + 0.5)
-      local w = floor(x(r.finished) + 0.5) - x0
+      -- (// 1 | 0: whole numbers as integers, which print without ".0")
+      local x0 = (x(r.started) + 0.5) // 1 | 0
+      local w = ((x(r.finished) + 0.5) // 1 | 0) - x0
       if w < 2 then w = 2 end
       local ms = r.finished - r.started
       add(label_open .. (y + label_dy) .. label_mid .. name .. '</text>\n<rect x="' .. num[x0] .. '" y="' .. (y + bar_dy) ..
         '" width="' .. num[w] .. bar_tail .. colour .. '"><title>' .. name .. ": " .. r.status .. ", " ..
-        (ms < 999.5 and (num[floor(ms + 0.5)] .. "ms") or fmt_ms(ms)) .. "</title></rect>")
+        (ms < 999.5 and (num[(ms + 0.5) // 1 | 0] .. "ms") or fmt_ms(ms)) .. "</title></rect>")
     elseif r.started and r.finished then
       add(LABEL:format(label_w - 8, y + row_h // 2 + 4, name))
       local x0 = x(r.started)
