@@ -23,6 +23,9 @@ rm -f build-fuzz.log
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
+# The compose target writes its files under a directory of its own in
+# $TMPDIR; a fuzzer stopped by a signal leaves that directory behind.
+export TMPDIR="$work"
 # The shared corpus, compose files only (not the .expected.yml outputs).
 mkdir -p "$work/shared"
 if [ -d "$shared" ]; then
