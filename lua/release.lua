@@ -164,6 +164,13 @@ local function number_text(v)
   return s
 end
 
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
 -- A function that joins a row's n value texts (a list) with the text
 -- around them (pieces, n + 1 of them) in one concatenation:
 -- p[1] .. a[1] .. p[2] .. ... .. a[n] .. p[n + 1]. (table.concat costs
@@ -208,9 +215,7 @@ local function encode_rows(json, rows)
       end
       local tpl = shape and templates[shape]
       if shape and shape ~= 0 and tpl == nil then
-        local keys, pieces = {}, {}
-        for k in pairs(row) do keys[#keys + 1] = k end
-        table.sort(keys)
+        local keys, pieces = sorted_keys(row), {}
         for j, k in ipairs(keys) do
           pieces[j] = (j == 1 and '    {\n      "' or ',\n      "') .. k .. '": '
         end
@@ -270,11 +275,8 @@ function M.write(record, dir)
   local ok, err = fs.mkdir(dir)
   if not ok then return nil, err end
   local data = M.serializable(record)
-  local keys = {}
-  for k in pairs(data) do keys[#keys + 1] = k end
-  table.sort(keys)
   local parts = {}
-  for i, k in ipairs(keys) do
+  for i, k in ipairs(sorted_keys(data)) do
     local v = data[k]
     local text
     if k == "tasks" and type(v) == "table" then
