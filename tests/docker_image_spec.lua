@@ -160,10 +160,14 @@ describe("docker", function()
       local saved = os.getenv
       os.getenv = function(k) if k == "DOCKER_CONFIG" then return dir end return saved(k) end
       local ok, a = pcall(client.config_auth, "reg.example:5000")
+      local ok2, all = pcall(client.build_auth_header)
       os.getenv = saved
       fx.rmtree(dir)
       assert.is_true(ok)
       assert.same({ username = "bob", password = "s3cret", serveraddress = "reg.example:5000" }, a)
+      assert.is_true(ok2)
+      assert.same({ ["reg.example:5000"] = a },
+        json.decode(require("slipway.base64").decode((all:gsub("-", "+"):gsub("_", "/")))))
     end)
 
     it("negotiates the API version from /version", function()

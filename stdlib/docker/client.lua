@@ -395,6 +395,28 @@ function M.config_auth(registry)
   return nil
 end
 
+-- X-Registry-Config for a build: every registry of config.json "auths",
+-- so that FROM images of private registries can be pulled.
+function M.build_auth_header()
+  local dir = os.getenv("DOCKER_CONFIG") or (home() .. "/.docker")
+  local f = io.open(dir .. "/config.json", "r")
+  local all = {}
+  if f then
+    local ok, cfg = pcall(json.decode, f:read("a"))
+    f:close()
+    if ok and type(cfg) == "table" and type(cfg.auths) == "table" then
+      for key in pairs(cfg.auths) do
+        local registry = key:gsub("^https?://", ""):gsub("/.*$", "")
+        local a = M.config_auth(registry == "index.docker.io" and "docker.io" or registry)
+        if a then all[key] = a end
+      end
+    end
+  end
+  if next(all) == nil then return "e30=" end
+  local s = base64.encode(json.encode(all))
+  return (s:gsub("+", "-"):gsub("/", "_"))
+end
+
 -- X-Registry-Auth for an image: explicit auth (a table with username,
 -- password[, serveraddress] or identitytoken) wins, then config.json.
 function M.auth_header(image, auth)

@@ -3,7 +3,6 @@
 local client = require("slipway.docker.client")
 local native = require("slipway._docker")
 local json = require("slipway.json")
-local base64 = require("slipway.base64")
 
 local M = {}
 
@@ -158,7 +157,7 @@ function M.build(opts)
     end
   end)
   -- Registry credentials for FROM images, all of config.json's auths.
-  local headers = { ["X-Registry-Config"] = base64.encode("{}") }
+  local headers = { ["X-Registry-Config"] = client.build_auth_header() }
   local pok, perr = pcall(function()
     return c:raw(fname, "POST", "/build", {
       query = q, body_file = tarfile, content_type = "application/x-tar",
