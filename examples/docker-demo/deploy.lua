@@ -7,9 +7,12 @@
 --   slipway run examples/docker-demo/deploy.lua -p version=v1
 --   slipway run examples/docker-demo/deploy.lua -p version=v2
 --   slipway run examples/docker-demo/deploy.lua -p version=v3 -p broken=true   # rolled back
+--   slipway run examples/docker-demo/deploy.lua -p version=v4 -p fail_validate=true
+--       (deploys v4 fine, then validation fails: the run undoes the deploy)
 --   tests/infra/down
 param.string("version", "v1", "the image tag to build and deploy")
 param.bool("broken", false, "ship a web image that exits at start")
+param.bool("fail_validate", false, "fail the validation after a good deploy")
 
 local registry = env("SLIPWAY_REGISTRY", "127.0.0.1:5000")
 local here = fs.dirname(debug.getinfo(1, "S").source:sub(2))
@@ -41,5 +44,6 @@ task("validate", { needs = "deploy" }, function(p)
       error(("%s runs %s, not %s"):format(s.Spec.Name, image, p.version))
     end
   end
+  if p.fail_validate then error("validation failed (asked for with -p fail_validate=true)") end
   print("every service runs " .. p.version)
 end)
