@@ -6,6 +6,7 @@
 --   local bus = events.new()
 --   bus:subscribe(function(ev) ... end)
 --   bus:emit{ type = "warning", message = "..." }   -- adds ev.t
+--   bus:emit(ev, at)                                 -- ev.t from task.now() reading at
 --
 -- ev.t is milliseconds since the bus was created (the run's start), with
 -- 0.1 ms resolution, so a whole run can be laid out on one time axis.
@@ -38,8 +39,9 @@ end
 
 local now = task.now
 
-function Bus:emit(ev)
-  ev.t = ((now() - self.t0) * 10 + 0.5) // 1 / 10
+-- at: the task.now() reading the event happened at, if the caller has it
+function Bus:emit(ev, at)
+  ev.t = (((at or now()) - self.t0) * 10 + 0.5) // 1 / 10
   local sinks = self.sinks
   for i = 1, self.nsinks do sinks[i](ev) end
   return ev

@@ -181,7 +181,8 @@ function M.load(path)
   local chunk                 -- the pipeline file's main function, once loaded
   local getinfo = debug.getinfo
 
-  local function declare(name, opts, fn)
+  -- (called as the __call of the `task` global: self is that table)
+  local function declare(_, name, opts, fn)
     -- Usually called from the file's top level: its line without the
     -- search where() does.
     local file, line
@@ -251,7 +252,7 @@ function M.load(path)
   -- `task` is the declaration function and, for use inside tasks, the
   -- slipway.task module (task.sleep, task.spawn...).
   local task_global = setmetatable({}, {
-    __call = function(_, ...) return declare(...) end,
+    __call = declare,
     __index = task,
   })
 

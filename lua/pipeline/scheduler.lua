@@ -103,7 +103,7 @@ function M.run(ctx)
   local pump, node_finished, fail, node_ready
   local real_spawn = task.spawn
 
-  local function emit(ev) return bus:emit(ev) end
+  local function emit(ev, at) return bus:emit(ev, at) end
 
   local function new_unit(node, item, label)
     local t = node.task
@@ -288,9 +288,9 @@ function M.run(ctx)
     if status == "failed" and t.continue_on_error then u.allowed = true end
     u.status = status
     if ctx.on_unit_end then ctx.on_unit_end(u) end
-    emit { type = "task_finished", task = u.name, status = status, duration_ms = ((u.finished - u.started) * 10 + 0.5) // 1 / 10,
+    emit({ type = "task_finished", task = u.name, status = status, duration_ms = ((u.finished - u.started) * 10 + 0.5) // 1 / 10,
            attempts = u.attempts, error = u.error, file = u.file, line = u.line,
-           allowed = u.allowed or nil }
+           allowed = u.allowed or nil }, u.finished)
     local node = u.node
     node.left = node.left - 1
     if status == "failed" and not u.allowed then node.failed = true end
@@ -378,7 +378,7 @@ function M.run(ctx)
     S.active[n], u.slot = u, n
     u.status = "running"
     u.started = now()
-    emit { type = "task_started", task = u.name, attempt = 1 }
+    emit({ type = "task_started", task = u.name, attempt = 1 }, u.started)
   end
 
   -- Start ready units while fewer than `jobs` run. A worker that calls
