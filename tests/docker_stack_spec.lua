@@ -338,6 +338,35 @@ describe("docker.stack", function()
       fx.remove_stack(name)
     end)
 
+    it("is undone by the pipeline when a later task of the run fails", function()
+      local name = fx.unique("run")
+      local tagv = REG .. "/slipway-e2e-api:v1"
+      if not docker.exists(tagv) then fx.app_image(tagv, { VERSION = "api-v1" }) docker.push(tagv) end
+      -- a copy, so that the run records (.slipway/ next to it) stay out of the tree
+      local dir = fx.tmpdir()
+      require("slipway.proc").run({ "cp", "tests/support/docker_pipeline/deploy.lua", dir .. "/deploy.lua" })
+      local function run(version, fail)
+        return require("slipway.proc").run({ os.getenv("SLIPWAY") or "build/slipway", "run",
+          dir .. "/deploy.lua", "-p", "stack=" .. name, "-p", "image=" .. tagv,
+          "-p", "version=" .. version, "-p", "fail=" .. tostring(fail), "--json" })
+      end
+      local r1 = run("one", false)
+      assert.same(0, r1.code)
+      local v1 = docker.service.inspect(name .. "_app").Spec
+      local r2 = run("two", true)
+      assert.same(1, r2.code)
+      -- the run's events: the deploy's change was rolled back by the run
+      local rolled = false
+      for line in r2.stdout:gmatch("[^\n]+") do
+        local ok, ev = pcall(json.decode, line)
+        if ok and type(ev) == "table" and ev.type == "run_finished" then rolled = ev.status == "rolled_back" end
+      end
+      assert.is_true(rolled, r2.stdout)
+      assert.is_true(docker.stack.same(v1, docker.service.inspect(name .. "_app").Spec))
+      fx.rmtree(dir)
+      fx.remove_stack(name)
+    end)
+
     it("refuses bad arguments naming the caller's line", function()
       assert.matches("^tests/docker_stack_spec.lua:%d+: docker.stack.deploy: unknown option 'wiat'",
         raises(docker.stack.deploy, "s", { services = {} }, { wiat = true }))
