@@ -127,6 +127,18 @@ describe("docker.stack", function()
       assert.same({ "s_default" }, convert.sorted_keys(conv.networks))
     end)
 
+    it("reads Go durations, sizes, CPUs and shell commands like the CLI", function()
+      assert.same({ 90000000000, 1500000000, 250000000, 3600000000000, 0, 2000 },
+        { convert.duration_ns("1m30s"), convert.duration_ns("1.5s"), convert.duration_ns("250ms"),
+          convert.duration_ns("1h"), convert.duration_ns("0"), convert.duration_ns("2us") })
+      assert.same({ 52428800, 52428800, 1073741824, 512 },
+        { convert.bytes("52428800"), convert.bytes("50M"), convert.bytes("1g"), convert.bytes(512) })
+      assert.same({ 500000000, 1000, 2000000000 },
+        { convert.nano_cpus("0.5"), convert.nano_cpus("0.000001"), convert.nano_cpus("2") })
+      assert.same({ "sh", "-c", "echo 'a b' \"c\"", "x y" },
+        convert.shell_split([[sh -c "echo 'a b' \"c\"" x\ y]]))
+    end)
+
     it("rejects what docker stack deploy rejects, with its message", function()
       assert.same({ nil, 'service a: undefined network "nope"' },
         { convert.stack("s", { services = { a = { image = "x", networks = { nope = json.null } } } }) })
