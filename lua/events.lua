@@ -96,6 +96,14 @@ function M.memo(make)
   end })
 end
 
+-- The keys of table t, sorted (for output in a stable order).
+function M.sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
 -- "1.2s", "350ms", "2m05s": how durations are shown to people.
 local short_ms = M.memo(function(n) return ("%dms"):format(n) end)
 function M.format_ms(ms)

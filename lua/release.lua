@@ -164,13 +164,6 @@ local function number_text(v)
   return s
 end
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  return keys
-end
-
 -- A function that joins a row's n value texts (a list) with the text
 -- around them (pieces, n + 1 of them) in one concatenation:
 -- p[1] .. a[1] .. p[2] .. ... .. a[n] .. p[n + 1]. (table.concat costs
@@ -215,7 +208,7 @@ local function encode_rows(json, rows)
       end
       local tpl = shape and templates[shape]
       if shape and shape ~= 0 and tpl == nil then
-        local keys, pieces = sorted_keys(row), {}
+        local keys, pieces = require("slipway.events").sorted_keys(row), {}
         for j, k in ipairs(keys) do
           pieces[j] = (j == 1 and '    {\n      "' or ',\n      "') .. k .. '": '
         end
@@ -276,7 +269,7 @@ function M.write(record, dir)
   if not ok then return nil, err end
   local data = M.serializable(record)
   local parts = {}
-  for i, k in ipairs(sorted_keys(data)) do
+  for i, k in ipairs(require("slipway.events").sorted_keys(data)) do
     local v = data[k]
     local text
     if k == "tasks" and type(v) == "table" then

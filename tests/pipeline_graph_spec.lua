@@ -188,6 +188,23 @@ end)
 describe("plan and graph commands", function()
   after_each(H.cleanup)
 
+  it("plan shows the items --only and --skip select", function()
+    local dir = H.project { ["deploy.lua"] = 'task("build", { matrix = { "a", "b", "c" } }, function() end)\n' ..
+      'task("ship", { needs = "build" }, function() end)\n' }
+    local r = H.run(dir, { "plan", "--only", "build[c],build[a]" })
+    assert.same(0, r.code, r.stderr)
+    assert.same([[
+pipeline deploy.lua: 2 tasks
+tasks, in run order:
+  run  build  (matrix of 3; only items a, c)
+  skip ship  (needs build; not selected (--only build[c],build[a]))
+1 to run, 1 skipped
+]], r.stdout)
+    r = H.run(dir, { "plan", "--json", "--skip", "build[b]" })
+    local j = require("slipway.json").decode(r.stdout)
+    assert.same({ { "b" }, true }, { j.tasks[1].skip_items, j.tasks[2].run })
+  end)
+
   it("plan prints the resolved graph and what is skipped and why, running nothing", function()
     local dir = H.project { ["deploy.lua"] = [[
 param.choice("environment", { "production", "staging" }, "staging", "where to deploy")

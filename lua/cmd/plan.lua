@@ -23,14 +23,9 @@ local function show(v)
   return require("slipway.pipeline.params").show(v)
 end
 
--- A set of item labels as a sorted list, and as text: "api, web".
-local function sorted(set)
-  local list = {}
-  for l in pairs(set) do list[#list + 1] = l end
-  table.sort(list)
-  return list
-end
+local sorted = require("slipway.events").sorted_keys
 
+-- A set of item labels as text: "api, web".
 local function labels(set)
   return table.concat(sorted(set), ", ")
 end
