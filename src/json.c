@@ -27,8 +27,8 @@
 
 /* The two marker metatables live in the registry under these names, so
  * that slipway.yaml marks its sequences with the same one. */
-#define ARRAY_MT "json.array"
-#define OBJECT_MT "json.object"
+#define ARRAY_MT SW_ARRAY_MT
+#define OBJECT_MT SW_OBJECT_MT
 static const char enc_gc_key = 'g';
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
@@ -375,26 +375,7 @@ static void enc_newline(lua_State *L, enc_state *e, int depth) {
 
 /* 1 if the table at idx is an array by the module's rule, and its length. */
 static int is_array(lua_State *L, int idx, lua_Integer *len) {
-  if (lua_getmetatable(L, idx)) {
-    luaL_getmetatable(L, ARRAY_MT);
-    int arr = lua_rawequal(L, -1, -2);
-    lua_pop(L, 1);
-    luaL_getmetatable(L, OBJECT_MT);
-    int obj = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    if (arr) { *len = (lua_Integer)lua_rawlen(L, idx); return 1; }
-    if (obj) return 0;
-  }
-  lua_Integer n = 0, max = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) { lua_pop(L, 1); return 0; }
-    n++;
-    if (lua_tointeger(L, -1) > max) max = lua_tointeger(L, -1);
-  }
-  *len = n;
-  return n > 0 && n == max;
+  return sw_table_is_array(L, idx, len);
 }
 
 static void enc_value(lua_State *L, enc_state *e, int idx, int depth);

@@ -46,4 +46,12 @@ double sw_check_duration(lua_State *L, int idx, const char *fname);
 /* Format ms the way durations are written back ("1.5s", "2m0s"). */
 void sw_format_duration(double ms, char *buf, size_t len);
 
+/* Metatables that mark decoded JSON/YAML lists and maps (array_rule.c). */
+#define SW_ARRAY_MT "json.array"
+#define SW_OBJECT_MT "json.object"
+
+/* 1 and the length if the table at idx is a list by the encoders' rule
+ * (see array_rule.c), else 0. */
+int sw_table_is_array(lua_State *L, int idx, lua_Integer *len);
+
 #endif

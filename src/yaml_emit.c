@@ -604,31 +604,15 @@ static int put_scalar(lua_State *L, enc_t *e, int idx, int indent, int key) {
 
 enum { CTX_ROOT, CTX_MAPVAL, CTX_SEQITEM };
 
+/* A table with a recorded key order is a map; otherwise the encoders'
+ * shared rule decides (array_rule.c). */
 static int is_sequence(lua_State *L, int idx, lua_Integer *len) {
-  if (lua_getmetatable(L, idx)) {
-    const char *name = NULL;
-    if (lua_getfield(L, -1, "__name") == LUA_TSTRING) name = lua_tostring(L, -1);
-    int arr = name && strcmp(name, ARRAY_MT) == 0;
-    int obj = name && strcmp(name, "json.object") == 0;
-    lua_pop(L, 2);
-    if (arr) { *len = (lua_Integer)lua_rawlen(L, idx); return 1; }
-    if (obj) return 0;
-  }
   push_order(L);
   lua_pushvalue(L, idx);
   int ordered = lua_rawget(L, -2) != LUA_TNIL;
   lua_pop(L, 2);
   if (ordered) return 0;
-  lua_Integer n = 0, max = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) { lua_pop(L, 1); return 0; }
-    n++;
-    if (lua_tointeger(L, -1) > max) max = lua_tointeger(L, -1);
-  }
-  *len = n;
-  return n > 0 && n == max;
+  return sw_table_is_array(L, idx, len);
 }
 
 static void emit_node(lua_State *L, enc_t *e, int idx, int col, int ctx);

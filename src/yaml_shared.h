@@ -10,7 +10,7 @@
 #include <lua.h>
 
 #define SW_YAML_MAX_DEPTH 1000
-#define SW_YAML_ARRAY_MT "json.array"        /* shared with json.c (luaL_newmetatable) */
+#define SW_YAML_ARRAY_MT SW_ARRAY_MT           /* shared with json.c (slipway.h) */
 #define SW_YAML_ORDER "slipway.yaml.order"   /* registry: weak table t -> {keys in order} */
 
 /* What a plain scalar resolves to, the way go-yaml v3 reads it. */
