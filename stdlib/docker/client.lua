@@ -445,4 +445,36 @@ function M.reset_default()
   default = nil
 end
 
+-- Options table check shared by every docker function: unknown keys raise
+-- naming the caller's file:line and the valid keys.
+function M.check_opts(fname, opts, allowed)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(M.where() .. fname .. ": options must be a table", 0)
+  end
+  for k in pairs(opts) do
+    if not allowed[k] then
+      local names = {}
+      for n in pairs(allowed) do names[#names + 1] = n end
+      table.sort(names)
+      error(M.where() .. ("%s: unknown option '%s' (valid: %s)"):format(
+        fname, tostring(k), table.concat(names, ", ")), 0)
+    end
+  end
+  return opts
+end
+
+-- A set of option names: set("client", "timeout") -> {client = true, ...}
+function M.set(...)
+  local t = {}
+  for _, k in ipairs({ ... }) do t[k] = true end
+  return t
+end
+
+function M.need_string(fname, what, v)
+  if type(v) ~= "string" or v == "" then
+    error(M.where() .. ("%s: %s must be a non-empty string"):format(fname, what), 0)
+  end
+end
+
 return M

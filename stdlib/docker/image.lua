@@ -3,38 +3,14 @@
 local client = require("slipway.docker.client")
 local native = require("slipway._docker")
 local json = require("slipway.json")
+local fs = require("slipway.fs")
 
 local M = {}
 
-local function check_opts(fname, opts, allowed)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(client.where() .. fname .. ": options must be a table", 0)
-  end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      local names = {}
-      for n in pairs(allowed) do names[#names + 1] = n end
-      table.sort(names)
-      error(client.where() .. ("%s: unknown option '%s' (valid: %s)"):format(
-        fname, tostring(k), table.concat(names, ", ")), 0)
-    end
-  end
-  return opts
-end
+local check_opts, set, need_string = client.check_opts, client.set, client.need_string
 M.check_opts = check_opts
 
-local function set(...)
-  local t = {}
-  for _, k in ipairs({ ... }) do t[k] = true end
-  return t
-end
 
-local function need_string(fname, what, v)
-  if type(v) ~= "string" or v == "" then
-    error(client.where() .. ("%s: %s must be a non-empty string"):format(fname, what), 0)
-  end
-end
 
 -- Split "host:5000/a/b:tag@sha256:x" into repository and tag (or digest).
 function M.split_reference(ref)
@@ -57,17 +33,12 @@ end
 M.output_sink = output_sink
 
 local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
+  return (fs.read(path))
 end
 
 local function is_dir(path)
-  local f = io.open(path .. "/.", "r")
-  if f then f:close() return true end
-  return false
+  local st = fs.stat(path, { follow = true })
+  return st ~= nil and st.type == "directory"
 end
 
 ---------------------------------------------------------------- build

@@ -20,17 +20,8 @@ local json = require("slipway.json")
 
 local M = {}
 
-local function set(...)
-  local t = {}
-  for _, k in ipairs({ ... }) do t[k] = true end
-  return t
-end
+local set, need_string = client.set, client.need_string
 
-local function need_string(fname, what, v)
-  if type(v) ~= "string" or v == "" then
-    error(client.where() .. ("%s: %s must be a non-empty string"):format(fname, what), 0)
-  end
-end
 
 ---------------------------------------------------------------- images
 

@@ -31,6 +31,7 @@
 --                        a pipeline run turns into the task's output; quiet =
 --                        true: none)
 local client = require("slipway.docker.client")
+local fs = require("slipway.fs")
 local image = require("slipway.docker.image")
 local convert = require("slipway.docker.convert")
 local service = require("slipway.docker.service")
@@ -47,11 +48,7 @@ M.convert = convert.stack
 -- own deadline was short: giving up half way would leave a mixed stack.
 local ROLLBACK_MIN_MS = 120000
 
-local function set(...)
-  local t = {}
-  for _, k in ipairs({ ... }) do t[k] = true end
-  return t
-end
+local set = client.set
 
 local function release_module()
   local ok, release = pcall(require, "slipway.release")
@@ -113,14 +110,6 @@ end
 
 ---------------------------------------------------------------- objects
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 -- Create the stack's secrets/configs (content-named) and look up the
 -- external ones. Returns { [name in the spec refs] = { id, name } }.
 local function ensure_objects(c, ns, objects, defs, kind, fname)
@@ -128,7 +117,7 @@ local function ensure_objects(c, ns, objects, defs, kind, fname)
   for _, o in ipairs(objects) do
     local data, err
     if o.file then
-      data, err = read_file(o.file)
+      data, err = fs.read(o.file)
       if not data then client.raise(("%s: %s: %s %s: %s"):format(fname, ns, kind, o.key, err)) end
     elseif o.content then
       data = tostring(o.content)

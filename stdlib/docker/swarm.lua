@@ -22,11 +22,7 @@ local M = {}
 M.NAME_LABEL = "io.slipway.name"
 M.HASH_LABEL = "io.slipway.content-hash"
 
-local function set(...)
-  local t = {}
-  for _, k in ipairs({ ... }) do t[k] = true end
-  return t
-end
+local set = client.set
 
 local function cl(opts) return (opts and opts.client) or client.default() end
 
