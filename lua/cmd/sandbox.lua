@@ -231,10 +231,10 @@ local function stop_pid(pid, grace)
   return "stopped"
 end
 
--- A program on PATH (and the sbin directories, which a non-login root
--- shell may lack), or nil.
+-- A program on PATH (the PATH children are started with), or nil.
 local function which(name)
-  local path = (os.getenv("PATH") or "") .. ":/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
+  local path = os.getenv("PATH")
+  if path == nil or path == "" then path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" end
   for d in path:gmatch("[^:]+") do
     local st = fs.stat(d .. "/" .. name)
     if st and st.type == "file" and st.mode & 73 ~= 0 then return d .. "/" .. name end
@@ -311,10 +311,11 @@ local function read_state(p)
   local ok, s = pcall(json.decode, text or "")
   if ok and type(s) == "table" then return s end
   -- A directory set up before sandbox.json existed: its registry config
-  -- still says the port.
+  -- still says the port, the running dockerd's command line its TLS port.
   local port = (fs.read(p.dir .. "/registry.yml") or ""):match("addr: 127%.0%.0%.1:(%d+)")
-  if port then return { registry_port = tonumber(port) } end
-  return nil
+  if not port then return nil end
+  local cmdline = fs.read("/proc/" .. tostring(read_pid(p.dockerd_pid)) .. "/cmdline") or ""
+  return { registry_port = tonumber(port), tls_port = tonumber(cmdline:match("tcp://127%.0%.0%.1:(%d+)")) }
 end
 
 local function ping_engine(sock)
