@@ -60,9 +60,11 @@ $(BUILD) $(BUILD)/obj $(BUILD)/gen:
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined"
 
-# The suite runs twice: on the normal build and on the sanitizer build.
+# The suite runs twice, on the normal build and on the sanitizer build,
+# then each fuzz target runs for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 20
 test: all asan
-	tests/run $(BUILD)/slipway,build-asan/slipway
+	SLIPWAY_FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run $(BUILD)/slipway,build-asan/slipway
 
 test-fast: all
 	tests/run $(BUILD)/slipway
@@ -82,7 +84,7 @@ install: all
 	install -m 755 $(BUILD)/slipway $(DESTDIR)$(PREFIX)/bin/slipway
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 .PHONY: all asan test test-fast test-asan demo deps install clean
 
