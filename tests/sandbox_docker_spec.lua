@@ -70,7 +70,7 @@ describe("slipway sandbox", function()
       assert.truthy(r.stdout:find("export DOCKER_HOST=" .. host .. "\n", 1, true), r.stdout)
       local sh = assert(proc.run({ "sh", "-c", r.stdout .. '\nprintf "%s|%s|%s" "$DOCKER_HOST" "$SLIPWAY_REGISTRY" "$SLIPWAY_DOCKER_CERT_PATH"' },
         { env = { DOCKER_HOST = false, SLIPWAY_REGISTRY = false, SLIPWAY_DOCKER_CERT_PATH = false } }))
-      assert.same(("%s|%s|%s"):format(host, registry, dir .. "/tls"), sh.stdout)
+      assert.same(("%s|%s|%s"):format(host, registry, os.getenv("SLIPWAY_DOCKER_CERT_PATH") or ""), sh.stdout)
     end)
 
     it("a directory without a sandbox: everything down, exit 1", function()
@@ -114,6 +114,27 @@ describe("slipway sandbox", function()
       assert.same(("slipway sandbox up: the sandbox in %s runs with --registry-port %d, not %d: `slipway sandbox down --dir %s` first, or use another --dir\n")
         :format(dir, port, port + 1, dir), r.stderr)
       assert.same(dpid, read_pid(dir .. "/dockerd.pid"))
+    end)
+
+    it("a registry port already served: a clear error, and what up started is stopped again", function()
+      local dir2 = "/tmp/slipway-sandbox-spec-taken"
+      local port = registry:match(":(%d+)$")
+      local r = sandbox { "up", "--dir", dir2, "--registry-port", port, "--swarm-port", "2399" }
+      assert.same(1, r.code)
+      assert.same(("slipway sandbox up: 127.0.0.1:%s already serves a registry that is not this sandbox's (another sandbox?): use --registry-port\n")
+        :format(port), r.stderr:match("[^\n]*\n$"))
+      -- no daemon of that directory is left running
+      local left = {}
+      for _, name in ipairs(fs.list("/proc")) do
+        local cmdline = name:match("^%d+$") and fs.read("/proc/" .. name .. "/cmdline") or ""
+        local state = (fs.read("/proc/" .. name .. "/stat") or ""):match("%) (%S)")
+        if cmdline:find(dir2 .. "/", 1, true) and not cmdline:find("flock", 1, true) and state ~= "Z" then
+          left[#left + 1] = cmdline:gsub("%z", " ")
+        end
+      end
+      assert.same({}, left)
+      assert.same(0, sandbox({ "down", "--dir", dir2, "--force" }).code)
+      assert(fs.remove(dir2, { recursive = true }))
     end)
 
     it("down of a directory without a sandbox does nothing, exit 0", function()

@@ -242,6 +242,9 @@ local function which(name)
   return nil
 end
 
+-- The daemons this command started (so a failed up can stop them again).
+local spawned = {}
+
 -- Start argv detached: its own session, stdin /dev/null, output to log,
 -- not a child we wait for (the daemon outlives this command). Returns pid.
 local function start_detached(argv, log)
@@ -252,6 +255,7 @@ local function start_detached(argv, log)
   if r.code ~= 0 or not pid then
     fail("cannot start %s: %s", argv[1], (r.stderr or ""):gsub("%s+$", ""))
   end
+  spawned[#spawned + 1] = pid
   return pid
 end
 
@@ -489,7 +493,11 @@ local function ensure_registry(p, o, registry)
   local pid = read_pid(p.registry_pid)
   if alive(pid) and ping_registry(o.registry_port) == "up" then return pid, false end
   if alive(pid) then stop_pid(pid, 5) end
-  if ping_registry(o.registry_port) ~= "down" then
+  local answer = ping_registry(o.registry_port)
+  if answer == "up" then
+    fail("127.0.0.1:%d already serves a registry that is not this sandbox's (another sandbox?): use --registry-port",
+      o.registry_port)
+  elseif answer == "other" then
     -- Debian's docker-registry service starts on install where a service
     -- manager runs, on 127.0.0.1:5000 with htpasswd auth.
     if o.registry_port == 5000 and which("service") then
@@ -550,9 +558,24 @@ local function up(o, p)
     if o.tls_port > 0 then ensure_certs(p) end
     local s = { dir = p.dir, socket = p.sock, registry_port = o.registry_port,
                 swarm_port = o.swarm_port, tls_port = o.tls_port, started = {} }
-    s.dockerd_pid, s.started.dockerd = ensure_engine(p, o, dockerd)
-    s.node_id, s.started.swarm = ensure_swarm(p, o)
-    s.registry_pid, s.started.registry = ensure_registry(p, o, registry)
+    -- A failed up leaves nothing half-up behind: what this call started
+    -- is stopped again unless someone else uses the sandbox.
+    local ok, err = pcall(function()
+      s.dockerd_pid, s.started.dockerd = ensure_engine(p, o, dockerd)
+      s.node_id, s.started.swarm = ensure_swarm(p, o)
+      s.registry_pid, s.started.registry = ensure_registry(p, o, registry)
+    end)
+    if not ok then
+      if #live_users(p) == 0 then
+        for i = #spawned, 1, -1 do
+          if alive(spawned[i]) then
+            say("stopping pid %d again (up failed)", spawned[i])
+            stop_pid(spawned[i], 20)
+          end
+        end
+      end
+      error(err, 0)
+    end
     local state = { dir = s.dir, socket = s.socket, registry_port = s.registry_port,
                     swarm_port = s.swarm_port, tls_port = s.tls_port,
                     dockerd_pid = s.dockerd_pid, registry_pid = s.registry_pid }
