@@ -259,42 +259,22 @@ static int json_decode(lua_State *L) {
 
 /* ---------------------------------------------------------------- encode */
 
-/* The output grows in plain C memory owned by a userdata (freed by its
- * __gc), because a luaL_Buffer must stay at the top of the Lua stack and
- * the encoder needs the stack for keys and values in between. */
 typedef struct {
-  char *buf;
-  size_t len, cap;
-} strbuf;
-
-typedef struct {
-  strbuf b;
+  sw_outbuf b;          /* the output (outbuf.c) */
   int pretty;
   int sort_keys;
   int seen;            /* stack index of the table of tables being encoded */
   int path;            /* stack index of the path table (for error messages) */
 } enc_state;
 
-static void sb_add(lua_State *L, strbuf *b, const char *s, size_t n) {
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n) cap *= 2;
-    char *nb = realloc(b->buf, cap);
-    if (nb == NULL) luaL_error(L, "json.encode: out of memory");
-    b->buf = nb;
-    b->cap = cap;
-  }
-  memcpy(b->buf + b->len, s, n);
-  b->len += n;
-}
+#define sb_add sw_outbuf_add
 
 #define ADDS(L, e, s) sb_add(L, &(e)->b, s, strlen(s))
 #define ADDC(L, e, c) do { char c_ = (c); sb_add(L, &(e)->b, &c_, 1); } while (0)
 
 static int enc_gc(lua_State *L) {
   enc_state *e = lua_touserdata(L, 1);
-  free(e->b.buf);
-  e->b.buf = NULL;
+  sw_outbuf_free(&e->b);
   return 0;
 }
 
@@ -515,9 +495,7 @@ static int json_encode(lua_State *L) {
   e->seen = 2;
   e->path = 3;
   enc_value(L, e, 1, 0);
-  lua_pushlstring(L, e->b.buf ? e->b.buf : "", e->b.len);
-  free(e->b.buf);
-  e->b.buf = NULL;
+  sw_outbuf_push(L, &e->b);
   return 1;
 }
 

@@ -54,4 +54,14 @@ void sw_format_duration(double ms, char *buf, size_t len);
  * (see array_rule.c), else 0. */
 int sw_table_is_array(lua_State *L, int idx, lua_Integer *len);
 
+/* A growable output buffer in C memory (outbuf.c): add raises "out of
+ * memory"; push leaves the contents as a string and frees the buffer. */
+typedef struct {
+  char *buf;
+  size_t len, cap;
+} sw_outbuf;
+void sw_outbuf_add(lua_State *L, sw_outbuf *b, const void *s, size_t n);
+void sw_outbuf_push(lua_State *L, sw_outbuf *b);
+void sw_outbuf_free(sw_outbuf *b);
+
 #endif

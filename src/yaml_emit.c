@@ -271,30 +271,19 @@ int sw_yaml_key_less(lua_State *L) {
 /* The output grows in C memory owned by a userdata box (freed by __gc if
  * an error unwinds), since a luaL_Buffer would pin the top of the stack. */
 typedef struct {
-  char *buf;
-  size_t len, cap;
+  sw_outbuf out;           /* the output (outbuf.c) */
   int seen, path;          /* stack indexes: tables being written, key path */
   int sort_all;            /* ignore recorded key order */
 } enc_t;
 
 static int buf_gc(lua_State *L) {
   enc_t *e = lua_touserdata(L, 1);
-  free(e->buf);
-  e->buf = NULL;
+  sw_outbuf_free(&e->out);
   return 0;
 }
 
 static void put(lua_State *L, enc_t *e, const char *s, size_t n) {
-  if (e->len + n > e->cap) {
-    size_t cap = e->cap ? e->cap : 1024;
-    while (cap < e->len + n) cap *= 2;
-    char *nb = realloc(e->buf, cap);
-    if (nb == NULL) luaL_error(L, "yaml.encode: out of memory");
-    e->buf = nb;
-    e->cap = cap;
-  }
-  memcpy(e->buf + e->len, s, n);
-  e->len += n;
+  sw_outbuf_add(L, &e->out, s, n);
 }
 #define PUTS(s) put(L, e, s, strlen(s))
 
@@ -728,9 +717,7 @@ int sw_yaml_encode(lua_State *L) {
   e->path = 3;
   e->sort_all = sort_all;
   emit_node(L, e, 1, 0, CTX_ROOT);
-  lua_pushlstring(L, e->buf ? e->buf : "", e->len);
-  free(e->buf);
-  e->buf = NULL;
+  sw_outbuf_push(L, &e->out);
   return 1;
 }
 
