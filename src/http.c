@@ -24,7 +24,9 @@
  *   http.request{url = ..., method, headers = {name = value}, body | body_file,
  *                unix_socket, timeout (default 30s, 0 = none), connect_timeout
  *                (default 10s), tls_verify (default true), ca, cert, key,
- *                follow_redirects (default false), max_redirects (10), on_body}
+ *                follow_redirects (default false), max_redirects (10), on_body,
+ *                response_headers (default true; false: no `headers` field,
+ *                for callers that only look at status and body)}
  *   http.request(url, opts)   -- the same, url given first
  *     -> {status, headers = {lower-case name = value}, body, time_ms, url}
  *        (body is nil when on_body(chunk) took it; a status >= 400 is data)
@@ -121,6 +123,7 @@ typedef struct request {
   FILE *upload;
   char *unix_socket;         /* for error messages */
   int streaming;             /* on_body given: body goes to chunks */
+  int want_headers;          /* build the response's headers table */
   int paused;                /* we returned CURL_WRITEFUNC_PAUSE */
   buf_t body;                /* whole body, or chunks not yet handed to Lua */
   buf_t head;                /* response header lines of the last response */
@@ -417,6 +420,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud) {
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   request *r = (request *)ud;
   size_t len = size * n;
+  if (!r->want_headers) return len;                            /* nobody reads them */
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) r->head.len = 0;  /* a new response */
   return buf_add(&r->head, p, len) == 0 ? len : 0;
 }
@@ -554,11 +558,18 @@ static int push_failure(lua_State *L, request *r) {
 }
 
 /* Push the header lines of the last response as {lower-case name = value};
- * repeated names are joined with ", " as HTTP allows. */
+ * repeated names are joined with ", " as HTTP allows. The table is sized
+ * for the lines up front (one allocation instead of a rehash per power of
+ * two) and filled with raw access: it is a plain new table. */
 static void push_headers(lua_State *L, request *r) {
-  lua_newtable(L);
-  int t = lua_gettop(L);
   const char *p = r->head.data, *end = p + r->head.len;
+  int lines = 0;
+  for (const char *q = p; q && q < end; lines++) {
+    q = memchr(q, '\n', (size_t)(end - q));
+    if (q) q++;
+  }
+  lua_createtable(L, 0, lines > 1 ? lines - 1 : 0);   /* less the status line */
+  int t = lua_gettop(L);
   while (p && p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     const char *line_end = eol ? eol : end;
@@ -571,11 +582,12 @@ static void push_headers(lua_State *L, request *r) {
           char c = p[i];
           name[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
         }
-        name[nlen] = '\0';
         const char *v = colon + 1, *ve = line_end;
         while (v < ve && (*v == ' ' || *v == '\t')) v++;
         while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-        if (lua_getfield(L, t, name) == LUA_TSTRING) {   /* [.., old] */
+        lua_pushlstring(L, name, nlen);                   /* [.., name] */
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, t) == LUA_TSTRING) {            /* [.., name, old] */
           lua_pushliteral(L, ", ");
           lua_pushlstring(L, v, (size_t)(ve - v));
           lua_concat(L, 3);
@@ -583,7 +595,7 @@ static void push_headers(lua_State *L, request *r) {
           lua_pop(L, 1);
           lua_pushlstring(L, v, (size_t)(ve - v));
         }
-        lua_setfield(L, t, name);
+        lua_rawset(L, t);
       }
     }
     p = eol ? eol + 1 : end;
@@ -598,8 +610,10 @@ static int push_response(lua_State *L, request *r) {
   lua_createtable(L, 0, 5);
   lua_pushinteger(L, status);
   lua_setfield(L, -2, "status");
-  push_headers(L, r);
-  lua_setfield(L, -2, "headers");
+  if (r->want_headers) {
+    push_headers(L, r);
+    lua_setfield(L, -2, "headers");
+  }
   if (!r->streaming) {
     lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
     lua_setfield(L, -2, "body");
@@ -664,7 +678,7 @@ static int request_k(lua_State *L, int status, lua_KContext ctx) {
 static const char *const request_options[] = {
   "url", "method", "headers", "body", "body_file", "unix_socket", "timeout",
   "connect_timeout", "tls_verify", "ca", "cert", "key", "follow_redirects",
-  "max_redirects", "on_body", NULL
+  "max_redirects", "on_body", "response_headers", NULL
 };
 
 static int has_header(lua_State *L, int idx, const char *name) {
@@ -749,6 +763,7 @@ static int http_request(lua_State *L) {
   double ctimeout = sw_opt_duration(L, 1, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_MS, F);
   int verify = sw_opt_boolean(L, 1, "tls_verify", 1, F);
   int follow = sw_opt_boolean(L, 1, "follow_redirects", 0, F);
+  int want_headers = sw_opt_boolean(L, 1, "response_headers", 1, F);
   lua_Integer max_redirects = sw_opt_integer(L, 1, "max_redirects", 10, F);
   size_t body_len = 0;
   const char *body = NULL;
@@ -768,6 +783,7 @@ static int http_request(lua_State *L) {
   r->op.cancel = request_cancel;
   r->state = R_RELEASED;                           /* until the handle is added */
   r->streaming = ot == LUA_TFUNCTION;
+  r->want_headers = want_headers;
   r->timeout_ms = timeout;
   r->connect_timeout_ms = ctimeout;
 

@@ -46,6 +46,14 @@ describe("http.request", function()
       assert.is_true(res.time_ms > 0 and res.time_ms < 5000)
     end)
 
+    it("leaves the headers out when response_headers = false", function()
+      local res = http.request { url = srv:url("/small.txt"), response_headers = false }
+      assert.same({ 200, "hello from nginx\n", nil }, { res.status, res.body, res.headers })
+      res = http.request { url = srv:url("/small.txt"), response_headers = true }
+      assert.same("17", res.headers["content-length"])
+      assert.has_error(function() http.request { url = srv:url("/"), response_headers = "no" } end)
+    end)
+
     it("takes the url as a first argument too, without touching the options", function()
       local opts = { timeout = "5s" }
       local res = http.request(srv:url("/small.txt"), opts)
