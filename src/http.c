@@ -156,7 +156,10 @@ static int easy_pooled = 0;
 
 static int buf_add(buf_t *b, const char *p, size_t n) {
   if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
+    /* Start at what the first piece needs (most health answers and header
+     * blocks are a few hundred bytes; hundreds of requests in flight each
+     * held 4 KiB per buffer), then double. */
+    size_t cap = b->cap ? b->cap : (n < 512 ? 512 : n);
     while (cap < b->len + n) cap *= 2;
     char *d = (char *)realloc(b->data, cap);
     if (d == NULL) return -1;
