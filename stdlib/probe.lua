@@ -177,16 +177,23 @@ local function infer_kind(spec)
 end
 
 local HTTP_STRING_OPTS = { "ca", "cert", "key", "unix_socket" }
+-- The http options whose type plan() checks: when a spec has none of them
+-- (the usual {url = ...}), the dozen checks are skipped (each would see nil).
+local HTTP_TYPED = { body_contains = true, json = true, method = true, headers = true, body = true,
+                     tls_verify = true, follow_redirects = true, ca = true, cert = true, key = true,
+                     unix_socket = true, connect_timeout = true }
 
 -- Check a spec and return the plan the runner uses; raises on bad input.
 local function plan(kind, spec, defaults, fname)
   if type(spec) ~= "table" then raise(fname, "expected a table of options, got %s", type(spec)) end
   local allowed = ALLOWED[kind]
   if not allowed then raise(fname, "unknown probe kind '%s' (valid: http, tcp, cmd, docker)", tostring(kind)) end
+  local typed = false
   for k in pairs(spec) do
     if not allowed[k] then
       raise(fname, "unknown option '%s' (valid: %s)", tostring(k), VALID_TEXT[kind])
     end
+    if HTTP_TYPED[k] then typed = true end
   end
   if defaults and next(defaults) then
     local merged = {}
@@ -218,22 +225,26 @@ local function plan(kind, spec, defaults, fname)
   if kind == "http" then
     local url = spec.url
     if type(url) ~= "string" then raise(fname, "option 'url' is required (a string)") end
-    local rest = url:sub(1, 7):lower() == "http://" and url:sub(8)
-      or url:sub(1, 8):lower() == "https://" and url:sub(9)
-    if not rest or rest == "" or rest:find("^[/?#]") or url:find("%s") then
+    -- http:// or https:// (any case), then a host: not empty, not starting
+    -- with / ? or #; no white space anywhere
+    local rest = url:match("^[hH][tT][tT][pP][sS]?://()")
+    local c = rest and url:byte(rest)
+    if not c or c == 47 or c == 63 or c == 35 or url:find("%s") then
       raise(fname, "bad URL '%s' (expected http(s)://host[:port]/path)", url)
     end
     p.target = url
     p.match, p.expect_text = parse_expect(fname, spec.expect)
-    opt_type(fname, spec, "body_contains", "string")
-    opt_type(fname, spec, "json", "table")
-    opt_type(fname, spec, "method", "string")
-    opt_type(fname, spec, "headers", "table")
-    opt_type(fname, spec, "body", "string")
-    opt_type(fname, spec, "tls_verify", "boolean")
-    opt_type(fname, spec, "follow_redirects", "boolean")
-    for _, k in ipairs(HTTP_STRING_OPTS) do opt_type(fname, spec, k, "string") end
-    p.connect_timeout = opt_duration(fname, spec, "connect_timeout", nil)
+    if typed then
+      opt_type(fname, spec, "body_contains", "string")
+      opt_type(fname, spec, "json", "table")
+      opt_type(fname, spec, "method", "string")
+      opt_type(fname, spec, "headers", "table")
+      opt_type(fname, spec, "body", "string")
+      opt_type(fname, spec, "tls_verify", "boolean")
+      opt_type(fname, spec, "follow_redirects", "boolean")
+      for _, k in ipairs(HTTP_STRING_OPTS) do opt_type(fname, spec, k, "string") end
+      p.connect_timeout = opt_duration(fname, spec, "connect_timeout", nil)
+    end
   elseif kind == "tcp" then
     if type(spec.host) ~= "string" or spec.host == "" then raise(fname, "option 'host' is required (a string)") end
     local port = spec.port
