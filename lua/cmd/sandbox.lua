@@ -704,8 +704,8 @@ local function down(o, p)
   elseif not r.stopped then
     local pids = {}
     for _, u in ipairs(r.users) do pids[#pids + 1] = tostring(u) end
-    say("left running: still used by pid %s (`slipway sandbox down --force` stops it anyway)",
-      table.concat(pids, ", "))
+    say("left running: still used by pid %s (`slipway sandbox down%s --force` stops it anyway)",
+      table.concat(pids, ", "), p.dir == DEFAULT_DIR and "" or (" --dir " .. p.dir))
   elseif o.force and #r.users > 0 then
     say("stopped %s (forced; it was still used by %d other user(s))", p.dir, #r.users)
   else
