@@ -684,6 +684,27 @@ static const char *const request_options[] = {
   "max_redirects", "on_body", "response_headers", NULL
 };
 
+/* Bit i set when request_options[i] is a key of the table at idx (after
+ * sw_check_options: every key is one of them). One pass over the few keys
+ * given is cheaper than looking up each of the sixteen options by name. */
+static unsigned given_options(lua_State *L, int idx) {
+  unsigned given = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    for (unsigned i = 0; request_options[i]; i++)
+      if (strcmp(k, request_options[i]) == 0) { given |= 1u << i; break; }
+  }
+  return given;
+}
+enum {   /* bits of given_options(), in the order of request_options */
+  G_URL = 1 << 0, G_METHOD = 1 << 1, G_HEADERS = 1 << 2, G_BODY = 1 << 3, G_BODY_FILE = 1 << 4,
+  G_UNIX_SOCKET = 1 << 5, G_TIMEOUT = 1 << 6, G_CONNECT_TIMEOUT = 1 << 7, G_TLS_VERIFY = 1 << 8,
+  G_CA = 1 << 9, G_CERT = 1 << 10, G_KEY = 1 << 11, G_FOLLOW = 1 << 12, G_MAX_REDIRECTS = 1 << 13,
+  G_ON_BODY = 1 << 14, G_RESPONSE_HEADERS = 1 << 15
+};
+
 static int has_header(lua_State *L, int idx, const char *name) {
   int found = 0;
   if (lua_type(L, idx) != LUA_TTABLE) return 0;
@@ -694,6 +715,12 @@ static int has_header(lua_State *L, int idx, const char *name) {
   }
   return found;
 }
+
+/* Expect: 100-continue would stall uploads by a second on servers that do
+ * not answer it (the Docker engine among them). Without headers of the
+ * caller's, a shared constant list says so (curl only reads it). */
+static char no_expect_line[] = "Expect:";
+static struct curl_slist no_expect = {no_expect_line, NULL};
 
 /* Build the header list; raises on a value that is not a string/number. */
 static void set_headers(lua_State *L, request *r, int idx) {
@@ -717,11 +744,6 @@ static void set_headers(lua_State *L, request *r, int idx) {
       lua_pop(L, 2);
     }
   }
-  /* Expect: 100-continue would stall uploads by a second on servers that
-   * do not answer it (the Docker engine among them). Without headers of
-   * the caller's, a shared constant list says so (curl only reads it). */
-  static char no_expect_line[] = "Expect:";
-  static struct curl_slist no_expect = {no_expect_line, NULL};
   if (r->headers == NULL) {
     C.easy_setopt(r->easy, CURLOPT_HTTPHEADER, &no_expect);
   } else {
@@ -754,28 +776,32 @@ static int http_request(lua_State *L) {
   lua_settop(L, 1);
   sw_check_options(L, 1, F, request_options);
   sw_check_task(L, F);
-  const char *url = sw_opt_string(L, 1, "url", NULL, F);
+  unsigned given = given_options(L, 1);
+#define GIVEN(bit, get, def) ((given & (bit)) ? (get) : (def))
+  const char *url = GIVEN(G_URL, sw_opt_string(L, 1, "url", NULL, F), NULL);
   if (url == NULL) luaL_error(L, "%s: option 'url' is required", F);
-  const char *method = sw_opt_string(L, 1, "method", NULL, F);
-  const char *body_file = sw_opt_string(L, 1, "body_file", NULL, F);
-  const char *unix_socket = sw_opt_string(L, 1, "unix_socket", NULL, F);
-  const char *ca = sw_opt_string(L, 1, "ca", NULL, F);
-  const char *cert = sw_opt_string(L, 1, "cert", NULL, F);
-  const char *key = sw_opt_string(L, 1, "key", NULL, F);
-  double timeout = sw_opt_duration(L, 1, "timeout", DEFAULT_TIMEOUT_MS, F);
-  double ctimeout = sw_opt_duration(L, 1, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_MS, F);
-  int verify = sw_opt_boolean(L, 1, "tls_verify", 1, F);
-  int follow = sw_opt_boolean(L, 1, "follow_redirects", 0, F);
-  int want_headers = sw_opt_boolean(L, 1, "response_headers", 1, F);
-  lua_Integer max_redirects = sw_opt_integer(L, 1, "max_redirects", 10, F);
+  const char *method = GIVEN(G_METHOD, sw_opt_string(L, 1, "method", NULL, F), NULL);
+  const char *body_file = GIVEN(G_BODY_FILE, sw_opt_string(L, 1, "body_file", NULL, F), NULL);
+  const char *unix_socket = GIVEN(G_UNIX_SOCKET, sw_opt_string(L, 1, "unix_socket", NULL, F), NULL);
+  const char *ca = GIVEN(G_CA, sw_opt_string(L, 1, "ca", NULL, F), NULL);
+  const char *cert = GIVEN(G_CERT, sw_opt_string(L, 1, "cert", NULL, F), NULL);
+  const char *key = GIVEN(G_KEY, sw_opt_string(L, 1, "key", NULL, F), NULL);
+  double timeout = GIVEN(G_TIMEOUT, sw_opt_duration(L, 1, "timeout", DEFAULT_TIMEOUT_MS, F), DEFAULT_TIMEOUT_MS);
+  double ctimeout = GIVEN(G_CONNECT_TIMEOUT, sw_opt_duration(L, 1, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_MS, F),
+                          DEFAULT_CONNECT_TIMEOUT_MS);
+  int verify = GIVEN(G_TLS_VERIFY, sw_opt_boolean(L, 1, "tls_verify", 1, F), 1);
+  int follow = GIVEN(G_FOLLOW, sw_opt_boolean(L, 1, "follow_redirects", 0, F), 0);
+  int want_headers = GIVEN(G_RESPONSE_HEADERS, sw_opt_boolean(L, 1, "response_headers", 1, F), 1);
+  lua_Integer max_redirects = GIVEN(G_MAX_REDIRECTS, sw_opt_integer(L, 1, "max_redirects", 10, F), 10);
+#undef GIVEN
   size_t body_len = 0;
   const char *body = NULL;
-  int bt = lua_getfield(L, 1, "body");
+  int bt = (given & G_BODY) ? lua_getfield(L, 1, "body") : (lua_pushnil(L), LUA_TNIL);
   if (bt == LUA_TSTRING) body = lua_tolstring(L, -1, &body_len);
   else if (bt != LUA_TNIL) luaL_error(L, "%s: option 'body' must be a string, got %s", F, luaL_typename(L, -1));
   lua_pop(L, 1);                                   /* the string stays in opts */
   if (body && body_file) luaL_error(L, "%s: give 'body' or 'body_file', not both", F);
-  int ot = lua_getfield(L, 1, "on_body");          /* [opts, on_body] */
+  int ot = (given & G_ON_BODY) ? lua_getfield(L, 1, "on_body") : (lua_pushnil(L), LUA_TNIL);  /* [opts, on_body] */
   if (ot != LUA_TNIL && ot != LUA_TFUNCTION)
     luaL_error(L, "%s: option 'on_body' must be a function, got %s", F, luaL_typename(L, -1));
 
@@ -851,7 +877,8 @@ static int http_request(lua_State *L) {
   if (strcasecmp(method, "HEAD") == 0) C.easy_setopt(e, CURLOPT_NOBODY, 1L);
   else if (strcmp(method, sends_body ? "POST" : "GET") != 0)
     C.easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-  set_headers(L, r, 1);
+  if (given & G_HEADERS) set_headers(L, r, 1);
+  else C.easy_setopt(e, CURLOPT_HTTPHEADER, &no_expect);
 
   CURLMcode added = C.multi_add_handle(multi, e);
   sweep_recent();
