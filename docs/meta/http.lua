@@ -21,10 +21,11 @@ http = {}
 ---@field follow_redirects? boolean default false
 ---@field max_redirects? integer default 10
 ---@field on_body? fun(chunk: string) receives the body chunk by chunk (then res.body is nil)
+---@field response_headers? boolean default true; false leaves res.headers out (cheaper when only status/body matter)
 
 ---@class slipway.HttpResponse
 ---@field status integer HTTP status (>= 400 is data, not a failure)
----@field headers table<string, string> lower-case names; repeated headers joined with ", "
+---@field headers? table<string, string> lower-case names; repeated headers joined with ", " (nil with response_headers = false)
 ---@field body? string the body (nil when on_body took it)
 ---@field time_ms number total time of the transfer
 ---@field url string the effective URL (after redirects)
