@@ -229,7 +229,7 @@ local function plan(kind, spec, defaults, fname)
     -- with / ? or #; no white space anywhere
     local rest = url:match("^[hH][tT][tT][pP][sS]?://()")
     local c = rest and url:byte(rest)
-    if not c or c == 47 or c == 63 or c == 35 or url:find("%s") then
+    if not c or c == 47 or c == 63 or c == 35 or not url:find("^[^%s]*$", rest) then
       raise(fname, "bad URL '%s' (expected http(s)://host[:port]/path)", url)
     end
     p.target = url
