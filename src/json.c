@@ -353,11 +353,6 @@ static void enc_newline(lua_State *L, enc_state *e, int depth) {
   for (int i = 0; i < depth; i++) sb_add(L, &e->b, "  ", 2);
 }
 
-/* 1 if the table at idx is an array by the module's rule, and its length. */
-static int is_array(lua_State *L, int idx, lua_Integer *len) {
-  return sw_table_is_array(L, idx, len);
-}
-
 static void enc_value(lua_State *L, enc_state *e, int idx, int depth);
 
 typedef struct { const char *s; size_t n; lua_Integer i; } key_ent;
@@ -435,7 +430,7 @@ static void enc_table(lua_State *L, enc_state *e, int idx, int depth) {
   lua_pushboolean(L, 1);
   lua_rawset(L, e->seen);
   lua_Integer len;
-  if (is_array(L, idx, &len)) {
+  if (sw_table_is_array(L, idx, &len)) {   /* the rule: array_rule.c */
     ADDC(L, e, '[');
     for (lua_Integer i = 1; i <= len; i++) {
       if (i > 1) ADDC(L, e, ',');

@@ -10,12 +10,7 @@ cd "$(dirname "$0")/../.." || exit 2
 SLIPWAY=$(realpath "${1:-build/slipway}")
 ROUNDS=${2:-1}
 DOCKER=/usr/local/bin/docker
-started=""
-if [ -z "$DOCKER_HOST" ]; then
-  tests/infra/up || exit 1
-  started=1
-  . tests/infra/env
-fi
+. tests/bench/lib/infra.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"; [ -n "$started" ] && tests/infra/down' EXIT
 make -s -C tests/apps health || exit 1

@@ -11,12 +11,7 @@ cd "$(dirname "$0")/../.." || exit 2
 SLIPWAY=$(realpath "${1:-build/slipway}")
 ROUNDS=${2:-3}
 DOCKER=/usr/local/bin/docker
-started=""
-if [ -z "$DOCKER_HOST" ]; then
-  tests/infra/up || exit 1
-  started=1
-  . tests/infra/env
-fi
+. tests/bench/lib/infra.sh
 REG=${SLIPWAY_REGISTRY:-127.0.0.1:5000}
 IMAGE=$REG/slipway-bench:v1
 work=$(mktemp -d)
