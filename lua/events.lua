@@ -66,6 +66,27 @@ local function fix_utf8(s)
 end
 M.fix_utf8 = fix_utf8
 
+-- Text as people may safely be shown it: every control character a
+-- terminal or a log reader would act on (ESC, CR, backspace, newlines...;
+-- not tab), DEL and the C1 controls become \x1b-style escapes, so that no
+-- line of output, task name or matrix label can move the cursor, recolour
+-- the screen or pass for another line. keep_newlines leaves \n for the
+-- reporter to split a multi-line message into prefixed lines.
+local function hex_escape(c) return ("\\x%02x"):format(c:byte()) end
+local function escape_c0(c)
+  if c == "\t" then return c end
+  return hex_escape(c)
+end
+local function escape_c0_keep_nl(c)
+  if c == "\t" or c == "\n" then return c end
+  return hex_escape(c)
+end
+function M.printable(s, keep_newlines)
+  if not s:find("[%c\127\194]") then return s end
+  s = s:gsub("[%c\127]", keep_newlines and escape_c0_keep_nl or escape_c0)
+  return (s:gsub("\194([\128-\159])", function(c) return ("\\u%04x"):format(c:byte()) end))
+end
+
 -- A copy of a JSON-able value with every string made valid UTF-8.
 function M.fix_strings(v, seen)
   local ty = type(v)

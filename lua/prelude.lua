@@ -12,14 +12,13 @@ local lazy = {
   hash = "slipway.hash", base64 = "slipway.base64", duration = "slipway.duration",
   parallel = "slipway.parallel", sh = "slipway.sh",
   compose = "slipway.compose", docker = "slipway.docker", probe = "slipway.probe",
-  git = "slipway.git", pulumi = "slipway.pulumi", vercel = "slipway.vercel",
-  env = "slipway.env",
+  git = "slipway.git", env = "slipway.env", context = "slipway.context",
 }
 
 setmetatable(_G, {
   __index = function(t, name)
     local modname = lazy[name]
-    if modname == nil or package.preload[modname] == nil then return nil end
+    if modname == nil then return nil end
     local value = require(modname)
     rawset(t, name, value)
     return value

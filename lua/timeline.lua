@@ -14,8 +14,13 @@ local COLOURS = {
   allowed = "#e16f24", rollback = "#8250df", rollback_failed = "#a40e26",
 }
 
+local events = require("slipway.events")
+
+-- Text for the SVG: valid UTF-8, no control character (XML forbids most of
+-- them, and they would be no use in a picture), markup escaped.
 local function esc(s)
-  return (tostring(s):gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }))
+  s = events.printable(events.fix_utf8(tostring(s)))
+  return (s:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }))
 end
 M.escape = esc
 
@@ -113,7 +118,7 @@ function M.svg(units, opts)
   local num = require("slipway.events").memo(tostring)   -- x, widths, ms repeat
   for i, r in ipairs(rows) do
     local y = top + (i - 1) * row_h
-    local name = r.name:find("[&<>\"']") and esc(r.name) or r.name
+    local name = r.name:find("[%c&<>\"'\127-\255]") and esc(r.name) or r.name
     local colour = COLOURS[r.allowed and "allowed" or r.status] or COLOURS.skipped
     if compact and r.started and r.finished then
       -- (// 1 | 0: whole numbers as integers, which print without ".0")

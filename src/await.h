@@ -58,6 +58,11 @@ void sw_op_done(sw_op *op, int nresults);
 /* Complete op with the usual failure triple: nil, "<msg>", "<code>". */
 void sw_op_fail(sw_op *op, const char *msg, const char *code);
 
+/* Push the running task's context value (nil outside tasks: see
+ * task.context) and return its type. Natives read fields of it by the
+ * contract documented in lua/context.lua, never modules by name. */
+int sw_push_context(lua_State *L);
+
 /* Mark a handle as the runtime's own, so leak checks do not count it. */
 void sw_mark_internal(uv_handle_t *h);
 

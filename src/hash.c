@@ -1,7 +1,8 @@
 /*
  * hash.c: SHA-1 and SHA-256 of strings and files (the slipway.hash module),
- * computed by OpenSSL's libcrypto, which is opened on first use so that it
- * costs nothing at start-up (lazylib.h).
+ * computed by OpenSSL's libcrypto, which is opened on the first digest so
+ * that it costs nothing at start-up (lazylib.h); and random identifiers
+ * from the kernel (random_hex).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,7 +34,8 @@ static const struct sw_lazysym crypto_syms[] = {
 
 static const char *const crypto_sonames[] = {"libcrypto.so.3", "libcrypto.so", NULL};
 
-static const EVP_MD *algorithm(int which) {
+static const EVP_MD *algorithm(lua_State *L, int which) {
+  if (crypto.ctx_new == NULL) sw_lazylib_load(L, crypto_sonames, crypto_syms);
   return which == 256 ? crypto.sha256() : crypto.sha1();
 }
 
@@ -57,8 +59,9 @@ static int digest_string(lua_State *L, int which, const char *fname) {
   int binary = sw_opt_boolean(L, 2, "binary", 0, fname);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
+  const EVP_MD *md_type = algorithm(L, which);
   EVP_MD_CTX *ctx = crypto.ctx_new();
-  crypto.init(ctx, algorithm(which), NULL);
+  crypto.init(ctx, md_type, NULL);
   crypto.update(ctx, data, len);
   crypto.final(ctx, md, &n);
   crypto.ctx_free(ctx);
@@ -71,13 +74,14 @@ static int digest_string(lua_State *L, int which, const char *fname) {
  * failure triple when it cannot be read. */
 static int digest_file(lua_State *L, int which) {
   const char *path = luaL_checkstring(L, 1);
+  const EVP_MD *md_type = algorithm(L, which);
   FILE *f = fopen(path, "rb");
   if (f == NULL) return sw_push_errno(L, errno, path);
   unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   size_t got;
   EVP_MD_CTX *ctx = crypto.ctx_new();
-  crypto.init(ctx, algorithm(which), NULL);
+  crypto.init(ctx, md_type, NULL);
   while ((got = fread(buf, 1, sizeof buf, f)) > 0) crypto.update(ctx, buf, got);
   int failed = ferror(f);
   int err = errno;
@@ -94,16 +98,29 @@ static int hash_sha256(lua_State *L) { return digest_string(L, 256, "hash.sha256
 static int hash_sha1_file(lua_State *L) { return digest_file(L, 1); }
 static int hash_sha256_file(lua_State *L) { return digest_file(L, 256); }
 
+/* random_hex(nbytes) -> 2 * nbytes hex digits from the kernel's random
+ * source (getrandom), e.g. for ids that must not repeat even when ASLR is
+ * off or every process starts alike. At most 64 bytes. */
+static int hash_random_hex(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 1 && n <= EVP_MAX_MD_SIZE, 1, "expected 1 to 64 bytes");
+  unsigned char bytes[EVP_MAX_MD_SIZE];
+  int err = uv_random(NULL, NULL, bytes, (size_t)n, 0, NULL);
+  if (err < 0) return luaL_error(L, "hash.random_hex: %s", uv_strerror(err));
+  push_hex(L, bytes, (unsigned int)n);
+  return 1;
+}
+
 static const luaL_Reg hash_funcs[] = {
   {"sha1", hash_sha1},
   {"sha256", hash_sha256},
   {"sha1_file", hash_sha1_file},
   {"sha256_file", hash_sha256_file},
+  {"random_hex", hash_random_hex},
   {NULL, NULL}
 };
 
 int luaopen_slipway_hash(lua_State *L) {
-  sw_lazylib_load(L, crypto_sonames, crypto_syms);
   luaL_newlib(L, hash_funcs);
   return 1;
 }

@@ -12,6 +12,8 @@
  * stdout, stderr: "capture" (default), "inherit", "null", or a function
  * called with (line, stream) for each line, the unterminated last one too
  * (that stream is then not captured: the result has no field for it);
+ * "inherit" inside a pipeline run means the running unit's output (the
+ * context's `output` function: lua/context.lua), not slipway's own fds;
  * timeout (a duration: SIGTERM to the group, SIGKILL after kill_grace,
  * default 2s; code 124, timed_out = true). A child killed by a signal has
  * code 128 + N and signal = "SIGKILL". Programs are looked up in slipway's
@@ -593,6 +595,21 @@ static int stream_mode(lua_State *L, int opts, const char *key, const char *fnam
   return mode;
 }
 
+/* Inside a pipeline run, output that a child was to inherit is the
+ * running unit's output: push the context's `output` function (line,
+ * stream) and return 1; outside runs push nothing and return 0. */
+static int push_inherit_sink(lua_State *L) {
+  if (sw_push_context(L) == LUA_TTABLE) {
+    if (lua_getfield(L, -1, "output") == LUA_TFUNCTION) {
+      lua_remove(L, -2);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
 /* Remember s in the anchor table (so it outlives the spawn) and return it. */
 static char *anchor(lua_State *L, int anchors) {
   char *s = (char *)lua_tostring(L, -1);
@@ -789,11 +806,15 @@ static run_state *start_run(lua_State *L, const char *fname) {
                                    "(the data to send), got %s", fname, luaL_typename(L, -1)));
     lua_pop(L, 1);
   }
-  int mode_out = stream_mode(L, 2, "stdout", fname);
-  int mode_err = stream_mode(L, 2, "stderr", fname);
+  int mode[3];
+  mode[S_OUT] = stream_mode(L, 2, "stdout", fname);
+  mode[S_ERR] = stream_mode(L, 2, "stderr", fname);
   for (int i = S_OUT; i <= S_ERR; i++) {    /* slots 3 and 4 */
-    if (lua_isnil(L, 2)) lua_pushnil(L);
-    else {
+    if (mode[i] == M_INHERIT && push_inherit_sink(L)) {
+      mode[i] = M_LINES;                    /* a run's output takes it */
+    } else if (lua_isnil(L, 2)) {
+      lua_pushnil(L);
+    } else {
       lua_getfield(L, 2, i == S_OUT ? "stdout" : "stderr");
       if (!lua_isfunction(L, -1)) { lua_pop(L, 1); lua_pushnil(L); }
     }
@@ -806,8 +827,8 @@ static run_state *start_run(lua_State *L, const char *fname) {
   p->op.what = fname;
   p->op.cancel = on_cancel;
   p->owned = 1;
-  p->mode[S_OUT] = mode_out;
-  p->mode[S_ERR] = mode_err;
+  p->mode[S_OUT] = mode[S_OUT];
+  p->mode[S_ERR] = mode[S_ERR];
   p->grace_ms = grace;
 
   p->start_ns = uv_hrtime();

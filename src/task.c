@@ -1,6 +1,7 @@
 /*
  * task.c: tasks (coroutines run by the runtime), the await bridge, and the
- * slipway.task module: spawn, join, wait, cancel, sleep, run, stats.
+ * slipway.task module: spawn, join, wait, cancel, sleep, run, stats, and
+ * each task's context.
  *
  * Every resumption of a task goes through resume_task(), called only from
  * drain_ready(), which runs from an idle handle on the loop (or from task.run
@@ -9,9 +10,13 @@
  * inside a libuv or libcurl callback and errors always surface at the task's
  * own await point.
  */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "slipway.h"
 
 #define TASK_MT "slipway.Task"
@@ -24,6 +29,9 @@ static const char *const state_names[] = {
 
 typedef struct join_op join_op;
 
+/* The task userdata's user values. */
+enum { UV_THREAD = 1, UV_OUTCOME, UV_CONTEXT, UV_STRAYS, N_UVALUES = UV_STRAYS };
+
 struct sw_task {
   lua_State *co;
   int self_ref;         /* registry ref keeping the task alive until it ends */
@@ -32,6 +40,11 @@ struct sw_task {
   int nargs;            /* values pushed onto co for the next resume */
   int cancel_requested;
   int queued;
+  int observed;         /* its outcome was read (join, result, status) */
+  int preempted;        /* its last yield was forced by the watchdog */
+  unsigned long serial; /* spawn order */
+  sw_task *parent;      /* the live task that spawned it and holds it in its
+                           strays, or NULL */
   sw_op *pending;
   sw_task *next_ready;
   join_op *joiners;
@@ -57,10 +70,24 @@ static uv_loop_t loop_storage;
 static uv_loop_t *the_loop = NULL;
 static lua_State *main_L = NULL;
 static uv_idle_t drain_idle;
+static uv_prepare_t flush_prepare;
 static int internal_tag;         /* handle->data of the runtime's own handles */
 static sw_task *ready_head = NULL, *ready_tail = NULL;
+/* Tasks that yielded without waiting for anything (task.yield, or forced
+ * by the watchdog): they run again after the loop has had a turn, so a
+ * task that yields in a loop cannot starve timers, signals and I/O. */
+static sw_task *yielded_head = NULL, *yielded_tail = NULL;
 static sw_task *running = NULL;
 static int draining = 0;
+static unsigned long spawn_serial = 0;
+
+/* What the tasks wrote to stdout is out before the loop waits for
+ * anything, so a pipe (CI) reads it as it happens, not when the buffer
+ * fills or slipway exits; the writes themselves stay buffered. */
+static void flush_output(uv_prepare_t *h) {
+  (void)h;
+  fflush(stdout);
+}
 
 uv_loop_t *sw_loop(void) {
   if (the_loop == NULL) {
@@ -68,6 +95,10 @@ uv_loop_t *sw_loop(void) {
     the_loop = &loop_storage;
     uv_idle_init(the_loop, &drain_idle);
     drain_idle.data = &internal_tag;
+    uv_prepare_init(the_loop, &flush_prepare);
+    flush_prepare.data = &internal_tag;
+    uv_prepare_start(&flush_prepare, flush_output);
+    uv_unref((uv_handle_t *)&flush_prepare);
   }
   return the_loop;
 }
@@ -100,14 +131,17 @@ static void on_idle(uv_idle_t *h) {
   drain_ready();
 }
 
-static void enqueue(sw_task *t) {
-  if (t->queued) return;
+static void append(sw_task **head, sw_task **tail, sw_task *t) {
   t->queued = 1;
   t->next_ready = NULL;
-  if (ready_tail) ready_tail->next_ready = t; else ready_head = t;
-  ready_tail = t;
+  if (*tail) (*tail)->next_ready = t; else *head = t;
+  *tail = t;
   if (!uv_is_active((uv_handle_t *)&drain_idle))
     uv_idle_start(&drain_idle, on_idle);
+}
+
+static void enqueue(sw_task *t) {
+  if (!t->queued) append(&ready_head, &ready_tail, t);
 }
 
 sw_task *sw_current(lua_State *L) {
@@ -229,7 +263,82 @@ static void finish_joiners(sw_task *t) {
   }
 }
 
-/* Record how the coroutine ended in uservalue 2 of the task:
+/* ------------------------------------------------------------- strays
+ *
+ * A task spawned by another one is that task's "stray" until it has
+ * ended well or its failure was read: the spawner's user value UV_STRAYS
+ * is a table {task = true}. When a task ends, what it still holds passes
+ * to its own spawner, so nothing spawned is lost; a task that has no
+ * spawner (spawn_with, task.run) keeps them for task.take_strays. This is
+ * how a pipeline finds tasks its unit started and never joined. */
+
+static int accounted(const sw_task *t) {
+  return t->state == T_DONE || t->state == T_CANCELLED ||
+         (t->state == T_FAILED && t->observed);
+}
+
+/* Push t's strays table (created when missing and create is set); returns
+ * 0 with nil pushed when there is none. tidx: t's userdata. */
+static int push_strays(lua_State *L, int tidx, int create) {
+  if (lua_getiuservalue(L, tidx, UV_STRAYS) == LUA_TTABLE) return 1;
+  lua_pop(L, 1);
+  if (!create) {
+    lua_pushnil(L);
+    return 0;
+  }
+  lua_newtable(L);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, tidx, UV_STRAYS);
+  return 1;
+}
+
+/* Add or remove (value nil) the task at cidx in the strays of its parent. */
+static void set_stray(lua_State *L, sw_task *parent, int cidx, int add) {
+  cidx = lua_absindex(L, cidx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, parent->self_ref);         /* [.., p] */
+  if (push_strays(L, lua_gettop(L), add)) {                    /* [.., p, s] */
+    lua_pushvalue(L, cidx);
+    if (add) lua_pushboolean(L, 1); else lua_pushnil(L);
+    lua_rawset(L, -3);
+  }
+  lua_pop(L, 2);
+}
+
+/* The task at tidx (t) has ended or its outcome was read: drop it from its
+ * parent's strays once it is accounted for. */
+static void release_from_parent(lua_State *L, sw_task *t, int tidx) {
+  if (t->parent && accounted(t)) {
+    set_stray(L, t->parent, tidx, 0);
+    t->parent = NULL;
+  }
+}
+
+/* t (at tidx) has ended: leave its parent if it ended well, and hand the
+ * strays it holds to its parent (or keep them when it has none). */
+static void settle_strays(lua_State *L, sw_task *t, int tidx) {
+  sw_task *up = t->parent;
+  release_from_parent(L, t, tidx);
+  if (!push_strays(L, tidx, 0)) {
+    lua_pop(L, 1);
+    return;
+  }
+  int sidx = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, sidx)) {                                  /* [s, c, true] */
+    lua_pop(L, 1);
+    sw_task *c = (sw_task *)lua_touserdata(L, -1);
+    int open = !accounted(c);
+    if (up && open) set_stray(L, up, -1, 1);
+    c->parent = open ? up : NULL;
+  }
+  if (up) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, tidx, UV_STRAYS);
+  }
+  lua_pop(L, 1);
+}
+
+/* Record how the coroutine ended in user value UV_OUTCOME of the task:
  * {ok=true, n=N, v1..vN} or {ok=false, err=value, traceback=string}. */
 static void store_outcome(sw_task *t, int status, int nres) {
   lua_State *L = main_L, *co = t->co;
@@ -262,14 +371,102 @@ static void store_outcome(sw_task *t, int status, int nres) {
     lua_setfield(L, out, "ok");
     t->state = cancelled ? T_CANCELLED : T_FAILED;
   }
-  lua_setiuservalue(L, -2, 2);                                /* [task] */
-  lua_pop(L, 1);
+  lua_setiuservalue(L, -2, UV_OUTCOME);                       /* [task] */
   lua_resetthread(co);
+  lua_sethook(co, NULL, 0, 0);
   *(sw_task **)lua_getextraspace(co) = NULL;
   live_tasks--;
+  settle_strays(L, t, lua_gettop(L));
+  lua_pop(L, 1);
   finish_joiners(t);
   drop_ref(L, &t->self_ref);
 }
+
+/* --------------------------------------------------------- preemption
+ *
+ * A task that computes without awaiting anything (`while true do end`, a
+ * long loop) would hold the loop: no timer, signal or I/O callback could
+ * run, so neither its timeout nor Ctrl-C could stop it. A watchdog thread
+ * notices a resume that has lasted a whole slice and sends the loop's
+ * thread SIGURG; the handler sets a count hook on the running coroutine
+ * (lua_sethook may be called from a signal handler: lua.c stops scripts
+ * on Ctrl-C the same way), and the hook, at the next VM instruction,
+ * raises the task's cancellation if one was asked for, or else yields it
+ * to the back of the queue. Code that never runs long pays nothing: no
+ * hook is set until a slice has passed. */
+
+#define SLICE_MS 50
+
+static pthread_t loop_thread;
+static atomic_ulong resume_serial;     /* bumped when a resume starts */
+static atomic_int in_resume;
+static atomic_ulong preempt_serial;    /* the resume the watchdog flagged */
+static int watchdog_started = 0;
+
+static void preempt_hook(lua_State *L, lua_Debug *ar) {
+  sw_task *t = running;
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  if (t == NULL || t->co != L) return;   /* a coroutine of the task's own */
+  if (t->cancel_requested) {
+    push_cancelled(L);
+    lua_error(L);
+  }
+  if (!lua_isyieldable(L)) {             /* inside a C call: ask again soon */
+    lua_sethook(L, preempt_hook, LUA_MASKCOUNT, 1000);
+    return;
+  }
+  t->preempted = 1;
+  lua_yield(L, 0);
+}
+
+static void on_preempt_signal(int sig) {
+  (void)sig;
+  if (running && atomic_load(&in_resume) &&
+      atomic_load(&resume_serial) == atomic_load(&preempt_serial))
+    lua_sethook(running->co, preempt_hook, LUA_MASKCOUNT, 1);
+}
+
+static void *watchdog(void *arg) {
+  unsigned long seen = 0;
+  struct timespec slice = {0, SLICE_MS * 1000000L};
+  (void)arg;
+  for (;;) {
+    nanosleep(&slice, NULL);
+    unsigned long now = atomic_load(&resume_serial);
+    if (atomic_load(&in_resume) && now == seen) {
+      atomic_store(&preempt_serial, now);
+      pthread_kill(loop_thread, SIGURG);
+    }
+    seen = now;
+  }
+  return NULL;
+}
+
+static void start_watchdog(void) {
+  pthread_attr_t attr;
+  pthread_t th;
+  struct sigaction sa;
+  watchdog_started = 1;
+  loop_thread = pthread_self();
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_preempt_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGURG, &sa, NULL);
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  /* the watchdog must not take the signals meant for the loop's thread */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_create(&th, &attr, watchdog, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+}
+
+/* ------------------------------------------------------------ running */
 
 static void resume_task(sw_task *t) {
   lua_State *co = t->co;
@@ -281,17 +478,21 @@ static void resume_task(sw_task *t) {
     store_outcome(t, LUA_ERRRUN, 0);
     return;
   }
+  if (!watchdog_started) start_watchdog();
   t->started = 1;
   t->state = T_RUNNING;
   running = t;
+  atomic_fetch_add(&resume_serial, 1);
+  atomic_store(&in_resume, 1);
   status = lua_resume(co, main_L, t->nargs, &nres);
+  atomic_store(&in_resume, 0);
   running = NULL;
   t->nargs = 0;
   if (status == LUA_YIELD) {
     lua_pop(co, nres);
-    if (t->pending == NULL) {      /* a plain coroutine.yield(): let others run */
+    if (t->pending == NULL) {      /* task.yield() or preempted: after the loop's turn */
       t->state = T_READY;
-      enqueue(t);
+      if (!t->queued) append(&yielded_head, &yielded_tail, t);
     }
     return;
   }
@@ -309,7 +510,12 @@ static void drain_ready(void) {
     resume_task(t);
   }
   draining = 0;
-  uv_idle_stop(&drain_idle);
+  /* what yielded runs at the next turn (the idle handle keeps the loop
+   * from blocking meanwhile) */
+  ready_head = yielded_head;
+  ready_tail = yielded_tail;
+  yielded_head = yielded_tail = NULL;
+  if (ready_head == NULL) uv_idle_stop(&drain_idle);
 }
 
 /* Cancel t: stop its pending operation and resume it with a Cancelled
@@ -329,8 +535,12 @@ static void cancel_task(sw_task *t) {
     enqueue(t);
   } else if (!t->started) {
     enqueue(t);
+  } else if (t->preempted) {
+    /* it resumes inside its computation: the hook raises at once */
+    lua_sethook(t->co, preempt_hook, LUA_MASKCOUNT, 1);
   }
-  /* a running task sees the flag at its next await */
+  /* a task that yielded sees the flag when it resumes (await_k); the
+   * running one at its next await or its next preemption */
 }
 
 /* ------------------------------------------------------------ Lua API */
@@ -340,23 +550,39 @@ static sw_task *check_task(lua_State *L, int idx) {
 }
 
 /* Push a new task running the function at fidx with the nargs values above
- * it; queued to start once the current task yields. */
-static sw_task *new_task(lua_State *L, int fidx, int nargs) {
+ * it; queued to start once the current task yields. Its context is the
+ * value at ctxidx, or (ctxidx 0) the spawning task's, and it is a stray of
+ * the spawning task unless ctxidx is given. */
+static sw_task *new_task(lua_State *L, int fidx, int nargs, int ctxidx) {
   luaL_checktype(L, fidx, LUA_TFUNCTION);
-  sw_task *t = (sw_task *)lua_newuserdatauv(L, sizeof *t, 2);  /* [.., task] */
+  sw_task *parent = ctxidx ? NULL : running;
+  sw_task *t = (sw_task *)lua_newuserdatauv(L, sizeof *t, N_UVALUES);  /* [.., task] */
   memset(t, 0, sizeof *t);
   t->self_ref = LUA_NOREF;
+  t->serial = ++spawn_serial;
   luaL_setmetatable(L, TASK_MT);
+  int tidx = lua_gettop(L);
   lua_State *co = lua_newthread(L);                              /* [.., task, co] */
   *(sw_task **)lua_getextraspace(co) = t;
   t->co = co;
   lua_pushvalue(L, fidx);
   for (int i = 1; i <= nargs; i++) lua_pushvalue(L, fidx + i);
   lua_xmove(L, co, nargs + 1);
-  lua_setiuservalue(L, -2, 1);                                   /* [.., task] */
+  lua_setiuservalue(L, tidx, UV_THREAD);                         /* [.., task] */
+  if (ctxidx) {
+    lua_pushvalue(L, ctxidx);
+    lua_setiuservalue(L, tidx, UV_CONTEXT);
+  } else if (parent) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, parent->self_ref);         /* [.., task, p] */
+    lua_getiuservalue(L, -1, UV_CONTEXT);                        /* [.., task, p, ctx] */
+    lua_setiuservalue(L, tidx, UV_CONTEXT);
+    lua_pop(L, 1);
+    t->parent = parent;
+    set_stray(L, parent, tidx, 1);
+  }
   t->nargs = nargs;
   t->state = T_READY;
-  lua_pushvalue(L, -1);
+  lua_pushvalue(L, tidx);
   t->self_ref = take_ref(L);
   live_tasks++;
   sw_loop();
@@ -366,14 +592,117 @@ static sw_task *new_task(lua_State *L, int fidx, int nargs) {
 
 /* spawn(fn, ...) -> Task */
 static int task_spawn(lua_State *L) {
-  new_task(L, 1, lua_gettop(L) - 1);
+  new_task(L, 1, lua_gettop(L) - 1, 0);
   return 1;
+}
+
+/* spawn_with(context, fn, ...) -> Task, with that context and no spawner
+ * (for the runtime's own workers: what they start is theirs to account) */
+static int task_spawn_with(lua_State *L) {
+  new_task(L, 2, lua_gettop(L) - 2, 1);
+  return 1;
+}
+
+/* context() -> the running task's context value (nil outside tasks) */
+static int task_context(lua_State *L) {
+  if (running == NULL) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, running->self_ref);
+  lua_getiuservalue(L, -1, UV_CONTEXT);
+  return 1;
+}
+
+int sw_push_context(lua_State *L) {
+  if (running == NULL) {
+    lua_pushnil(L);
+    return LUA_TNIL;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, running->self_ref);
+  int type = lua_getiuservalue(L, -1, UV_CONTEXT);
+  lua_remove(L, -2);
+  return type;
+}
+
+/* set_context(value): the running task's context from now on (what it
+ * spawns next inherits it) */
+static int task_set_context(lua_State *L) {
+  if (running == NULL) return luaL_error(L, "task.set_context: call this inside a task");
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, running->self_ref);
+  lua_insert(L, 1);
+  lua_setiuservalue(L, 1, UV_CONTEXT);
+  return 0;
+}
+
+static int by_serial(const void *a, const void *b) {
+  unsigned long x = (*(sw_task *const *)a)->serial, y = (*(sw_task *const *)b)->serial;
+  return (x > y) - (x < y);
+}
+
+/* take_strays([t]) -> the tasks t (default: the running task) spawned
+ * that are still running or failed without anyone reading the failure,
+ * in spawn order; t holds none of them afterwards (each then keeps its
+ * own strays: take them from it once it has ended). */
+static int task_take_strays(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) {
+    if (running == NULL) return luaL_error(L, "task.take_strays: call this inside a task");
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, running->self_ref);
+  }
+  check_task(L, 1);
+  lua_settop(L, 1);
+  lua_newtable(L);                                              /* [t, list] */
+  if (!push_strays(L, 1, 0)) {                                  /* [t, list, s] */
+    lua_settop(L, 2);
+    return 1;
+  }
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, 3)) {
+    lua_pop(L, 1);
+    sw_task *c = (sw_task *)lua_touserdata(L, -1);
+    c->parent = NULL;
+    if (!accounted(c)) {
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, 2, ++n);
+    }
+  }
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, UV_STRAYS);
+  if (n > 1) {
+    sw_task **order = (sw_task **)lua_newuserdatauv(L, n * sizeof *order, 0);  /* [t, list, s, tmp] */
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, 2, i);
+      order[i - 1] = (sw_task *)lua_touserdata(L, -1);
+      lua_pop(L, 1);
+    }
+    qsort(order, n, sizeof *order, by_serial);
+    /* the userdata are still in the list: re-read them by identity */
+    lua_newtable(L);                                            /* [t, list, s, tmp, byptr] */
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, 2, i);
+      lua_rawsetp(L, -2, lua_touserdata(L, -1));
+    }
+    for (int i = 0; i < n; i++) {
+      lua_rawgetp(L, -1, order[i]);
+      lua_rawseti(L, 2, i + 1);
+    }
+    lua_settop(L, 2);
+  }
+  lua_settop(L, 2);
+  return 1;
+}
+
+/* Someone has read how the task at idx ended: a failure is theirs now. */
+static void observe(lua_State *L, sw_task *t, int idx) {
+  t->observed = 1;
+  release_from_parent(L, t, idx);
 }
 
 /* Push t's results (returning their count) or raise its error. A string
  * error gets the task's traceback appended so it is never lost. */
 static int push_outcome(lua_State *L, int idx) {
-  lua_getiuservalue(L, idx, 2);                      /* [.., out] */
+  lua_getiuservalue(L, idx, UV_OUTCOME);             /* [.., out] */
   int out = lua_gettop(L);
   lua_getfield(L, out, "ok");
   int ok = lua_toboolean(L, -1);
@@ -407,7 +736,10 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  if (ctx == 1) return push_outcome(L, 1); /* join */
+  if (ctx == 1) {                          /* join */
+    observe(L, check_task(L, 1), 1);
+    return push_outcome(L, 1);
+  }
   lua_pushboolean(L, 1);                   /* wait */
   return 1;
 }
@@ -453,7 +785,10 @@ static int park_on(lua_State *L, sw_task *t, double timeout_ms, int ctx) {
 static int task_join(lua_State *L) {
   sw_task *t = check_task(L, 1);
   lua_settop(L, 1);
-  if (t->state >= T_DONE) return push_outcome(L, 1);
+  if (t->state >= T_DONE) {
+    observe(L, t, 1);
+    return push_outcome(L, 1);
+  }
   return park_on(L, t, -1, 1);
 }
 
@@ -472,7 +807,8 @@ static int task_wait(lua_State *L) {
 static int task_result(lua_State *L) {
   sw_task *t = check_task(L, 1);
   if (t->state < T_DONE) return 0;
-  lua_getiuservalue(L, 1, 2);
+  observe(L, t, 1);
+  lua_getiuservalue(L, 1, UV_OUTCOME);
   int out = lua_gettop(L);
   lua_getfield(L, out, "ok");
   if (lua_toboolean(L, -1)) {
@@ -493,8 +829,16 @@ static int task_cancel(lua_State *L) {
   return 0;
 }
 
+/* task:cancel_requested() -> whether someone has cancelled the task */
+static int task_cancel_requested(lua_State *L) {
+  lua_pushboolean(L, check_task(L, 1)->cancel_requested);
+  return 1;
+}
+
 static int task_status(lua_State *L) {
-  lua_pushstring(L, state_names[check_task(L, 1)->state]);
+  sw_task *t = check_task(L, 1);
+  if (t->state == T_FAILED) observe(L, t, 1);
+  lua_pushstring(L, state_names[t->state]);
   return 1;
 }
 
@@ -603,7 +947,7 @@ static int task_run(lua_State *L) {
   if (sw_current(L) != NULL || running)
     return luaL_error(L, "task.run: already inside a task (use spawn)");
   int nargs = lua_gettop(L) - 1;
-  sw_task *t = new_task(L, 1, nargs);
+  sw_task *t = new_task(L, 1, nargs, 0);
   int tidx = lua_gettop(L);
   drain_ready();
   uv_run(sw_loop(), UV_RUN_DEFAULT);
@@ -627,11 +971,16 @@ static const luaL_Reg task_methods[] = {
   {"result", task_result},
   {"cancel", task_cancel},
   {"status", task_status},
+  {"cancel_requested", task_cancel_requested},
   {NULL, NULL}
 };
 
 static const luaL_Reg task_funcs[] = {
   {"spawn", task_spawn},
+  {"spawn_with", task_spawn_with},
+  {"context", task_context},
+  {"set_context", task_set_context},
+  {"take_strays", task_take_strays},
   {"sleep", task_sleep},
   {"yield", task_yield},
   {"current", task_current},

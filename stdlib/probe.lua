@@ -583,11 +583,7 @@ end
 -- Whether a failed probe should raise: explicitly, or inside a pipeline run.
 local function should_raise(check)
   if check ~= nil then return check end
-  if package.loaded["slipway.release"] == nil and package.preload["slipway.release"] == nil then return false end
-  local ok, release = pcall(require, "slipway.release")
-  if not ok or type(release.current) ~= "function" then return false end
-  local record = release.current()     -- outside a run: nil or the "scratch" record
-  return record ~= nil and record.status ~= "scratch"
+  return require("slipway.context").in_run()
 end
 
 local function describe(r, with_kind)

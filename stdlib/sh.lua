@@ -5,38 +5,24 @@
 --   local r = sh("git rev-parse HEAD")  -- r.stdout == "3f2a..." (lines joined)
 --   local r = sh("grep -q x f", { check = false })  -- r.code instead of raising
 --
--- Each output line (stdout and stderr) goes to the output sink as it comes
--- (fn(stream, line); by default printed on stdout; the pipeline replaces
--- it with sh.set_output to route lines into its event stream). A non-zero
+-- Each output line (stdout and stderr) is the running code's output as it
+-- comes (slipway.context.output: in a pipeline run, the task's output
+-- events; elsewhere slipway's own stdout and stderr). A non-zero
 -- exit raises "FILE:LINE: sh: exit code 2: make test" naming the caller's
 -- line, followed by the last lines of stderr. Options: check (default
 -- true), and everything proc.run takes (cwd, env, env_clear, stdin,
 -- stdout, stderr, timeout, kill_grace). Giving stdout or stderr yourself
--- takes that stream away from the sink.
+-- takes that stream away from the output.
 --
 -- Result (also on success): proc.run's table; a stream that went to the
--- sink has its lines joined with "\n" (no final newline) as stdout/stderr.
+-- output has its lines joined with "\n" (no final newline) as stdout/stderr.
 local proc = require("slipway.proc")
+local context = require("slipway.context")
 
 local M = {}
 
 local TAIL_LINES = 10
-
-local function default_output(stream, line)
-  io.stdout:write(line, "\n")
-end
-
-local output = default_output
-
--- set_output(fn | nil) -> the previous sink; nil restores the default.
-function M.set_output(fn)
-  if fn ~= nil and type(fn) ~= "function" then
-    error("sh.set_output: expected a function(stream, line) or nil, got " .. type(fn), 2)
-  end
-  local previous = output
-  output = fn or default_output
-  return previous
-end
+local output = context.output
 
 local OPTIONS = {
   check = true, cwd = true, env = true, env_clear = true, stdin = true,

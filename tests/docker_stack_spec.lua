@@ -231,11 +231,11 @@ describe("docker.stack", function()
 
       -- ...then a broken web: Swarm pauses the update, slipway rolls every
       -- service of the stack back to the spec it had (v2)
-      local release = require("slipway.release")
+      local run, ok, err = require("support.fake_run").within(function()
+        return docker.stack.deploy(name, app_stack(tags_for("v2", "broken")), { timeout = "90s" })
+      end)
       local entries = {}
-      local unsubscribe = release.on_change(function(entry) entries[#entries + 1] = entry end)
-      local ok, err = pcall(docker.stack.deploy, name, app_stack(tags_for("v2", "broken")), { timeout = "90s" })
-      unsubscribe()
+      for _, c in ipairs(run.changes) do entries[#entries + 1] = c[1] end
       assert.is_false(ok)
       -- the release record: the deploy recorded its change, then marked it
       -- rolled back itself (so a pipeline does not undo it twice)
@@ -255,7 +255,7 @@ describe("docker.stack", function()
       -- the run fails, so the run's earlier change (v2) is undone too, in
       -- reverse order, as the pipeline does with release records
       r2.change.undo()
-      release.mark_change(r2.change, "rolled_back", { reason = "a later deploy failed" })
+      require("slipway.context").mark_change(r2.change, "rolled_back", { reason = "a later deploy failed" })
       local final = specs_of(name)
       for _, app in ipairs(apps) do
         local full = name .. "_" .. app

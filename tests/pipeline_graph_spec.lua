@@ -135,33 +135,38 @@ describe("matrix labels", function()
   end)
 end)
 
-describe("release record API", function()
-  before_each(release._reset)
+describe("context change API", function()
+  local context = require("slipway.context")
+  local fake_run = require("support.fake_run")
 
-  it("records changes in memory outside a run and marks them", function()
-    assert.is_nil(release.current())
+  it("outside a run returns the entry and marks it; in a run the run gets both", function()
+    assert.is_false(context.in_run())
     local undone = false
-    local e = release.add_change { kind = "docker.stack", target = "app", summary = "updated 2", data = { n = 2 },
+    local e = context.add_change { kind = "docker.stack", target = "app", summary = "updated 2", data = { n = 2 },
                                    undo = function() undone = true end }
     assert.same({ "docker.stack", "app", "updated 2", { n = 2 }, "applied" }, { e.kind, e.target, e.summary, e.data, e.status })
-    assert.same(e, release.current().changes[1])
-    release.mark_change(e, "rolled_back", "by itself")
+    context.mark_change(e, "rolled_back", "by itself")
     assert.same({ "rolled_back", "by itself" }, { e.status, e.details })
     assert.is_false(undone)
-    local out = release.serializable(release.current())
-    assert.same({ { kind = "docker.stack", target = "app", summary = "updated 2", data = { n = 2 },
-                    status = "rolled_back", details = "by itself", undo = true } }, out.changes)
+    local entry
+    local run, ok = fake_run.within(function()
+      assert.is_true(context.in_run())
+      entry = context.add_change { kind = "k", target = "t" }
+      context.mark_change(entry, "undo_failed", "no")
+    end)
+    assert.is_true(ok)
+    assert.same({ { entry, "added" }, { entry, "marked" } }, run.changes)
   end)
 
   it("rejects unknown fields, missing fields and bad marks", function()
-    assert.has_error(function() release.add_change { kind = "k", target = "t", secret = "x" } end,
-      "release.add_change: unknown field 'secret' (valid: kind, target, summary, data, undo)")
-    assert.has_error(function() release.add_change { kind = "k" } end, "release.add_change: kind and target are required")
-    assert.has_error(function() release.add_change { kind = "k", target = "t", undo = "no" } end,
-      "release.add_change: undo must be a function, got string")
-    local e = release.add_change { kind = "k", target = "t" }
-    assert.has_error(function() release.mark_change(e, "done") end,
-      "release.mark_change: status must be 'rolled_back' or 'undo_failed', got done")
+    assert.has_error(function() context.add_change { kind = "k", target = "t", secret = "x" } end,
+      "context.add_change: unknown field 'secret' (valid: kind, target, summary, data, undo)")
+    assert.has_error(function() context.add_change { kind = "k" } end, "context.add_change: kind and target are required")
+    assert.has_error(function() context.add_change { kind = "k", target = "t", undo = "no" } end,
+      "context.add_change: undo must be a function, got string")
+    local e = context.add_change { kind = "k", target = "t" }
+    assert.has_error(function() context.mark_change(e, "done") end,
+      "context.mark_change: status must be 'rolled_back' or 'undo_failed', got done")
   end)
 
   it("writes record.json as slipway.json's pretty text, rows of any shape included", function()
@@ -172,10 +177,9 @@ describe("release record API", function()
                      file = "deploy.lua", line = 7, allowed = true, started = 1e15 + 0.5, finished = -0.0, duration_ms = 0.1 + 0.2 },
                    {}, { name = "ünïcode", status = "skipped", reason = "50% done", n = 3.0, weird = { 1, { x = 2 } } },
                    { name = "c", task = "c", status = "ok", started = 2.0, finished = 1 / 3, duration_ms = 100, attempts = 2 } }
-    local record = { id = "r1", status = "failed", params = { env = "prod", list = json.array({ "a" }), none = {} },
-                     tasks = json.array(rows), rollbacks = json.array({}), changes = {} }
-    release.add_change { kind = "k", target = "t", data = { deep = { 1, "two" } } }
-    record.changes = release.current().changes
+    local record = release.new_record { id = "r1", status = "failed", params = { env = "prod", list = json.array({ "a" }), none = {} },
+                     tasks = json.array(rows), rollbacks = json.array({}) }
+    record.changes[1] = context.add_change { kind = "k", target = "t", data = { deep = { 1, "two" } } }
     local dir = assert(fs.tempdir("slipway-record-"))
     assert(release.write(record, dir))
     local data = release.serializable(record)

@@ -21,7 +21,7 @@ task("flaky", { retries = 1, backoff = "10ms" }, function()
   f:close()
 end)
 task("deploy", { needs = { "build", "flaky" }, rollback = function() print("undoing deploy") end }, function()
-  require("slipway.release").add_change { kind = "test.stack", target = "app", summary = "updated 2 services",
+  require("slipway.context").add_change { kind = "test.stack", target = "app", summary = "updated 2 services",
     undo = function() end }
   return "v2"
 end)
@@ -194,8 +194,14 @@ end)
     local r = H.run(dir, { "run", "-j", "1" }, { env = { GITHUB_ACTIONS = "true", CI = "true",
       GITHUB_STEP_SUMMARY = summary, GITHUB_OUTPUT = outputs } })
     assert.same(1, r.code)
-    assert.truthy(r.stdout:find("::group::✓ build %(ok, %d+ms%)\ncompiling\n::endgroup::\n"))
-    assert.truthy(r.stdout:find("::group::✗ deploy %(failed, %d+ms%)\ndeploying\n::endgroup::\n"))
+    -- a task's output is inside its group with workflow commands off, so
+    -- no line of it can act as one (the token is new in every run)
+    local token = r.stdout:match("::stop%-commands::(%x+)\n")
+    assert.same(32, #token)
+    assert.truthy(r.stdout:find("::group::✓ build %(ok, %d+ms%)\n::stop%-commands::" .. token .. "\ncompiling\n::"
+      .. token .. "::\n::endgroup::\n"))
+    assert.truthy(r.stdout:find("::group::✗ deploy %(failed, %d+ms%)\n::stop%-commands::" .. token .. "\ndeploying\n::"
+      .. token .. "::\n::endgroup::\n"))
     assert.truthy(r.stdout:find("::error file=deploy.lua,line=5,title=deploy failed::deploy.lua:5: rollout failed: 50%25 of replicas, see%0Athe log\n", 1, true))
     local md = fs.read(summary)
     assert.matches("^### slipway: deploy.lua — failed in %d+ms\n\n| task | status | duration |\n|%-%-%-|%-%-%-|%-%-%-|\n", md)

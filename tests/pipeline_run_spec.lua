@@ -340,12 +340,12 @@ task("other", function() io.open("other-ran", "w"):close() end)
 
   it("rolls back completed tasks and recorded changes in reverse order", function()
     local dir = H.project { ["deploy.lua"] = [[
-local release = require("slipway.release")
+local context = require("slipway.context")
 local function note(s) local f = io.open("order", "a"); f:write(s, "\n"); f:close() end
 task("first", { rollback = function(p, result) note("rollback first " .. result) end },
   function() return "r1" end)
 task("second", { needs = "first", rollback = function() note("rollback second") end }, function()
-  release.add_change { kind = "test.thing", target = "x", summary = "made x",
+  context.add_change { kind = "test.thing", target = "x", summary = "made x",
                        undo = function() note("undo x") end }
 end)
 task("third", { needs = "second", matrix = { "p", "q" },
@@ -378,10 +378,10 @@ task("after", { needs = "boom", rollback = function() note("must not run") end }
 
   it("does not undo a change its integration already rolled back itself", function()
     local dir = H.project { ["deploy.lua"] = [[
-local release = require("slipway.release")
+local context = require("slipway.context")
 task("deploy", function()
-  local e = release.add_change { kind = "stack", target = "app", undo = function() io.open("undone-twice", "w"):close() end }
-  release.mark_change(e, "rolled_back", "the deploy's own wait failed")
+  local e = context.add_change { kind = "stack", target = "app", undo = function() io.open("undone-twice", "w"):close() end }
+  context.mark_change(e, "rolled_back", "the deploy's own wait failed")
   error("stack did not converge")
 end)
 ]] }

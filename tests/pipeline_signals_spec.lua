@@ -19,12 +19,7 @@ task("after", { needs = "stubborn", rollback = function() io.open("rolled-back",
 ]]
 
 local function wait_for(path, ms)
-  local deadline = task.now() + ms
-  while not fs.exists(path) or fs.read(path) == "" do
-    if task.now() > deadline then error("timed out waiting for " .. path) end
-    task.sleep(0.02)
-  end
-  return fs.read(path):match("%d+")
+  return H.wait_file(path, ms):match("%d+")
 end
 
 local function kill(pid, sig)

@@ -170,13 +170,13 @@ describe("probe", function()
     end)
 
     it("fails the pipeline task it runs in: raises inside a run unless check = false", function()
-      local release = require("slipway.release")
       local url = srv:url("/missing.txt")
-      release.begin_run { id = "probe-spec" }
-      local ok, err = pcall(probe.http, { url = url })
-      local ok_all, err_all = pcall(probe.all, { { url = url } })
-      local r = probe.http { url = url, check = false }
-      release.end_run()
+      local ok, err, ok_all, err_all, r
+      require("support.fake_run").within(function()
+        ok, err = pcall(probe.http, { url = url })
+        ok_all, err_all = pcall(probe.all, { { url = url } })
+        r = probe.http { url = url, check = false }
+      end)
       assert.same({ false, false }, { ok, ok_all })
       assert.matches("^tests/probe_spec.lua:%d+: probe.http: .* status 404, expected 2xx %(1 attempt%)$", err)
       assert.matches("^tests/probe_spec.lua:%d+: probe.all: 1 of 1 probes failed:\n  http ", err_all)
@@ -417,10 +417,11 @@ end)
       proc.run({ "rm", "-rf", dir })
       assert.same(1, res.code)
       local out = res.stdout .. res.stderr
+      -- (every line of the message carries the task's prefix)
       assert.truthy(out:find(table.concat({
         "deploy.lua:3: probe.all: 2 of 3 probes failed:",
-        ("  http %s: status 404, expected 2xx (1 attempt)"):format(srv:url("/missing.txt")),
-        ("  tcp 127.0.0.1:%d: connection refused (1 attempt)"):format(closed),
+        ("[validate]   http %s: status 404, expected 2xx (1 attempt)"):format(srv:url("/missing.txt")),
+        ("[validate]   tcp 127.0.0.1:%d: connection refused (1 attempt)"):format(closed),
       }, "\n"), 1, true), out)
       assert.truthy(rolled, "the deploy task's rollback ran")
     end)

@@ -3,16 +3,14 @@ local proc = require("slipway.proc")
 local task = require("slipway.task")
 local leaks = require("support.leaks")
 local support = require("support.proc_helpers")
+local fake_run = require("support.fake_run")
 
--- Run fn with the output sink replaced by a collector; returns the lines
--- as "stream: line" strings after fn's results.
+-- Run fn as a pipeline unit would; returns the lines of output it made
+-- (as "stream: line" strings) after fn's results.
 local function collecting(fn)
-  local seen = {}
-  local previous = sh.set_output(function(stream, line) seen[#seen + 1] = stream .. ": " .. line end)
-  local ok, a, b, c = pcall(fn)
-  sh.set_output(previous)
+  local run, ok, a, b, c = fake_run.within(fn)
   if not ok then error(a, 0) end
-  return seen, a, b, c
+  return run.lines, a, b, c
 end
 
 -- pcall(f), asserting that it raised; returns the error.
@@ -25,7 +23,7 @@ end
 describe("sh", function()
   leaks.check()
 
-  it("streams every line to the sink and returns the result", function()
+  it("streams every line to the running code's output and returns the result", function()
     local seen, r = collecting(function() return sh "echo one; sleep 0.05; echo two >&2; sleep 0.05; printf three" end)
     assert.same({ "stdout: one", "stderr: two", "stdout: three" }, seen)
     assert.same({ 0, "one\nthree", "two" }, { r.code, r.stdout, r.stderr })
@@ -127,8 +125,6 @@ describe("sh", function()
       line = debug.getinfo(1, "l").currentline; sh(42)
     end)
     assert.same(("tests/sh_spec.lua:%d: sh: expected a command string or an argv list, got number"):format(line), err)
-    assert.has_error(function() sh.set_output(42) end,
-      "sh.set_output: expected a function(stream, line) or nil, got number")
   end)
 
   it("raises outside a task", function()
@@ -140,9 +136,9 @@ describe("sh", function()
     assert.same({ false, ("tests/sh_spec.lua:%d: sh: call this inside a task (it waits for I/O)"):format(line) }, { ok, err })
   end)
 
-  it("prints to stdout by default", function()
+  it("outside a pipeline run, writes the command's stdout and stderr to its own", function()
     local r = proc.run({ os.getenv("SLIPWAY"), "-e", 'sh "echo hi; echo err >&2"' })
-    assert.same({ 0, "hi\nerr\n", "" }, { r.code, r.stdout, r.stderr })
+    assert.same({ 0, "hi\n", "err\n" }, { r.code, r.stdout, r.stderr })
   end)
 
   it("unwinds on cancel and kills the command's process group", function()

@@ -156,4 +156,98 @@ describe("task", function()
       assert.same(base, task.stats().tasks)
     end)
   end)
+
+  describe("context", function()
+    it("is inherited by the tasks a task spawns, and set per task", function()
+      local seen = {}
+      local t = task.spawn_with({ name = "outer" }, function()
+        seen[1] = task.context().name
+        spawn(function()
+          seen[2] = task.context().name
+          task.set_context({ name = "inner" })
+          spawn(function() seen[3] = task.context().name end):join()
+        end):join()
+        seen[4] = task.context().name
+      end)
+      t:join()
+      assert.same({ "outer", "outer", "inner", "outer" }, seen)
+      assert.is_nil(task.spawn(function() return task.context() end):join())
+    end)
+
+    it("is nil outside tasks", function()
+      local co = coroutine.wrap(function() return task.context() end)
+      assert.is_nil(task.spawn(co):join())
+    end)
+  end)
+
+  describe("take_strays", function()
+    it("returns what a task spawned and left running or failed unread, in spawn order", function()
+      local owner = task.spawn_with(false, function()
+        spawn(function() end)                                  -- ends well: not a stray
+        spawn(function() error("unread") end)
+        local read = spawn(function() error("read") end)
+        spawn(function() spawn(task.sleep, 5) end)             -- its child passes up to us
+        task.sleep(0.02)
+        assert.is_false(pcall(read.join, read))
+      end)
+      owner:join()
+      local strays = task.take_strays(owner)
+      local states = {}
+      for i, s in ipairs(strays) do states[i] = s:status() end
+      assert.same({ "failed", "waiting" }, states)
+      assert.same({}, task.take_strays(owner))
+      strays[2]:cancel()
+      strays[2]:wait()
+    end)
+
+    it("does not count tasks spawned with spawn_with", function()
+      local owner = task.spawn_with(false, function()
+        task.spawn_with(false, function() error("not mine") end)
+        task.sleep(0.01)
+      end)
+      owner:join()
+      assert.same({}, task.take_strays(owner))
+    end)
+  end)
+
+  describe("a task that never awaits", function()
+    it("is preempted, so timers, other tasks and cancellation still work", function()
+      local ticks = 0
+      local ticker = task.spawn(function()
+        for _ = 1, 5 do task.sleep(0.01); ticks = ticks + 1 end
+      end)
+      local spinner = task.spawn(function() local x = 0 while true do x = x + 1 end end)
+      local t0 = task.now()
+      assert.is_true(ticker:wait(2))
+      assert.same(5, ticks)
+      assert.is_false(spinner:wait(0.1))
+      spinner:cancel()
+      assert.is_true(spinner:wait(1))
+      assert.same("cancelled", spinner:status())
+      assert.is_true(task.now() - t0 < 2000)
+    end)
+
+    it("yielding in a loop does not starve timers", function()
+      local fired = false
+      local sleeper = task.spawn(function() task.sleep(0.02); fired = true end)
+      local yielder = task.spawn(function() while not fired do task.yield() end end)
+      assert.is_true(yielder:wait(2))
+      sleeper:join()
+    end)
+
+    it("is stopped by cancellation even when it catches errors", function()
+      local spinner = task.spawn(function()
+        local tries = 0
+        while tries < 3 do
+          pcall(function() while true do end end)
+          tries = tries + 1
+        end
+        while true do end
+      end)
+      assert.is_false(spinner:wait(0.1))
+      spinner:cancel()
+      assert.is_true(spinner:wait(2))
+      assert.same("cancelled", spinner:status())
+    end)
+  end)
 end)

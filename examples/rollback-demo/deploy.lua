@@ -7,7 +7,7 @@
 --
 --   slipway run examples/rollback-demo/deploy.lua
 --   cat examples/rollback-demo/.slipway/runs/*/record.json
-local release = require("slipway.release")
+local context = require("slipway.context")
 
 param.string("version", "2.0.0", "the version to release")
 
@@ -38,7 +38,7 @@ task("deploy", { needs = { "build", "migrate" } }, function(p)
   fs.mkdir(site)
   local previous = current()
   fs.write(site .. "/VERSION", p.version)
-  release.add_change {
+  context.add_change {
     kind = "demo.site", target = site, summary = ("version %s -> %s"):format(previous, p.version),
     data = { previous = previous, version = p.version },
     undo = function()

@@ -2,9 +2,9 @@
 -- declares: `task(...)`, `param.*(...)`, reading the environment and git.
 -- It runs on the main thread, outside any task, so every native that waits
 -- for I/O (processes, network, docker...) raises "...: call this inside a
--- task", and the few blocking side effects of the standard library
--- (os.execute, io.popen, os.remove, os.rename, io.open for writing) are
--- guarded the same way. That is what makes `plan` and `graph` safe.
+-- task", and while it runs slipway.guard makes the blocking side effects of
+-- the standard library and slipway.fs raise the same way, in the file and in
+-- whatever it requires or loads. That is what makes `plan` and `graph` safe.
 --
 --   task(name, [opts], fn)
 --     opts: needs (a name or a list), when (a parameter name, or
@@ -20,6 +20,8 @@
 local task = require("slipway.task")
 local params = require("slipway.pipeline.params")
 local duration = require("slipway.duration")
+local guard = require("slipway.guard")
+require("slipway.prelude")         -- the globals scripts get (fs, sh, git, env...)
 
 local M = {}
 
@@ -53,53 +55,6 @@ local function is_input_error(e)
   return type(e) == "table" and e.input_error ~= nil
 end
 M.is_input_error = is_input_error
-
--- A function that raises "NAME: call this inside a task" at load time and
--- calls real(...) once tasks are running.
-local function guard(name, real)
-  return function(...)
-    if task.current() == nil then
-      error(name .. ": call this inside a task" .. LOAD_HINT, 2)
-    end
-    return real(...)
-  end
-end
-
-local function guarded_io_open(path, mode)
-  if mode and mode:find("[wa+]") and task.current() == nil then
-    error("io.open: opening a file for writing: call this inside a task" .. LOAD_HINT, 2)
-  end
-  return io.open(path, mode)
-end
-
-local guarded_os = setmetatable({
-  execute = guard("os.execute", os.execute),
-  remove = guard("os.remove", os.remove),
-  rename = guard("os.rename", os.rename),
-  exit = guard("os.exit", os.exit),
-  tmpname = guard("os.tmpname", os.tmpname),
-}, { __index = os })
-
-local guarded_io = setmetatable({
-  popen = guard("io.popen", io.popen),
-  open = guarded_io_open,
-}, { __index = io })
-
--- slipway.fs is synchronous (it works outside tasks), so its writes need
--- the guard too; reading stays allowed (fs.glob for a matrix, fs.read of a
--- version file...).
-local FS_WRITES = { "write", "write_atomic", "append", "mkdir", "remove", "tempdir" }
-local guarded_fs
-local function fs_proxy()
-  if guarded_fs == nil then
-    local fs = require("slipway.fs")
-    guarded_fs = setmetatable({}, { __index = fs })
-    for _, name in ipairs(FS_WRITES) do
-      if fs[name] then guarded_fs[name] = guard("fs." .. name, fs[name]) end
-    end
-  end
-  return guarded_fs
-end
 
 local NAME_PATTERN = "^[%w_][%w_%-%.:/]*$"
 local EMPTY = {}          -- the options of task(name, fn); never written
@@ -256,13 +211,14 @@ function M.load(path)
     __index = task,
   })
 
+  -- At load time print goes to stderr, so that `slipway plan` output stays
+  -- what plan prints; inside tasks it is the task's output.
   local function pipeline_print(...)
+    if task.current() then return print(...) end
     local n = select("#", ...)
     local parts = {}
     for i = 1, n do parts[i] = tostring((select(i, ...))) end
-    local line = table.concat(parts, "\t")
-    if def.print_hook and task.current() then return def.print_hook(line) end
-    io.stderr:write(line, "\n")
+    io.stderr:write(table.concat(parts, "\t"), "\n")
   end
 
   -- Parameters too are declared only while the file loads.
@@ -282,24 +238,12 @@ function M.load(path)
   local api = {
     task = task_global,
     param = param_global,
-    os = guarded_os,
-    io = guarded_io,
     print = pipeline_print,
   }
   local env = setmetatable({}, {
     __index = function(_, k)
       local v = api[k]
       if v ~= nil then return v end
-      if k == "fs" then
-        v = fs_proxy()
-        api.fs = v
-        return v
-      end
-      if k == "env" or k == "git" then
-        v = require("slipway." .. k)
-        api[k] = v
-        return v
-      end
       return _G[k]
     end,
   })
@@ -325,7 +269,9 @@ function M.load(path)
     end
     error({ input_error = serr }, 0)
   end
+  local restore = guard.install(LOAD_HINT)
   local ok, err = xpcall(chunk, function(e) return at_user_line(source, e) end)
+  restore()
   def.loading = false
   if not ok then error(err, 0) end
   return def

@@ -1,6 +1,9 @@
 -- slipway.reporters.github: on GitHub Actions (GITHUB_ACTIONS=true).
 --   * each task's output is one collapsible ::group:: (printed when the
---     task ends, so parallel tasks do not interleave inside a group);
+--     task ends, so parallel tasks do not interleave inside a group), with
+--     workflow commands switched off inside it (::stop-commands::), so that
+--     a line a task prints cannot pass for one of slipway's annotations,
+--     set an output or mask;
 --   * a failure is an ::error file=...,line=...:: annotation on the user's
 --     line in deploy.lua;
 --   * the summary table is appended to $GITHUB_STEP_SUMMARY as Markdown;
@@ -41,14 +44,20 @@ function M.new(opts)
   local getenv = opts.getenv or os.getenv
   local self = {}
   local buffered = {}      -- task -> output lines until it ends
+  local token = require("slipway.hash").random_hex(16)
 
   local function print_group(name, title, lines)
     out:write("::group::", title, "\n")
-    for _, l in ipairs(lines or {}) do out:write(l, "\n") end
+    if lines and #lines > 0 then
+      out:write("::stop-commands::", token, "\n")
+      for _, l in ipairs(lines) do out:write(l, "\n") end
+      out:write("::", token, "::\n")
+    end
     out:write("::endgroup::\n")
   end
 
   function self.event(ev)
+    ev = style.sanitize(ev)
     local ty = ev.type
     if ty == "output" then
       local name = ev.task or "(pipeline)"

@@ -8,7 +8,8 @@
 --   [deploy] failed in 0.3s: deploy.lua:12: sh: exit code 1: make deploy
 --
 -- opts: out (a file, default io.stdout), colour, timestamps (prefix each
--- line with the time since the start, "+1.234s").
+-- line with the time since the start, "+1.234s"). Text from the run is
+-- shown escaped (style.sanitize): control characters cannot forge lines.
 local style = require("slipway.reporters.style")
 
 local M = {}
@@ -24,16 +25,23 @@ function M.new(opts)
   local prefixes = require("slipway.events").memo(function(name)
     return opts.colour and (paint(style.name_colour(name), "[" .. name .. "]") .. " ") or ("[" .. name .. "] ")
   end)
-  local function line(ev, name, text)
-    local prefix = name and prefixes[name] or ""
+  local function one_line(ev, prefix, text)
     if timestamps then
       out:write(paint("dim", ("+%.3fs "):format(ev.t / 1000)), prefix, text, "\n")
     else
       out:write(prefix, text, "\n")
     end
   end
+  -- (a multi-line message: every line with the prefix, so none of them can
+  -- pass for a line of another task)
+  local function line(ev, name, text)
+    local prefix = name and prefixes[name] or ""
+    if not text:find("\n", 1, true) then return one_line(ev, prefix, text) end
+    for l in (text .. "\n"):gmatch("([^\n]*)\n") do one_line(ev, prefix, l) end
+  end
 
   function self.event(ev)
+    ev = style.sanitize(ev)
     local ty = ev.type
     if ty == "output" then
       line(ev, ev.task, ev.line)
@@ -51,7 +59,9 @@ function M.new(opts)
     elseif ty == "task_skipped" then
       line(ev, ev.task, paint("dim", "skipped: " .. ev.reason))
     elseif ty == "matrix_expanded" then
-      line(ev, ev.task, ("matrix: %d items (%s)"):format(#ev.items, table.concat(ev.items, ", ")))
+      local items = {}
+      for i, label in ipairs(ev.items) do items[i] = style.printable(label) end
+      line(ev, ev.task, ("matrix: %d items (%s)"):format(#items, table.concat(items, ", ")))
     elseif ty == "rollback_started" then
       line(ev, ev.task, "rolling back" .. (ev.change and (" " .. ev.change) or ""))
     elseif ty == "rollback_finished" then

@@ -27,6 +27,34 @@ end
 
 M.format_ms = events.format_ms
 
+M.printable = events.printable
+
+local FIELDS = { "task", "line", "error", "message", "reason", "kind", "target", "summary", "change", "file" }
+local KEEP_NEWLINES = { error = true, message = true }
+local CONTROL = "[%c\127\194]"
+local find, printable = string.find, events.printable
+
+-- ev, or a copy of it whose text fields are printable (M.printable; error
+-- and message keep their newlines): what the human-facing reporters show.
+function M.sanitize(ev)
+  local copy
+  for i = 1, #FIELDS do
+    local k = FIELDS[i]
+    local v = ev[k]
+    if v and type(v) == "string" and find(v, CONTROL) then
+      local safe = printable(v, KEEP_NEWLINES[k])
+      if safe ~= v then
+        if copy == nil then
+          copy = {}
+          for key, val in pairs(ev) do copy[key] = val end
+        end
+        copy[k] = safe
+      end
+    end
+  end
+  return copy or ev
+end
+
 local STATUS = {
   ok = { "ok", "green", "✓" },
   failed = { "failed", "red", "✗" },
@@ -61,10 +89,12 @@ M.pad = pad
 function M.summary(units, result, paint)
   local wname, wstatus = #"task", #"status"
   local words, colours, lens = {}, {}, {}
+  local names = {}
   for i, u in ipairs(units) do
     local word, colour = M.status(u)
-    local len = utf8.len(u.name) or #u.name
-    words[i], colours[i], lens[i] = word, colour, len
+    local name = M.printable(u.name)
+    local len = utf8.len(name) or #name
+    names[i], words[i], colours[i], lens[i] = name, word, colour, len
     if len > wname then wname = len end
     if #word > wstatus then wstatus = #word end
   end
@@ -73,7 +103,7 @@ function M.summary(units, result, paint)
   out[1] = paint("bold", pad("task", wname) .. "  " .. pad("status", wstatus) .. "  duration")
   for i, u in ipairs(units) do
     local dur = (u.started and u.finished) and format_ms(u.finished - u.started) or "-"
-    out[i + 1] = pad(u.name, wname, lens[i]) .. "  " .. paint(colours[i], pad(words[i], wstatus, #words[i])) .. "  " .. dur
+    out[i + 1] = pad(names[i], wname, lens[i]) .. "  " .. paint(colours[i], pad(words[i], wstatus, #words[i])) .. "  " .. dur
   end
   local status = result.status
   local colour = (status == "success") and "green" or (status == "interrupted" and "yellow" or "red")

@@ -16,7 +16,8 @@ local SPINNER = { "⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇",
 local TAIL = 15            -- output lines kept per task for a failure
 local INTERVAL = 0.1       -- seconds between redraws
 
--- Printable text: no escape sequences or control characters.
+-- Printable text: no escape sequences or control characters (what is left
+-- of a broken sequence is dropped with them).
 local function clean(s)
   s = s:gsub("\27%[[%d;?]*[%a@]", ""):gsub("\27%][^\7]*\7", ""):gsub("\t", "  ")
   return (s:gsub("[%c]", ""))
@@ -107,16 +108,22 @@ function M.new(opts)
   function self.event(ev)
     local ty = ev.type
     if ty == "output" then
-      local name = ev.task
+      -- (output lines lose their escape sequences: colours of a compiler
+      -- are no use in the live view, and nothing else gets through)
+      local name = ev.task and style.printable(ev.task)
       local r = name and running[name]
-      if r then r.last = clean(ev.line) end
+      local line = clean(ev.line)
+      if r then r.last = line end
       if name then
         local tl = tails[name]
         if tl == nil then tl = { n = 0 }; tails[name] = tl end
         tl.n = tl.n + 1
-        tl[(tl.n - 1) % TAIL + 1] = ev.line
+        tl[(tl.n - 1) % TAIL + 1] = line
       end
-    elseif ty == "task_started" then
+      return
+    end
+    ev = style.sanitize(ev)
+    if ty == "task_started" then
       if not running[ev.task] then
         running[ev.task] = { started = ev.t }
         order[#order + 1] = ev.task
@@ -136,7 +143,9 @@ function M.new(opts)
             permanent(paint("dim", "  │ ") .. tl[(i - 1) % TAIL + 1])
           end
         end
-        permanent("  " .. paint("red", "→ " .. style.error_line(u)))
+        for l in (style.error_line(u) .. "\n"):gmatch("([^\n]*)\n") do
+          permanent("  " .. paint("red", (l == "" and "" or "→ ") .. l))
+        end
       end
       tails[ev.task] = nil
     elseif ty == "task_retrying" then

@@ -78,9 +78,7 @@ local function read_file(path)
 end
 
 local function cwd()
-  local ok, fs = pcall(require, "slipway.fs")
-  local dir = ok and fs.realpath and fs.realpath(".")
-  return dir or os.getenv("PWD") or "/"
+  return require("slipway.fs").realpath(".") or os.getenv("PWD") or "/"
 end
 
 -- Variables: opts.env > environment (opts.environ or the process's) > env files

@@ -312,14 +312,10 @@ end
 
 ---------------------------------------------------------------- streams
 
--- Write a line where command output goes: slipway.sh's output sink, which
--- a pipeline run turns into the running task's output events (and which
--- prints on stdout otherwise).
+-- Write a line of progress where the running code's output goes (in a
+-- pipeline run: the task's output events; elsewhere stdout).
 function M.output_line(line)
-  local sh = require("slipway.sh")
-  local sink = sh.set_output(nil)     -- read the current sink...
-  sh.set_output(sink)                 -- ...and put it back
-  sink("stdout", line)
+  require("slipway.context").output("stdout", line)
 end
 
 -- A body handler for the engine's JSON-lines streams (build, push, pull):

@@ -25,7 +25,8 @@
 --   auth                 registry credentials (table) sent with creates and
 --                        updates (X-Registry-Auth); default: none, like the CLI
 --   poll = "250ms"       how often the wait looks
---   record = true        record the change and its undo with slipway.release
+--   record = true        record the change and its undo (slipway.context.add_change:
+--                        in a pipeline run, the run's record and rollback)
 --   client               a docker client (default: DOCKER_HOST)
 --   on_progress(line)    progress lines (default: the command output sink, which
 --                        a pipeline run turns into the task's output; quiet =
@@ -39,6 +40,7 @@ local swarm = require("slipway.docker.swarm")
 local json = require("slipway.json")
 local task = require("slipway.task")
 local duration = require("slipway.duration")
+local context = require("slipway.context")
 
 local M = {}
 
@@ -49,20 +51,6 @@ M.convert = convert.stack
 local ROLLBACK_MIN_MS = 120000
 
 local set = client.set
-
-local function release_module()
-  local ok, release = pcall(require, "slipway.release")
-  if ok and type(release) == "table" and release.add_change then return release end
-  -- Until the pipeline's release module is there: the same contract on
-  -- an in-memory record.
-  return {
-    current = function() return nil end,
-    add_change = function(c) c.status = c.status or "applied"; return c end,
-    mark_change = function(c, status, details) c.status = status; c.details = details; return c end,
-  }
-end
-
-M._release = release_module
 
 local function progress_sink(opts)
   if opts.on_progress then return opts.on_progress end
@@ -427,7 +415,6 @@ function M.deploy(name, stack, opts)
   for _, s in ipairs(service.list({ client = c, stack = name })) do existing[s.Spec.Name] = s end
 
   local state = { client = c, changes = {}, say = say, timeout_ms = timeout_ms, poll_ms = poll_ms, name = name }
-  local release = release_module()
   local result = { name = name, services = {}, warnings = {}, _state = state }
 
   local function fail_and_rollback(msg)
@@ -437,7 +424,7 @@ function M.deploy(name, stack, opts)
     say("rolling back the stack: " .. msg)
     local ok, rerr = M.rollback(state, { timeout_ms = math.max(timeout_ms, ROLLBACK_MIN_MS) })
     if result.change then
-      release.mark_change(result.change, ok and "rolled_back" or "undo_failed",
+      context.mark_change(result.change, ok and "rolled_back" or "undo_failed",
         { reason = msg, rollback_error = rerr })
     end
     result.rolled_back = ok
@@ -559,7 +546,7 @@ function M.deploy(name, stack, opts)
     if counts[k] > 0 then summary[#summary + 1] = ("%s %d service%s"):format(k, counts[k], counts[k] == 1 and "" or "s") end
   end
   if opts.record ~= false then
-    result.change = release.add_change({
+    result.change = context.add_change({
       kind = "docker.stack", target = name,
       summary = #summary > 0 and table.concat(summary, ", ") or "no services",
       data = data,

@@ -91,6 +91,17 @@ function M.alive(pid)
   return state ~= "Z" and state ~= "X"
 end
 
+-- Wait (at most ms) until the file at path has content; returns it.
+function M.wait_file(path, ms)
+  local task = require("slipway.task")
+  local deadline = task.now() + ms
+  while not fs.exists(path) or fs.read(path) == "" do
+    if task.now() > deadline then error("timed out waiting for " .. path) end
+    task.sleep(0.02)
+  end
+  return fs.read(path)
+end
+
 function M.read(path)
   return fs.read(path)
 end

@@ -1,0 +1,240 @@
+-- slipway.pipeline.run: one run of a planned pipeline, from its first
+-- event to its record. It makes the run object that every unit's context
+-- names (slipway.context): the one output path (output, warn), and the
+-- changes integrations record; it turns tasks' own writes into output
+-- (slipway.pipeline.stdio), watches SIGINT/SIGTERM, runs the scheduler,
+-- and writes the record and the timeline next to the pipeline file.
+--
+--   run.execute(def, values, plan, opts, reporter) -> exit code
+--   (inside a task: the run's main task)
+--   opts: jobs
+local task = require("slipway.task")
+local context = require("slipway.context")
+local events = require("slipway.events")
+local scheduler = require("slipway.pipeline.scheduler")
+local stdio = require("slipway.pipeline.stdio")
+local release = require("slipway.release")
+local json = require("slipway.json")
+local fs = require("slipway.fs")
+
+local M = {}
+
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+local function round1(x) return x and (x * 10 + 0.5) // 1 / 10 or nil end
+
+-- A run id no other run has: the time, and random bits from the OS (a
+-- seed from the clock and ASLR repeats when ASLR is off).
+local function new_run_id()
+  return os.date("!%Y%m%dT%H%M%SZ") .. "-" .. require("slipway.hash").random_hex(4)
+end
+
+-- A task's return value as the record keeps it: what JSON can hold.
+local function recordable(v)
+  if v == nil then return nil end
+  local ok = pcall(json.encode, v)
+  if ok then return v end
+  return tostring(v)
+end
+
+-- The rows of the run record and the timeline: times on the run's clock.
+local function unit_rows(units, t0)
+  local rows = {}
+  for i, u in ipairs(units) do
+    rows[i] = {
+      name = u.name, task = u.base, item = u.label, status = u.status, reason = u.reason,
+      started = u.started and round1(u.started - t0), finished = u.finished and round1(u.finished - t0),
+      duration_ms = (u.started and u.finished) and round1(u.finished - u.started) or nil,
+      attempts = u.attempts > 0 and u.attempts or nil, error = u.error, file = u.file, line = u.line,
+      allowed = u.allowed, rollback = u.rollback, rollback_error = u.rollback_error,
+      result = u.status == "ok" and recordable(u.result) or nil,
+    }
+  end
+  return rows
+end
+
+---------------------------------------------------------------- the run object
+
+local Run = {}
+Run.__index = Run
+
+function Run:output(unit, stream, line)
+  self.bus:emit { type = "output", task = unit and unit.name, stream = stream, line = line }
+end
+
+function Run:warn(unit, message)
+  self.bus:emit { type = "warning", task = unit and unit.name, message = message }
+end
+
+function Run:change(unit, entry, what)
+  if what ~= "added" then return end
+  entry.task = unit and unit.name
+  entry.at = task.now() - self.bus.t0
+  local changes = self.record.changes
+  changes[#changes + 1] = entry
+  if self.scheduler then self.scheduler:change_recorded(entry) end
+  self.bus:emit { type = "change_recorded", task = entry.task, kind = entry.kind, target = entry.target,
+                  summary = entry.summary }
+end
+
+---------------------------------------------------------------- signals
+
+-- The first SIGINT/SIGTERM cancels everything (each cancelled task's
+-- children die with their process groups) and gives both signals back
+-- their default action, so a second one ends slipway at once, even if a
+-- task is blocked in a call that holds up the event loop.
+local function watch_signals(run, S)
+  local signal = require("slipway.signal")
+  local watcher = signal.watch { "SIGINT", "SIGTERM" }
+  local sigtask = task.spawn_with(S.run_context, function()
+    local got, name = pcall(watcher.next, watcher)
+    if not got or not name then return end
+    local again = watcher:pending() > 0
+    watcher:close()
+    local proc = package.loaded["slipway.proc"]
+    if again then
+      if proc then proc.kill_all("SIGKILL") end
+      io.stderr:write("slipway: interrupted twice: exiting now\n")
+      os.exit(name == "SIGTERM" and 143 or 130)
+    end
+    run.bus:emit { type = "warning", message = ("interrupted by %s: cancelling all tasks (again to exit at once)"):format(name) }
+    S:interrupt(name)
+    if proc then proc.kill_all("SIGKILL") end
+  end)
+  return function()
+    sigtask:cancel()
+    watcher:close()
+  end
+end
+
+-- os.exit inside a run would leave children running and the record
+-- unwritten: it raises instead, as an error of the task that called it.
+local function refuse_exit()
+  local real = os.exit
+  os.exit = function()
+    error("os.exit: a pipeline task cannot exit slipway (its children and the run record would be lost); "
+      .. "raise an error to fail the task, or return", 2)
+  end
+  return function() os.exit = real end
+end
+
+---------------------------------------------------------------- the record
+
+local function write_record(record, rows, rollbacks, summary, def, duration_ms, run_id)
+  local project = fs.realpath(dirname(def.file)) or dirname(def.file)
+  local dir = project .. "/.slipway/runs/" .. run_id
+  local ok, err = release.write(record, dir)
+  if ok then
+    local timeline = require("slipway.timeline")
+    local svg = timeline.svg(rows, {
+      title = ("%s — %s in %s (run %s)"):format(def.file, summary.status:gsub("_", " "),
+        events.format_ms(duration_ms), run_id),
+      duration_ms = duration_ms, rollbacks = rollbacks,
+    })
+    ok, err = fs.write(dir .. "/timeline.svg", svg)     -- a picture: no fsync needed
+    if ok then return dir end
+  end
+  return nil, err
+end
+
+local function exit_code(summary)
+  if summary.status == "interrupted" then
+    return summary.signal == "SIGTERM" and 143 or 130
+  elseif summary.input_error then
+    return 2           -- --only/--skip named an item the matrix does not have
+  elseif summary.status ~= "success" then
+    return 1
+  end
+  return 0
+end
+
+local function git_facts(dir)
+  local ok, git = pcall(require, "slipway.git")
+  if not ok then return nil end
+  local got, head = pcall(git.head, { cwd = dir })
+  return got and head or nil
+end
+
+function M.execute(def, values, plan, opts, reporter)
+  local bus = events.new()
+  bus:subscribe(reporter.event)
+  local run_id = new_run_id()
+  local started_at = os.time()
+  local record = release.new_record {
+    id = run_id, file = def.file, params = values,
+    started_at = events.iso_time(started_at), jobs = opts.jobs,
+  }
+  local run = setmetatable({ bus = bus, record = record, scheduler = nil }, Run)
+  task.set_context(context.for_unit(run, nil))
+  local restore_stdio = stdio.redirect()
+  local restore_exit = refuse_exit()
+
+  if reporter.start then reporter.start(bus) end
+  local task_list = {}
+  for i, t in ipairs(plan.order) do
+    local d = plan.decision[t.name]
+    task_list[i] = { name = t.name, needs = json.array(t.needs), run = d.run, reason = d.reason,
+                     matrix = t.matrix ~= nil or nil, file = t.file, line = t.line }
+  end
+  bus:emit { type = "run_started", run_id = run_id, file = def.file, params = json.object(values),
+             jobs = opts.jobs, tasks = json.array(task_list), time = events.iso_time(started_at) }
+
+  -- git facts for the record, gathered while the tasks run
+  local git_task = task.spawn(git_facts, dirname(def.file))
+  local stop_watching
+  -- (a bug of slipway's own must still put the signals, stdio and
+  -- os.exit back: the signal watcher alone would keep the loop running)
+  local ran, summary = xpcall(scheduler.run, debug.traceback, {
+    def = def, plan = plan, values = values, jobs = opts.jobs, bus = bus, run = run,
+    on_unit_end = stdio.flush,
+    on_start = function(S)
+      run.scheduler = S
+      stop_watching = watch_signals(run, S)
+    end,
+  })
+  if stop_watching then stop_watching() end
+  restore_exit()
+  restore_stdio()
+  if not ran then error(summary, 0) end
+
+  local duration_ms = round1(task.now() - bus.t0)
+  local code = exit_code(summary)
+  local rows = unit_rows(summary.units, bus.t0)
+  local rollbacks = {}
+  for i, r in ipairs(summary.rollbacks) do
+    rollbacks[i] = { name = r.name, kind = r.kind, status = r.status, error = r.error,
+                     started = round1(r.started - bus.t0), finished = round1(r.finished - bus.t0),
+                     duration_ms = r.duration_ms }
+  end
+  record.status = summary.status
+  record.exit_code = code
+  record.finished_at = events.iso_time(os.time())
+  record.duration_ms = duration_ms
+  record.tasks = json.array(rows)
+  record.rollbacks = json.array(rollbacks)
+  local got_git, facts = pcall(git_task.join, git_task)
+  record.git = got_git and facts or nil
+  local record_dir, err = write_record(record, rows, rollbacks, summary, def, duration_ms, run_id)
+  if not record_dir then
+    bus:emit { type = "warning", message = "could not write the run record: " .. tostring(err) }
+  end
+
+  local brief = {}
+  for i, r in ipairs(rows) do
+    brief[i] = { task = r.name, status = r.status, duration_ms = r.duration_ms }
+  end
+  bus:emit { type = "run_finished", run_id = run_id, status = summary.status, exit_code = code,
+             duration_ms = duration_ms, summary = json.array(brief),
+             record = record_dir and (record_dir .. "/record.json") or nil,
+             timeline = record_dir and (record_dir .. "/timeline.svg") or nil }
+  reporter.close {
+    status = summary.status, exit_code = code, duration_ms = duration_ms, units = summary.units,
+    rollbacks = summary.rollbacks, record_dir = record_dir, run_id = run_id, file = def.file,
+  }
+  task.set_context(nil)
+  return code
+end
+
+return M
