@@ -47,40 +47,6 @@ function Bus:emit(ev, at)
   return ev
 end
 
--- s with every byte that is not part of valid UTF-8 replaced by U+FFFD, so
--- that output of any program can go into JSON.
-local function fix_utf8(s)
-  if utf8.len(s) then return s end
-  local out, i, n = {}, 1, #s
-  while i <= n do
-    local len, bad = utf8.len(s, i)
-    if len then
-      out[#out + 1] = s:sub(i)
-      break
-    end
-    out[#out + 1] = s:sub(i, bad - 1)
-    out[#out + 1] = "\u{FFFD}"
-    i = bad + 1
-  end
-  return table.concat(out)
-end
-M.fix_utf8 = fix_utf8
-
--- A copy of a JSON-able value with every string made valid UTF-8.
-function M.fix_strings(v, seen)
-  local ty = type(v)
-  if ty == "string" then return fix_utf8(v) end
-  if ty ~= "table" then return v end
-  seen = seen or {}
-  if seen[v] then return seen[v] end
-  local copy = setmetatable({}, getmetatable(v))
-  seen[v] = copy
-  for k, x in pairs(v) do
-    copy[type(k) == "string" and fix_utf8(k) or k] = M.fix_strings(x, seen)
-  end
-  return copy
-end
-
 -- ISO 8601 UTC time of a wall-clock instant (seconds).
 function M.iso_time(secs)
   return os.date("!%Y-%m-%dT%H:%M:%SZ", secs)
