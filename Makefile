@@ -13,13 +13,13 @@
 PREFIX   ?= /usr/local
 BUILD    ?= build
 CC       ?= cc
-PKGS      = lua5.4 libuv yaml-0.1 libcjson
+PKGS      = lua5.4 libuv yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcurl libcrypto 2>/dev/null)
 # Lua is linked statically (faster start) and its API exported for C modules
 # such as busted's term/system; libcurl and libcrypto are opened on first
 # use (src/lazylib.c), so they cost nothing at start-up.
 LUA_STATIC := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)/liblua5.4.a
-LIBS      = $(LUA_STATIC) $(shell pkg-config --libs libuv yaml-0.1 libcjson 2>/dev/null) -ldl -lm
+LIBS      = $(LUA_STATIC) $(shell pkg-config --libs libuv yaml-0.1 2>/dev/null) -ldl -lm
 CFLAGS   ?= -O2 -g
 # Flags the build needs whatever CFLAGS/LDFLAGS the caller sets.
 ALL_CFLAGS  = $(CFLAGS) -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(PKG_CFLAGS) -Isrc -I$(BUILD)/gen

@@ -47,25 +47,6 @@ function Bus:emit(ev, at)
   return ev
 end
 
--- s with every byte that is not part of valid UTF-8 replaced by U+FFFD, so
--- that output of any program can go into JSON.
-local function fix_utf8(s)
-  if utf8.len(s) then return s end
-  local out, i, n = {}, 1, #s
-  while i <= n do
-    local len, bad = utf8.len(s, i)
-    if len then
-      out[#out + 1] = s:sub(i)
-      break
-    end
-    out[#out + 1] = s:sub(i, bad - 1)
-    out[#out + 1] = "\u{FFFD}"
-    i = bad + 1
-  end
-  return table.concat(out)
-end
-M.fix_utf8 = fix_utf8
-
 -- Text as people may safely be shown it: every control character a
 -- terminal or a log reader would act on (ESC, CR, backspace, newlines...;
 -- not tab), DEL and the C1 controls become \x1b-style escapes, so that no
@@ -85,21 +66,6 @@ function M.printable(s, keep_newlines)
   if not s:find("[%c\127\194]") then return s end
   s = s:gsub("[%c\127]", keep_newlines and escape_c0_keep_nl or escape_c0)
   return (s:gsub("\194([\128-\159])", function(c) return ("\\u%04x"):format(c:byte()) end))
-end
-
--- A copy of a JSON-able value with every string made valid UTF-8.
-function M.fix_strings(v, seen)
-  local ty = type(v)
-  if ty == "string" then return fix_utf8(v) end
-  if ty ~= "table" then return v end
-  seen = seen or {}
-  if seen[v] then return seen[v] end
-  local copy = setmetatable({}, getmetatable(v))
-  seen[v] = copy
-  for k, x in pairs(v) do
-    copy[type(k) == "string" and fix_utf8(k) or k] = M.fix_strings(x, seen)
-  end
-  return copy
 end
 
 -- ISO 8601 UTC time of a wall-clock instant (seconds).

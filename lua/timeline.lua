@@ -19,7 +19,7 @@ local events = require("slipway.events")
 -- Text for the SVG: valid UTF-8, no control character (XML forbids most of
 -- them, and they would be no use in a picture), markup escaped.
 local function esc(s)
-  s = events.printable(events.fix_utf8(tostring(s)))
+  s = events.printable(require("slipway.json").replace_invalid_utf8(tostring(s)))
   return (s:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }))
 end
 M.escape = esc

@@ -125,6 +125,34 @@ int sw_opt_boolean(lua_State *L, int idx, const char *key, int def,
   return v;
 }
 
+int sw_opt_choice(lua_State *L, int idx, const char *key,
+                  const char *const choices[], int def, const char *fname) {
+  int t = get_field(L, idx, key);
+  if (t == LUA_TNIL) {
+    if (!lua_isnoneornil(L, idx)) lua_pop(L, 1);
+    return def;
+  }
+  if (t == LUA_TSTRING) {
+    const char *s = lua_tostring(L, -1);
+    for (int i = 0; choices[i]; i++)
+      if (strcmp(choices[i], s) == 0) { lua_pop(L, 1); return i; }
+  }
+  luaL_Buffer b;
+  const char *got = luaL_tolstring(L, -1, NULL);     /* [.., v, got] */
+  luaL_buffinit(L, &b);
+  lua_pushfstring(L, "%s: option '%s' must be ", fname, key);
+  luaL_addvalue(&b);
+  for (int i = 0; choices[i]; i++) {
+    if (i) luaL_addstring(&b, choices[i + 1] ? ", " : " or ");
+    lua_pushfstring(L, "\"%s\"", choices[i]);
+    luaL_addvalue(&b);
+  }
+  lua_pushfstring(L, ", got %s", got);
+  luaL_addvalue(&b);
+  luaL_pushresult(&b);
+  return raise_at_caller(L, lua_tostring(L, -1));
+}
+
 double sw_opt_duration(lua_State *L, int idx, const char *key, double def_ms,
                        const char *fname) {
   int t = get_field(L, idx, key);

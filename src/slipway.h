@@ -32,6 +32,11 @@ lua_Integer sw_opt_integer(lua_State *L, int idx, const char *key,
                            lua_Integer def, const char *fname);
 int sw_opt_boolean(lua_State *L, int idx, const char *key, int def,
                    const char *fname);
+/* The option at idx as the index of its value in choices (NULL-terminated
+ * strings); absent or nil gives def, another value raises "<fname>: option
+ * 'key' must be "a", "b" or "c", got x". (options.c) */
+int sw_opt_choice(lua_State *L, int idx, const char *key,
+                  const char *const choices[], int def, const char *fname);
 double sw_opt_duration(lua_State *L, int idx, const char *key, double def_ms,
                        const char *fname);
 

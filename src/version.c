@@ -2,12 +2,11 @@
  * version.c: slipway.version, the versions of slipway and of the libraries
  * built into it, for `slipway version` and bug reports.
  *
- *   version.slipway, version.lua, version.libuv, version.libyaml,
- *   version.cjson      -- strings, read at load time
+ *   version.slipway, version.lua, version.libuv,
+ *   version.libyaml    -- strings, read at load time
  *   version.libcurl()  -- string; loads libcurl (see lazylib.h), so it is a
  *                         function: asking costs the library load
  */
-#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <yaml.h>
 #include "slipway.h"
@@ -47,7 +46,5 @@ int luaopen_slipway_version(lua_State *L) {
   lua_setfield(L, -2, "libuv");
   lua_pushstring(L, yaml_get_version_string());
   lua_setfield(L, -2, "libyaml");
-  lua_pushstring(L, cJSON_Version());
-  lua_setfield(L, -2, "cjson");
   return 1;
 }

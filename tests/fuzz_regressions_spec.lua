@@ -8,7 +8,7 @@ local compose = require("slipway.compose")
 local interpolate = require("slipway.compose.interpolate")
 local checks = dofile("tests/fuzz/checks.lua")
 
-local TARGETS = { "yaml", "interpolate", "compose" }
+local TARGETS = { "yaml", "interpolate", "compose", "json" }
 
 local function inputs(kind, target)
   local dir = ("tests/fuzz/%s/%s"):format(kind, target)

@@ -4,7 +4,7 @@ local M = {}
 M.help = [[
 usage: slipway version
 
-Print slipway's version and those of Lua, libuv, libcurl, libyaml and cJSON.
+Print slipway's version and those of Lua, libuv, libcurl and libyaml.
 ]]
 
 function M.main(args)
@@ -15,8 +15,8 @@ function M.main(args)
   local v = require("slipway.version")
   local ok, curl = pcall(v.libcurl)
   if not ok then curl = "not available (" .. tostring(curl) .. ")" end
-  io.stdout:write(("slipway %s\n  Lua      %s\n  libuv    %s\n  libcurl  %s\n  libyaml  %s\n  cJSON    %s\n")
-    :format(v.slipway, v.lua:gsub("^Lua ", ""), v.libuv, curl, v.libyaml, v.cjson))
+  io.stdout:write(("slipway %s\n  Lua      %s\n  libuv    %s\n  libcurl  %s\n  libyaml  %s\n")
+    :format(v.slipway, v.lua:gsub("^Lua ", ""), v.libuv, curl, v.libyaml))
   return 0
 end
 

@@ -1,18 +1,15 @@
 -- slipway.reporters.json: `--json`: every event as one JSON object per line
 -- (NDJSON) on stdout, nothing else on stdout. Schema: docs/events.md.
 local json = require("slipway.json")
-local events = require("slipway.events")
 
 local M = {}
 
 function M.new(opts)
   local out = opts.out or io.stdout
-  local encode = json.encode
+  local encode, replace = json.encode, { invalid_utf8 = "replace" }
   local self = {}
   function self.event(ev)
-    local ok, line = pcall(encode, ev)
-    if not ok then line = encode(events.fix_strings(ev)) end   -- e.g. binary output
-    out:write(line, "\n")
+    out:write(encode(ev, replace), "\n")   -- bytes that are not UTF-8 (binary output) become U+FFFD
   end
   function self.close()
     out:flush()

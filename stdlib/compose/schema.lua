@@ -363,18 +363,7 @@ M.KEY_CLASSES = KEY_CLASSES
 -- Equality of list elements, as docker compares them (through JSON: all
 -- numbers as doubles, invalid UTF-8 bytes as U+FFFD).
 
-local function json_text(s)
-  if utf8.len(s) then return s end
-  local out, i = {}, 1
-  while i <= #s do
-    local ok, bad = utf8.len(s, i)
-    if ok then out[#out + 1] = s:sub(i); break end
-    out[#out + 1] = s:sub(i, bad - 1)
-    out[#out + 1] = "\239\191\189"
-    i = bad + 1
-  end
-  return table.concat(out)
-end
+local json_text = require("slipway.json").replace_invalid_utf8
 
 local canon
 local function sorted_keys(t)

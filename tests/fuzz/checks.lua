@@ -6,6 +6,7 @@
 -- rejection that does not name the file, output that does not load back.
 -- tests/fuzz_regressions_spec.lua runs the same checks on the saved inputs.
 local yaml = require("slipway.yaml")
+local json = require("slipway.json")
 local compose = require("slipway.compose")
 local interpolate = require("slipway.compose.interpolate")
 
@@ -287,6 +288,65 @@ function M.compose(data)
   local ok, err = pcall(check_compose, dir, data)
   for _, f in ipairs(FILES) do os.remove(dir .. "/" .. f) end
   if not ok then error(err, 0) end
+end
+
+---------------------------------------------------------------------------
+-- slipway.json
+
+-- Exact equality of decoded values: integer and float differ, -0.0 is not
+-- 0.0, arrays and objects keep their markers.
+local function same_json(a, b, path)
+  if type(a) ~= type(b) then return false, path end
+  if type(a) == "number" then
+    return math.type(a) == math.type(b) and a == b and (a ~= 0 or 1 / a == 1 / b), path
+  end
+  if type(a) ~= "table" then return a == b, path end
+  if getmetatable(a) ~= getmetatable(b) then return false, path .. " (marker)" end
+  for k, v in pairs(a) do
+    local ok, where = same_json(v, b[k], path .. "." .. tostring(k))
+    if not ok then return false, where end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false, path .. "." .. tostring(k) end
+  end
+  return true
+end
+
+function M.json(text)
+  local ok, v, err, code = pcall(json.decode, text)
+  if not ok then internal("json.decode raised: %s", tostring(v)) end
+  local ok_r, repaired = pcall(json.replace_invalid_utf8, text)
+  if not ok_r then internal("json.replace_invalid_utf8 raised: %s", tostring(repaired)) end
+  if not utf8.len(repaired) or (utf8.len(text) and repaired ~= text) then
+    internal("replace_invalid_utf8 gave %s for %s", show(repaired), show(text))
+  end
+  local back = json.decode(json.encode(text, { invalid_utf8 = "replace" }))
+  if back ~= repaired then internal("encode with invalid_utf8 = 'replace' disagrees with replace_invalid_utf8") end
+  if v == nil then
+    local at = type(err) == "string" and tonumber(err:match("^json: .+ at byte (%d+)$"))
+    if code ~= "EJSON" or not at or at < 1 or at > #text + 1 then
+      internal("json.decode failed without its error: %s %s", tostring(err), tostring(code))
+    end
+    return
+  end
+  if not utf8.len(text) then internal("json.decode accepted text that is not UTF-8: %s", show(text)) end
+  if type(v) == "number" then                      -- Lua's own reader agrees
+    local ref = tonumber(text)
+    if not same_json(v, ref, "$") then internal("decoded %s as %s, Lua reads %s", show(text), tostring(v), tostring(ref)) end
+  end
+  local ok_e, encoded = pcall(json.encode, v)
+  if not ok_e then
+    if tostring(encoded):find("cannot encode NaN or infinity", 1, true) then return end   -- 1e400
+    internal("json.encode of a decoded value raised: %s", tostring(encoded))
+  end
+  for _, opts in ipairs({ {}, { pretty = true }, { sort_keys = false } }) do
+    local text2 = json.encode(v, opts)
+    local again, err2 = json.decode(text2)
+    if again == nil then internal("encoded text does not decode: %s\n--- text:\n%s", err2, text2) end
+    local same, where = same_json(v, again, "$")
+    if not same then internal("decode -> encode -> decode changed the value at %s\n--- text:\n%s", where, text2) end
+  end
+  if json.encode(json.decode(encoded)) ~= encoded then internal("encode is not stable:\n%s", encoded) end
 end
 
 return M

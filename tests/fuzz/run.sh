@@ -15,7 +15,7 @@
 cd "$(dirname "$0")/../.." || exit 2
 secs=${1:-20}
 [ $# -gt 0 ] && shift
-targets=${*:-"yaml interpolate compose"}
+targets=${*:-"yaml interpolate compose json"}
 shared=${SLIPWAY_COMPOSE_CORPUS:-../shared/corpus/compose}
 
 make -s fuzz >build-fuzz.log 2>&1 || { cat build-fuzz.log; rm -f build-fuzz.log; exit 2; }
