@@ -40,7 +40,7 @@ end
 
 local OPTIONS = {
   check = true, cwd = true, env = true, env_clear = true, stdin = true,
-  stdout = true, stderr = true, timeout = true, kill_grace = true,
+  stdout = true, stderr = true, timeout = true, kill_grace = true, max_output = true,
 }
 
 local this_file = debug.getinfo(1, "S").source
