@@ -84,6 +84,24 @@ describe("probe", function()
       assert.same({ false, "EJSON", "status 200, but the body is not a JSON object" }, { r.ok, r.error, r.reason })
     end)
 
+    it("drops a body it never reads instead of keeping it", function()
+      local function peak_rss_kb()
+        local f = assert(io.open("/proc/self/status"))
+        local kb = f:read("a"):match("VmHWM:%s*(%d+)")
+        f:close()
+        return tonumber(kb)
+      end
+      assert(os.execute("truncate -s 100M " .. srv.root .. "/huge.bin"))   -- beyond http's max_body
+      local before = peak_rss_kb()
+      local r = probe.http { url = srv:url("/huge.bin"), timeout = "20s" }
+      srv:remove("huge.bin")
+      assert.same({ true, "status 200" }, { r.ok, r.reason })
+      if not sanitized() then
+        local grew = peak_rss_kb() - before
+        assert.is_true(grew < 32 * 1024, "peak RSS grew by " .. grew .. " kB")
+      end
+    end)
+
     it("verifies TLS certificates, with ca or tls_verify = false as ways out", function()
       local r = probe.http { url = srv:tls_url("/small.txt") }
       assert.same({ false, "ECERT", "certificate verify failed: SSL certificate problem: self-signed certificate" },
