@@ -36,13 +36,16 @@ int sw_raise_at_caller(lua_State *L, const char *msg) {
   return lua_error(L);
 }
 
-/* Push what the string s looks like, for an error message: at most 40
- * bytes, control bytes (the NUL among them) as \ddd, "..." when cut. */
-static void push_preview(lua_State *L, const char *s, size_t len) {
+/* Push what the string s looks like around byte `at`, for an error
+ * message: at most 40 bytes, control bytes (the NUL among them) as \ddd,
+ * "..." where it is cut. */
+static void push_preview(lua_State *L, const char *s, size_t len, size_t at) {
+  size_t start = at > 30 ? at - 30 : 0;
   luaL_Buffer b;
   luaL_buffinit(L, &b);
+  if (start > 0) luaL_addstring(&b, "...");
   luaL_addchar(&b, '"');
-  for (size_t i = 0; i < len && i < 40; i++) {
+  for (size_t i = start; i < len && i < start + 40; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c < 32 || c == 127 || c == '"' || c == '\\') {
       char esc[8];
@@ -52,7 +55,7 @@ static void push_preview(lua_State *L, const char *s, size_t len) {
       luaL_addchar(&b, (char)c);
     }
   }
-  luaL_addstring(&b, len > 40 ? "\"..." : "\"");
+  luaL_addstring(&b, len > start + 40 ? "\"..." : "\"");
   luaL_pushresult(&b);
 }
 
@@ -66,8 +69,9 @@ const char *sw_check_cstring(lua_State *L, int idx, const char *fname,
   }
   size_t len;
   const char *s = lua_tolstring(L, idx, &len);
-  if (memchr(s, '\0', len) != NULL) {
-    push_preview(L, s, len);
+  const char *nul = memchr(s, '\0', len);
+  if (nul != NULL) {
+    push_preview(L, s, len, (size_t)(nul - s));
     lua_pushfstring(L, "%s: %s contains a NUL byte: %s", fname, what,
                     lua_tostring(L, -1));
     sw_raise_at_caller(L, lua_tostring(L, -1));

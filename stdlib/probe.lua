@@ -224,10 +224,10 @@ local function plan(kind, spec, defaults, fname)
     local url = spec.url
     if type(url) ~= "string" then raise(fname, "option 'url' is required (a string)") end
     -- http:// or https:// (any case), then a host: not empty, not starting
-    -- with / ? or #; no white space anywhere
+    -- with / ? or #; no white space or NUL anywhere
     local rest = url:match("^[hH][tT][tT][pP][sS]?://()")
     local c = rest and url:byte(rest)
-    if not c or c == 47 or c == 63 or c == 35 or not url:find("^[^%s]*$", rest) then
+    if not c or c == 47 or c == 63 or c == 35 or not url:find("^[^%s\0]*$", rest) then
       raise(fname, "bad URL '%s' (expected http(s)://host[:port]/path)", url)
     end
     p.target = url
@@ -245,6 +245,7 @@ local function plan(kind, spec, defaults, fname)
     end
   elseif kind == "tcp" then
     if type(spec.host) ~= "string" or spec.host == "" then raise(fname, "option 'host' is required (a string)") end
+    if spec.host:find("\0", 1, true) then raise(fname, "option 'host' contains a NUL byte") end
     local port = spec.port
     if type(port) == "string" and port:match("^%d+$") then port = tonumber(port) end
     if math.type(port) ~= "integer" or port < 1 or port > 65535 then

@@ -27,6 +27,13 @@ describe("hash", function()
       { hash.sha256_file("/no/such/file") })
   end)
 
+  it("raises on a path with a NUL byte instead of hashing the file it would cut to", function()
+    local line = debug.getinfo(1, "l").currentline; local ok, err = pcall(hash.sha256_file, "/etc/hostname\0.sig")
+    assert.same({ false, ("tests/hash_spec.lua:%d: hash.sha256_file: path contains a NUL byte: \"/etc/hostname\\0.sig\""):format(line) },
+      { ok, err })
+    assert.has_error(function() hash.sha1_file("/etc/hostname\0") end)
+  end)
+
   it("rejects unknown options", function()
     local ok, err = pcall(hash.sha256, "x", { hex = true })
     assert.is_false(ok)

@@ -212,6 +212,11 @@ describe("probe", function()
       assert.same("probe.http: option 'interval' must not be negative, got '-1s'",
         msg(probe.http, { url = srv:url("/"), interval = "-1s" }))
       assert.same("probe.tcp: option 'interval' must not be negative, got -1", msg(probe.tcp, { host = "x", port = 1, interval = -1 }))
+      assert.same("probe.tcp: option 'within': duration '1e+300' is too large (the limit is 100 years)",
+        msg(probe.tcp, { host = "x", port = 1, within = 1e300 }))
+      assert.same("probe.tcp: option 'host' contains a NUL byte", msg(probe.tcp, { host = "127.0.0.1\0evil", port = 1 }))
+      assert.same("probe.http: bad URL 'http://a\0b/' (expected http(s)://host[:port]/path)",
+        msg(probe.http, { url = "http://a\0b/" }))
       assert.matches("^probe.http: unknown option 'retry' %(valid: url, method, ", msg(probe.http, { url = srv:url("/"), retry = 1 }))
       assert.same("probe.tcp: option 'port' must be an integer 1-65535, got 70000", msg(probe.tcp, { host = "x", port = 70000 }))
       assert.same("probe.http: option 'expect': bad status 'ok' (expected e.g. 200, {200, 204} or \"2xx\")",
