@@ -134,7 +134,9 @@ const char *sw_opt_string(lua_State *L, int idx, const char *key,
     if (!lua_isnoneornil(L, idx)) lua_pop(L, 1);
     return def;
   }
-  if (t != LUA_TSTRING && t != LUA_TNUMBER) wrong_type(L, fname, key, "a string");
+  /* Not a number either: its conversion would be a string nothing keeps
+   * alive once the copy is popped, and the pointer would dangle. */
+  if (t != LUA_TSTRING) wrong_type(L, fname, key, "a string");
   lua_pushfstring(L, "option '%s'", key);
   /* the string stays alive in the options table */
   const char *s = sw_check_cstring(L, -2, fname, lua_tostring(L, -1));

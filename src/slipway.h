@@ -38,7 +38,8 @@ const char *sw_check_cstring(lua_State *L, int idx, const char *fname,
 
 /* Option getters on the table at idx; absent or nil gives the default,
  * a value of the wrong type raises naming fname and the key. A string
- * option is a C string: one with a NUL byte raises. A size is a whole
+ * option is a C string (a string, not a number) that lives as long as the
+ * options table: one with a NUL byte raises. A size is a whole
  * number of bytes >= 0. A duration follows sw_duration_problem. (options.c) */
 const char *sw_opt_string(lua_State *L, int idx, const char *key,
                           const char *def, const char *fname);

@@ -461,6 +461,8 @@ describe("proc", function()
       assert.matches('proc.run: env X contains a NUL byte: "1\\0"$', err_of("true", { env = { X = "1\0" } }))
       assert.matches("proc.run: an env name contains a NUL byte", err_of("true", { env = { ["X\0Y"] = "1" } }))
       assert.matches("proc.run: option 'cwd' contains a NUL byte", err_of("true", { cwd = "/tmp\0/x" }))
+      -- a number's string form would be garbage once the options are read
+      assert.matches("proc.run: option 'cwd' must be a string, got number", err_of("true", { cwd = 5 }))
       assert.matches("proc.run: env name 'A=B' is empty or contains '='", err_of("true", { env = { ["A=B"] = "1" } }))
       assert.matches("proc.run: env name '' is empty or contains '='", err_of("true", { env = { [""] = "1" } }))
       assert.same("in\0put", proc.run("cat", { stdin = "in\0put" }).stdout)   -- data may hold NULs
