@@ -16,6 +16,12 @@
  *       the patterns exclude, on the libuv thread pool so that a matrix of
  *       builds does not stall the loop. Entries are owned by 0:0 with
  *       mtimes truncated to seconds, as `docker build` sends them.
+ *       Symlinks inside the context go in as symlinks, never followed:
+ *       files and directories are opened with O_NOFOLLOW after lstat, and
+ *       a file must still be the one lstat saw, so an entry swapped for a
+ *       symlink meanwhile fails the tar (ECHANGED) instead of putting
+ *       what it points to (outside the context) into the image.
+ *       Running out of memory fails it with ENOMEM.
  *
  * The tar is written by libarchive, opened on first require (lazylib.h):
  * it pulls in a dozen compression libraries that nothing else needs.
@@ -23,6 +29,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +214,10 @@ static void patterns_check(lua_State *L, int idx, patterns *ps, const char *fnam
   ps->exception = calloc(n + 1, 1);
   ps->n = 0;
   ps->has_exceptions = 0;
+  if (ps->pats == NULL || ps->exception == NULL) {
+    patterns_free(ps);
+    luaL_error(L, "%s: out of memory", fname);
+  }
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
     const char *s = lua_tostring(L, -1);
@@ -219,6 +230,10 @@ static void patterns_check(lua_State *L, int idx, patterns *ps, const char *fnam
     if (ex) s++;
     while (*s == ' ' || *s == '\t') s++;
     char *p = strdup(s);
+    if (p == NULL) {
+      patterns_free(ps);
+      luaL_error(L, "%s: out of memory", fname);
+    }
     size_t len = strlen(p);
     while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) p[--len] = 0;
     lua_pop(L, 1);
@@ -242,11 +257,13 @@ static void patterns_check(lua_State *L, int idx, patterns *ps, const char *fnam
 }
 
 /* Is path (relative, "/"-separated, clean) excluded? The last pattern
- * matching the path or any parent directory of it decides. */
+ * matching the path or any parent directory of it decides. -1 when there
+ * is no memory for the parents. */
 static int patterns_excluded(const patterns *ps, const char *path) {
   int matched = 0;
   size_t len = strlen(path);
   char *buf = malloc(len + 1);
+  if (buf == NULL) return -1;
   for (int i = 0; i < ps->n; i++) {
     if (ps->exception[i] != matched) continue;   /* cannot change the answer */
     int m = glob(ps->pats[i], path) == 1;
@@ -299,6 +316,7 @@ static int docker_ignore_patterns(lua_State *L) {
       while (a < b && (*a == ' ' || *a == '\t')) a++;
     }
     char *p = malloc((size_t)(b - a) + 3);
+    if (p == NULL) return luaL_error(L, "docker.ignore_patterns: out of memory");
     size_t plen = (size_t)(b - a);
     memcpy(p + 1, a, plen);
     p[1 + plen] = 0;
@@ -320,10 +338,15 @@ static int docker_ignore_match(lua_State *L) {
   const char *path = luaL_checkstring(L, 2);
   patterns_check(L, 1, &ps, "docker.ignore_match");
   char *p = strdup(path);
-  clean_path(p);
-  lua_pushboolean(L, patterns_excluded(&ps, p));
-  free(p);
+  int excluded = -1;
+  if (p != NULL) {
+    clean_path(p);
+    excluded = patterns_excluded(&ps, p);
+    free(p);
+  }
   patterns_free(&ps);
+  if (excluded < 0) return luaL_error(L, "docker.ignore_match: out of memory");
+  lua_pushboolean(L, excluded);
   return 1;
 }
 
@@ -360,7 +383,19 @@ static int cmp_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int add_entry(tar_state *t, const char *rel, const char *full, struct stat *st) {
+static int out_of_memory(tar_op *x) {
+  return tar_fail(x, "ENOMEM", "%s: %s", "tar", "out of memory");
+}
+
+static int changed(tar_op *x, const char *full) {
+  return tar_fail(x, "ECHANGED", "%s: %s", full,
+                  "changed while the context was written (replaced by a symlink or another file)");
+}
+
+/* Add the entry `name` of the directory open as dfd; rel is its path in
+ * the context, full its path for messages, st what fstatat saw. */
+static int add_entry(tar_state *t, int dfd, const char *name, const char *rel,
+                     const char *full, struct stat *st) {
   tar_op *x = t->x;
   la.entry_clear(t->e);
   la.entry_set_pathname(t->e, rel);
@@ -373,15 +408,27 @@ static int add_entry(tar_state *t, const char *rel, const char *full, struct sta
     la.entry_set_filetype(t->e, AE_IFDIR);
   } else if (S_ISLNK(st->st_mode)) {
     char target[4096];
-    ssize_t n = readlink(full, target, sizeof target - 1);
+    ssize_t n = readlinkat(dfd, name, target, sizeof target - 1);
+    if (n < 0 && errno == EINVAL) return changed(x, full);   /* no longer a symlink */
     if (n < 0) return tar_fail(x, "EIO", "%s: %s", full, strerror(errno));
+    if ((size_t)n == sizeof target - 1)   /* maybe cut short */
+      return tar_fail(x, "ENAMETOOLONG", "%s: %s", full, "symlink target too long");
     target[n] = 0;
     la.entry_set_filetype(t->e, AE_IFLNK);
     la.entry_set_symlink(t->e, target);
   } else if (S_ISREG(st->st_mode)) {
-    fd = open(full, O_RDONLY | O_CLOEXEC);
+    /* Not followed, not blocking (a FIFO put in its place would hang the
+     * worker), and still the file fstatat saw. */
+    fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 && errno == ELOOP) return changed(x, full);
     if (fd < 0)
       return tar_fail(x, errno == EACCES ? "EACCES" : "EIO", "%s: %s", full, strerror(errno));
+    struct stat now;
+    if (fstat(fd, &now) != 0 || !S_ISREG(now.st_mode) || now.st_ino != st->st_ino ||
+        now.st_dev != st->st_dev) {
+      close(fd);
+      return changed(x, full);
+    }
     la.entry_set_filetype(t->e, AE_IFREG);
     la.entry_set_size(t->e, st->st_size);
   } else {
@@ -394,7 +441,7 @@ static int add_entry(tar_state *t, const char *rel, const char *full, struct sta
   if (fd >= 0) {
     long long left = st->st_size;
     while (left > 0 && !x->stop) {
-      ssize_t n = read(fd, t->buf, sizeof t->buf);
+      ssize_t n = read(fd, t->buf, left < (long long)sizeof t->buf ? (size_t)left : sizeof t->buf);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;             /* shrank meanwhile: libarchive pads */
       if (la.write_data(t->a, t->buf, (size_t)n) < 0) {
@@ -410,71 +457,135 @@ static int add_entry(tar_state *t, const char *rel, const char *full, struct sta
   return 0;
 }
 
-/* Add the directory full (rel is its path in the context, "" at the top). */
-static int walk(tar_state *t, const char *full, const char *rel) {
-  tar_op *x = t->x;
-  DIR *d = opendir(full);
-  if (d == NULL) return tar_fail(x, errno == ENOENT ? "ENOENT" : "EIO", "%s: %s", full, strerror(errno));
+static int walk_into(tar_state *t, int dfd, const char *name, const char *full,
+                     const char *rel, const struct stat *st);
+
+/* The names in directory d (without . and ..), sorted; NULL with
+ * *n = 0 for none, NULL with *n = SIZE_MAX when memory ran out. */
+static char **sorted_names(DIR *d, size_t *n) {
   char **names = NULL;
-  size_t n = 0, cap = 0;
+  size_t cap = 0;
   struct dirent *de;
+  *n = 0;
   while ((de = readdir(d)) != NULL) {
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-    if (n == cap) {
-      cap = cap ? cap * 2 : 32;
-      names = realloc(names, cap * sizeof *names);
+    char *name = strdup(de->d_name);
+    if (name != NULL && *n == cap) {
+      size_t ncap = cap ? cap * 2 : 32;
+      char **nn = realloc(names, ncap * sizeof *names);
+      if (nn == NULL) { free(name); name = NULL; }
+      else { names = nn; cap = ncap; }
     }
-    names[n++] = strdup(de->d_name);
+    if (name == NULL) {
+      for (size_t i = 0; i < *n; i++) free(names[i]);
+      free(names);
+      *n = SIZE_MAX;
+      return NULL;
+    }
+    names[(*n)++] = name;
   }
+  if (*n > 1) qsort(names, *n, sizeof *names, cmp_names);   /* the CLI walks in lexical order */
+  return names;
+}
+
+/* Add the directory open as dfd (full is its path for messages, rel its
+ * path in the context, "" at the top); closes dfd. Everything below is
+ * reached through directory fds (fstatat, openat, readlinkat), never by
+ * path: a directory swapped for a symlink after its fstatat cannot lead
+ * the walk out of the context. One fd per level stays open. */
+static int walk(tar_state *t, int dfd, const char *full, const char *rel) {
+  tar_op *x = t->x;
+  int listfd = dup(dfd);            /* fdopendir takes it; dfd stays for *at() */
+  DIR *d = listfd < 0 ? NULL : fdopendir(listfd);
+  if (d == NULL) {
+    int e = errno;
+    if (listfd >= 0) close(listfd);
+    close(dfd);
+    return tar_fail(x, "EIO", "%s: %s", full, strerror(e));
+  }
+  size_t n;
+  char **names = sorted_names(d, &n);
   closedir(d);
-  qsort(names, n, sizeof *names, cmp_names);   /* the CLI walks in lexical order */
+  if (n == SIZE_MAX) {
+    close(dfd);
+    return out_of_memory(x);
+  }
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     if (x->stop) { rc = tar_fail(x, "ECANCELED", "%s%s", "tar", ": cancelled"); break; }
     size_t flen = strlen(full) + strlen(names[i]) + 2;
     size_t rlen = strlen(rel) + strlen(names[i]) + 2;
     char *f = malloc(flen), *r = malloc(rlen);
-    snprintf(f, flen, "%s/%s", full, names[i]);
-    snprintf(r, rlen, "%s%s%s", rel, *rel ? "/" : "", names[i]);
-    struct stat st;
-    if (lstat(f, &st) < 0) {
-      rc = tar_fail(x, "EIO", "%s: %s", f, strerror(errno));
+    if (f == NULL || r == NULL) {
+      rc = out_of_memory(x);
     } else {
-      int excluded = patterns_excluded(&x->ps, r);
-      int isdir = S_ISDIR(st.st_mode);
-      if (!excluded) rc = add_entry(t, r, f, &st);
-      if (rc == 0 && isdir && (!excluded || patterns_may_include_under(&x->ps, r)))
-        rc = walk(t, f, r);
+      snprintf(f, flen, "%s/%s", full, names[i]);
+      snprintf(r, rlen, "%s%s%s", rel, *rel ? "/" : "", names[i]);
+      struct stat st;
+      int excluded;
+      if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        rc = tar_fail(x, "EIO", "%s: %s", f, strerror(errno));
+      } else if ((excluded = patterns_excluded(&x->ps, r)) < 0) {
+        rc = out_of_memory(x);
+      } else {
+        int isdir = S_ISDIR(st.st_mode);
+        if (!excluded) rc = add_entry(t, dfd, names[i], r, f, &st);
+        if (rc == 0 && isdir && (!excluded || patterns_may_include_under(&x->ps, r)))
+          rc = walk_into(t, dfd, names[i], f, r, &st);
+      }
     }
     free(f);
     free(r);
   }
   for (size_t i = 0; i < n; i++) free(names[i]);
   free(names);
+  close(dfd);
   return rc;
+}
+
+/* Open the subdirectory `name` of dfd, not following a symlink, check it
+ * is the directory fstatat saw (st), and walk it. */
+static int walk_into(tar_state *t, int dfd, const char *name, const char *full,
+                     const char *rel, const struct stat *st) {
+  int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) return changed(t->x, full);
+  if (fd < 0) return tar_fail(t->x, "EIO", "%s: %s", full, strerror(errno));
+  struct stat now;
+  if (fstat(fd, &now) != 0 || now.st_ino != st->st_ino || now.st_dev != st->st_dev) {
+    close(fd);
+    return changed(t->x, full);
+  }
+  return walk(t, fd, full, rel);
 }
 
 static void tar_work(uv_work_t *req) {
   tar_op *x = req->data;
   tar_state *t = malloc(sizeof *t);
+  if (t == NULL || (t->a = la.write_new()) == NULL) {
+    free(t);
+    out_of_memory(x);
+    return;
+  }
   t->x = x;
-  t->a = la.write_new();
   t->e = la.entry_new();
   la.set_format_pax_restricted(t->a);
-  if (la.open_filename(t->a, x->out) != ARCHIVE_OK) {
+  if (t->e == NULL) {
+    out_of_memory(x);
+  } else if (la.open_filename(t->a, x->out) != ARCHIVE_OK) {
     tar_fail(x, "EIO", "%s: %s", x->out, la.error_string(t->a));
   } else {
-    struct stat st;
-    if (stat(x->dir, &st) < 0)
-      tar_fail(x, errno == ENOENT ? "ENOENT" : "EIO", "%s: %s", x->dir, strerror(errno));
-    else if (!S_ISDIR(st.st_mode))
+    /* the context directory itself may be reached through symlinks */
+    int fd = open(x->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOTDIR)
       tar_fail(x, "ENOTDIR", "%s: %s", x->dir, "not a directory");
+    else if (fd < 0)
+      tar_fail(x, errno == ENOENT ? "ENOENT" : "EIO", "%s: %s", x->dir, strerror(errno));
     else
-      walk(t, x->dir, "");
+      walk(t, fd, x->dir, "");
     if (la.write_close(t->a) != ARCHIVE_OK && x->code[0] == 0)
       tar_fail(x, "EIO", "%s: %s", x->out, la.error_string(t->a));
   }
-  la.entry_free(t->e);
+  if (t->e) la.entry_free(t->e);
   la.write_free(t->a);
   free(t);
 }
@@ -517,7 +628,7 @@ static void tar_cancel(sw_op *op) {
 static const char *const tar_opts[] = {"excludes", "out", NULL};
 
 static int docker_tar_context(lua_State *L) {
-  const char *dir = luaL_checkstring(L, 1);
+  const char *dir = sw_check_cstring(L, 1, "docker.tar_context", "dir");
   luaL_checktype(L, 2, LUA_TTABLE);
   sw_check_options(L, 2, "docker.tar_context", tar_opts);
   const char *out = sw_opt_string(L, 2, "out", NULL, "docker.tar_context");
@@ -532,9 +643,13 @@ static int docker_tar_context(lua_State *L) {
   patterns_check(L, lua_gettop(L), &ps, "docker.tar_context");   /* may raise */
   lua_pop(L, 1);
   tar_op *x = calloc(1, sizeof *x);
+  if (x == NULL || (x->dir = strdup(dir)) == NULL || (x->out = strdup(out)) == NULL) {
+    patterns_free(&ps);
+    if (x) free(x->dir);
+    free(x);
+    return sw_push_errno(L, ENOMEM, "docker.tar_context");
+  }
   x->ps = ps;
-  x->dir = strdup(dir);
-  x->out = strdup(out);
   x->op.what = "docker.tar_context";
   x->op.cancel = tar_cancel;
   x->req.data = x;

@@ -37,26 +37,41 @@ int sw_parse_duration(const char *s, double *ms) {
   return 0;
 }
 
+/* Every timer slipway starts takes whole milliseconds as a uint64_t or a
+ * long: far beyond this limit a double no longer converts to either (1e300
+ * seconds became a timer that fired at once, or never). */
+const char *sw_duration_problem(double ms) {
+  if (ms != ms) return "is not a number";
+  if (ms < 0) return "must not be negative";
+  if (ms > SW_DURATION_MAX_MS) return "is too large (the limit is 100 years)";
+  return NULL;
+}
+
+/* The string or number at idx in milliseconds; 0 and ms set, or -1 for a
+ * string that is not a duration, or the problem with the value. */
+static int to_duration(lua_State *L, int idx, double *ms, const char **why) {
+  size_t len;
+  *why = NULL;
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    *ms = lua_tonumber(L, idx) * 1000.0;
+  } else {
+    const char *s = lua_tolstring(L, idx, &len);
+    /* "5s\0..." must not read as 5s */
+    if (s == NULL || strlen(s) != len || sw_parse_duration(s, ms) != 0) return -1;
+  }
+  *why = sw_duration_problem(*ms);
+  return 0;
+}
+
 double sw_check_duration(lua_State *L, int idx, const char *fname) {
   double ms;
-  if (lua_type(L, idx) == LUA_TNUMBER) {
-    ms = lua_tonumber(L, idx) * 1000.0;
-  } else if (lua_type(L, idx) != LUA_TSTRING ||
-             sw_parse_duration(lua_tostring(L, idx), &ms) != 0) {
-    luaL_where(L, 1);
-    lua_pushfstring(L, "%s: bad duration '%s' (expected e.g. 250ms, 5s, 1h30m)",
-                    fname, luaL_tolstring(L, idx, NULL));
-    lua_remove(L, -2);
-    lua_concat(L, 2);
-    lua_error(L);
-    return 0;
-  }
-  if (ms < 0 || ms != ms) {
-    luaL_where(L, 1);
-    lua_pushfstring(L, "%s: duration must not be negative", fname);
-    lua_concat(L, 2);
-    lua_error(L);
-  }
+  const char *why;
+  if (to_duration(L, idx, &ms, &why) != 0)
+    sw_raise_at_caller(L, lua_pushfstring(L, "%s: bad duration '%s' (expected e.g. 250ms, 5s, 1h30m)",
+                                          fname, luaL_tolstring(L, idx, NULL)));
+  if (why)
+    sw_raise_at_caller(L, lua_pushfstring(L, "%s: duration '%s' %s", fname,
+                                          luaL_tolstring(L, idx, NULL), why));
   return ms;
 }
 
@@ -90,17 +105,18 @@ void sw_format_duration(double ms, char *buf, size_t len) {
   else snprintf(buf, len, "%s%ss", sign, sec);
 }
 
-/* parse(s) -> milliseconds | nil, "message" */
+/* parse(s) -> milliseconds | nil, "message": a number means seconds; the
+ * same rule as every duration option (not negative, at most 100 years). */
 static int duration_parse(lua_State *L) {
   double ms;
-  if (lua_type(L, 1) == LUA_TNUMBER) {
-    lua_pushnumber(L, lua_tonumber(L, 1) * 1000.0);
-    return 1;
-  }
-  const char *s = luaL_checkstring(L, 1);
-  if (sw_parse_duration(s, &ms) != 0) {
+  const char *why;
+  if (lua_type(L, 1) != LUA_TNUMBER) luaL_checkstring(L, 1);
+  int bad = to_duration(L, 1, &ms, &why) != 0;
+  if (bad || why) {
+    const char *shown = luaL_tolstring(L, 1, NULL);
     lua_pushnil(L);
-    lua_pushfstring(L, "bad duration '%s' (expected e.g. 250ms, 5s, 1h30m)", s);
+    if (bad) lua_pushfstring(L, "bad duration '%s' (expected e.g. 250ms, 5s, 1h30m)", shown);
+    else lua_pushfstring(L, "duration '%s' %s", shown, why);
     return 2;
   }
   lua_pushnumber(L, ms);

@@ -4,8 +4,10 @@
  * Synchronous on purpose: these are local-disk operations measured in
  * microseconds, and scripts call them outside tasks too (at the top level
  * of deploy.lua, in matrix functions). Failures from the system are values:
- * nil, "ENOENT: no such file or directory: /x", "ENOENT". Bad arguments
- * raise.
+ * nil, "ENOENT: no such file or directory: /x", "ENOENT" (ENOMEM when
+ * memory runs out). Bad arguments raise, a path (or glob pattern, tempdir
+ * prefix) with a NUL byte among them: the system would read it only up to
+ * the NUL, so "safe\0/../x" would name another file.
  *
  *   read(path) -> string            write(path, data) -> true
  *   write_atomic(path, data) -> true  append(path, data) -> true
@@ -75,7 +77,7 @@ static int push_sorted(lua_State *L, strlist *l) {
 /* -------------------------------------------------------- read/write */
 
 static int fs_read(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = sw_check_cstring(L, 1, "fs.read", "path");
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return sw_push_errno(L, errno, path);
   luaL_Buffer b;
@@ -110,8 +112,8 @@ static int write_all(int fd, const char *data, size_t len) {
   return 0;
 }
 
-static int write_with_flags(lua_State *L, int flags) {
-  const char *path = luaL_checkstring(L, 1);
+static int write_with_flags(lua_State *L, int flags, const char *fname) {
+  const char *path = sw_check_cstring(L, 1, fname, "path");
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0666);
@@ -124,11 +126,11 @@ static int write_with_flags(lua_State *L, int flags) {
 }
 
 static int fs_write(lua_State *L) {
-  return write_with_flags(L, O_TRUNC);
+  return write_with_flags(L, O_TRUNC, "fs.write");
 }
 
 static int fs_append(lua_State *L) {
-  return write_with_flags(L, O_APPEND);
+  return write_with_flags(L, O_APPEND, "fs.append");
 }
 
 /* The directory part of path into buf ("." when there is none). */
@@ -144,7 +146,7 @@ static void dir_of(const char *path, char *buf, size_t size) {
  * temp file in the same directory, fsync, rename over, fsync the directory.
  * An existing file keeps its permission bits. */
 static int fs_write_atomic(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = sw_check_cstring(L, 1, "fs.write_atomic", "path");
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   const char *slash = strrchr(path, '/');
@@ -196,10 +198,11 @@ static int fs_write_atomic(lua_State *L) {
 /* mkdir(path) -> true: every missing parent too; an existing directory is
  * fine, an existing file is EEXIST. */
 static int fs_mkdir(lua_State *L) {
-  size_t len;
-  const char *path = luaL_checklstring(L, 1, &len);
+  const char *path = sw_check_cstring(L, 1, "fs.mkdir", "path");
+  size_t len = strlen(path);
   if (len == 0) return sw_push_errno(L, ENOENT, path);
   char *buf = (char *)malloc(len + 1);
+  if (buf == NULL) return sw_push_errno(L, ENOMEM, path);
   memcpy(buf, path, len + 1);
   for (char *p = buf + 1; ; p++) {
     if (*p == '/' || *p == '\0') {
@@ -236,6 +239,11 @@ static int remove_tree(const char *path, char **where) {
     while (e == 0 && (ent = readdir(d)) != NULL) {
       if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0) continue;
       char *child = (char *)malloc(plen + strlen(ent->d_name) + 2);
+      if (child == NULL) {
+        e = ENOMEM;
+        if (*where == NULL) *where = strdup(path);
+        break;
+      }
       sprintf(child, "%s/%s", path, ent->d_name);
       e = remove_tree(child, where);
       free(child);
@@ -256,7 +264,7 @@ static const char *const remove_options[] = {"recursive", NULL};
 
 /* remove(path, {recursive = false}) -> true */
 static int fs_remove(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = sw_check_cstring(L, 1, "fs.remove", "path");
   sw_check_options(L, 2, "fs.remove", remove_options);
   int recursive = sw_opt_boolean(L, 2, "recursive", 0, "fs.remove");
   if (recursive) {
@@ -276,16 +284,21 @@ static int fs_remove(lua_State *L) {
 
 /* list(dir) -> sorted names, without . and .. */
 static int fs_list(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = sw_check_cstring(L, 1, "fs.list", "path");
   DIR *d = opendir(path);
   if (d == NULL) return sw_push_errno(L, errno, path);
   strlist l = {0};
   struct dirent *ent;
-  while ((ent = readdir(d)) != NULL) {
+  int failed = 0;
+  while (!failed && (ent = readdir(d)) != NULL) {
     if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0) continue;
-    strlist_add(&l, ent->d_name, strlen(ent->d_name));
+    failed = strlist_add(&l, ent->d_name, strlen(ent->d_name)) != 0;
   }
   closedir(d);
+  if (failed) {              /* a list with names missing would be a lie */
+    strlist_free(&l);
+    return sw_push_errno(L, ENOMEM, path);
+  }
   return push_sorted(L, &l);
 }
 
@@ -306,7 +319,7 @@ static const char *const stat_options[] = {"follow", NULL};
  * type "link" unless follow is set. mode is the permission bits (0644),
  * mtime seconds since the epoch with the fraction. */
 static int fs_stat(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = sw_check_cstring(L, 1, "fs.stat", "path");
   sw_check_options(L, 2, "fs.stat", stat_options);
   int follow = sw_opt_boolean(L, 2, "follow", 0, "fs.stat");
   struct stat st;
@@ -327,7 +340,7 @@ static int fs_stat(lua_State *L) {
 /* exists(path) -> whether path names something (symlinks followed) */
 static int fs_exists(lua_State *L) {
   struct stat st;
-  lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0);
+  lua_pushboolean(L, stat(sw_check_cstring(L, 1, "fs.exists", "path"), &st) == 0);
   return 1;
 }
 
@@ -336,6 +349,7 @@ static int fs_exists(lua_State *L) {
 typedef struct {
   char **seg;        /* pattern segments ("" ones dropped) */
   int nseg;
+  int out_of_memory; /* the walk stopped: the result would miss paths */
   strlist out;
 } globber;
 
@@ -348,9 +362,14 @@ static const char *fs_path(const char *p) {
   return *p ? p : ".";
 }
 
-static char *path_join(const char *a, const char *b) {
+/* a/b in new memory; NULL (and g->out_of_memory set) when there is none */
+static char *path_join(globber *g, const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
   char *r = (char *)malloc(la + lb + 2);
+  if (r == NULL) {
+    g->out_of_memory = 1;
+    return NULL;
+  }
   if (la == 0) memcpy(r, b, lb + 1);
   else if (a[la - 1] == '/') sprintf(r, "%s%s", a, b);
   else sprintf(r, "%s/%s", a, b);
@@ -367,6 +386,10 @@ static int is_dir_entry(const char *path, struct dirent *ent, int follow) {
 
 static void glob_at(globber *g, const char *dir, int i);
 
+static void glob_add(globber *g, const char *path) {
+  if (strlist_add(&g->out, path, strlen(path)) != 0) g->out_of_memory = 1;
+}
+
 /* `**` at segment i: zero or more directories below dir. Hidden directories
  * are not entered and symlinks are not followed (no cycles). When `**` is
  * the last segment it yields every entry below dir. */
@@ -376,10 +399,11 @@ static void glob_any_depth(globber *g, const char *dir, int i) {
   DIR *d = opendir(fs_path(dir));
   if (d == NULL) return;
   struct dirent *ent;
-  while ((ent = readdir(d)) != NULL) {
+  while (!g->out_of_memory && (ent = readdir(d)) != NULL) {
     if (ent->d_name[0] == '.') continue;
-    char *child = path_join(dir, ent->d_name);
-    if (last) strlist_add(&g->out, child, strlen(child));
+    char *child = path_join(g, dir, ent->d_name);
+    if (child == NULL) break;
+    if (last) glob_add(g, child);
     if (is_dir_entry(child, ent, 0)) glob_any_depth(g, child, i);
     free(child);
   }
@@ -388,8 +412,9 @@ static void glob_any_depth(globber *g, const char *dir, int i) {
 
 /* Match segments i.. below dir (a display path). */
 static void glob_at(globber *g, const char *dir, int i) {
+  if (g->out_of_memory) return;
   if (i == g->nseg) {
-    if (*dir) strlist_add(&g->out, dir, strlen(dir));
+    if (*dir) glob_add(g, dir);
     return;
   }
   const char *seg = g->seg[i];
@@ -399,7 +424,8 @@ static void glob_at(globber *g, const char *dir, int i) {
     return;
   }
   if (!has_magic(seg)) {           /* a literal name: no directory scan */
-    char *child = path_join(dir, seg);
+    char *child = path_join(g, dir, seg);
+    if (child == NULL) return;
     struct stat st;
     if (lstat(child, &st) == 0 && (last || is_dir_entry(child, NULL, 1)))
       glob_at(g, child, i + 1);
@@ -409,10 +435,11 @@ static void glob_at(globber *g, const char *dir, int i) {
   DIR *d = opendir(fs_path(dir));
   if (d == NULL) return;
   struct dirent *ent;
-  while ((ent = readdir(d)) != NULL) {
+  while (!g->out_of_memory && (ent = readdir(d)) != NULL) {
     if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0) continue;
     if (fnmatch(seg, ent->d_name, FNM_PERIOD) != 0) continue;
-    char *child = path_join(dir, ent->d_name);
+    char *child = path_join(g, dir, ent->d_name);
+    if (child == NULL) break;
     if (last || is_dir_entry(child, ent, 1)) glob_at(g, child, i + 1);
     free(child);
   }
@@ -424,22 +451,31 @@ static void glob_at(globber *g, const char *dir, int i) {
  * segment matches any number of directories. Relative patterns give
  * relative paths. Unreadable directories are skipped, as a shell does. */
 static int fs_glob(lua_State *L) {
-  size_t len;
-  const char *pattern = luaL_checklstring(L, 1, &len);
-  char *copy = (char *)malloc(len + 1);
-  memcpy(copy, pattern, len + 1);
+  const char *pattern = sw_check_cstring(L, 1, "fs.glob", "pattern");
+  size_t len = strlen(pattern);
   globber g;
   memset(&g, 0, sizeof g);
+  char *copy = (char *)malloc(len + 1);
   g.seg = (char **)malloc((len / 2 + 2) * sizeof *g.seg);
+  if (copy == NULL || g.seg == NULL) {
+    free(copy);
+    free(g.seg);
+    return sw_push_errno(L, ENOMEM, pattern);
+  }
+  memcpy(copy, pattern, len + 1);
   for (char *tok = strtok(copy, "/"); tok; tok = strtok(NULL, "/"))
     g.seg[g.nseg++] = tok;
   if (g.nseg == 0) {
-    if (pattern[0] == '/') strlist_add(&g.out, "/", 1);
+    if (pattern[0] == '/') glob_add(&g, "/");
   } else {
     glob_at(&g, pattern[0] == '/' ? "/" : "", 0);
   }
   free(g.seg);
   free(copy);
+  if (g.out_of_memory) {
+    strlist_free(&g.out);
+    return sw_push_errno(L, ENOMEM, pattern);
+  }
   return push_sorted(L, &g.out);
 }
 
@@ -496,12 +532,13 @@ static int fs_join(lua_State *L) {
 
 /* tempdir([prefix]) -> a new private directory under $TMPDIR or /tmp */
 static int fs_tempdir(lua_State *L) {
-  const char *prefix = luaL_optstring(L, 1, "slipway-");
+  const char *prefix = lua_isnoneornil(L, 1) ? "slipway-" : sw_check_cstring(L, 1, "fs.tempdir", "prefix");
   if (strchr(prefix, '/')) return luaL_error(L, "fs.tempdir: prefix must not contain '/'");
   const char *base = getenv("TMPDIR");
   if (base == NULL || *base == '\0') base = "/tmp";
   lua_pushfstring(L, "%s/%sXXXXXX", base, prefix);
   char *tmpl = strdup(lua_tostring(L, -1));
+  if (tmpl == NULL) return sw_push_errno(L, ENOMEM, lua_tostring(L, -1));
   if (mkdtemp(tmpl) == NULL) {
     int e = errno;
     free(tmpl);
@@ -514,7 +551,7 @@ static int fs_tempdir(lua_State *L) {
 
 /* realpath(path) -> the absolute path with symlinks, . and .. resolved */
 static int fs_realpath(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = sw_check_cstring(L, 1, "fs.realpath", "path");
   char *r = realpath(path, NULL);
   if (r == NULL) return sw_push_errno(L, errno, path);
   lua_pushstring(L, r);

@@ -61,6 +61,7 @@ static int digest_string(lua_State *L, int which, const char *fname) {
   unsigned int n = 0;
   const EVP_MD *md_type = algorithm(L, which);
   EVP_MD_CTX *ctx = crypto.ctx_new();
+  if (ctx == NULL) return luaL_error(L, "%s: out of memory", fname);
   crypto.init(ctx, md_type, NULL);
   crypto.update(ctx, data, len);
   crypto.final(ctx, md, &n);
@@ -73,7 +74,7 @@ static int digest_string(lua_State *L, int which, const char *fname) {
 /* Digest of the file named at index 1 (read in blocks): hex, or the
  * failure triple when it cannot be read. */
 static int digest_file(lua_State *L, int which) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = sw_check_cstring(L, 1, which == 1 ? "hash.sha1_file" : "hash.sha256_file", "path");
   const EVP_MD *md_type = algorithm(L, which);
   FILE *f = fopen(path, "rb");
   if (f == NULL) return sw_push_errno(L, errno, path);
@@ -81,6 +82,10 @@ static int digest_file(lua_State *L, int which) {
   unsigned int n = 0;
   size_t got;
   EVP_MD_CTX *ctx = crypto.ctx_new();
+  if (ctx == NULL) {
+    fclose(f);
+    return sw_push_errno(L, ENOMEM, path);
+  }
   crypto.init(ctx, md_type, NULL);
   while ((got = fread(buf, 1, sizeof buf, f)) > 0) crypto.update(ctx, buf, got);
   int failed = ferror(f);

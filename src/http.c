@@ -26,14 +26,26 @@
  *                (default 10s), tls_verify (default true), ca, cert, key,
  *                follow_redirects (default false), max_redirects (10), on_body,
  *                response_headers (default true; false: no `headers` field,
- *                for callers that only look at status and body)}
+ *                for callers that only look at status and body),
+ *                response_body (default true; false: the body is read and
+ *                dropped, no `body` field, for callers that only look at
+ *                the status), max_body (bytes, default 64 MiB: the most of
+ *                a body kept for the result; on_body and response_body =
+ *                false keep none, so it does not apply to them)}
  *   http.request(url, opts)   -- the same, url given first
  *     -> {status, headers = {lower-case name = value}, body, time_ms, url}
  *        (body is nil when on_body(chunk) took it; a status >= 400 is data)
  *     -> nil, "ECONNREFUSED: connection refused: http://...", "ECONNREFUSED"
  *        codes: ECONNREFUSED ETIMEDOUT ECERT EDNS ECONNRESET EINVAL ECANCELED
- *        EHTTP (and ENOENT... for a body_file that cannot be opened)
- *     raises on caller mistakes: unknown option, wrong type, outside a task
+ *        EHTTP (and ENOENT... for a body_file that cannot be opened);
+ *        EBODYTOOLARGE for a body beyond max_body (announced by its
+ *        Content-Length or found while it arrives: the transfer stops);
+ *        EHEADERSTOOLARGE for response headers beyond 256 KiB (all the
+ *        responses of the request together: redirects, 1xx); ENOMEM
+ *     raises on caller mistakes: unknown option, wrong type, outside a task,
+ *        a method that is not an HTTP token (RFC 7230: letters, digits and
+ *        !#$%&'*+-.^_`|~), a header name that is not one, a header value
+ *        with CR or LF, a string with a NUL byte
  *   http.close_idle()  -- close the pooled idle connections (when nothing
  *                         runs); leak checks call it
  *   http.stats()       -- {running, sockets, pauses}
@@ -58,6 +70,8 @@
 #define STREAM_PAUSE_BYTES (1 << 20)    /* pause a streamed body beyond this */
 #define DEFAULT_TIMEOUT_MS 30000.0
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000.0
+#define DEFAULT_MAX_BODY ((size_t)64 << 20)
+#define MAX_HEADER_BYTES ((size_t)256 << 10)  /* below curl's own 300 KiB */
 
 /* ------------------------------------------------------------ libcurl */
 
@@ -114,6 +128,7 @@ typedef struct {
 } buf_t;
 
 enum { R_RUNNING, R_DONE, R_RELEASED };
+enum { OVER_NONE, OVER_BODY, OVER_HEADERS, OVER_MEMORY };   /* why a callback stopped it */
 
 typedef struct request {
   sw_op op;                  /* first: the await bridge sees an sw_op */
@@ -124,7 +139,11 @@ typedef struct request {
   char *unix_socket;         /* for error messages */
   int streaming;             /* on_body given: body goes to chunks */
   int want_headers;          /* build the response's headers table */
+  int want_body;             /* keep the body (not on_body, not dropped) */
   int paused;                /* we returned CURL_WRITEFUNC_PAUSE */
+  int over;                  /* OVER_*: a limit stopped the transfer */
+  size_t max_body;
+  size_t header_bytes;       /* of every response so far */
   buf_t body;                /* whole body, or chunks not yet handed to Lua */
   buf_t head;                /* response header lines of the last response */
   CURLcode result;
@@ -404,6 +423,8 @@ static void ensure_multi(void) {
 
 /* ------------------------------------------------------ easy callbacks */
 
+/* Returning anything but len makes curl end the transfer with
+ * CURLE_WRITE_ERROR; r->over then says why. */
 static size_t on_write(char *p, size_t size, size_t n, void *ud) {
   request *r = (request *)ud;
   size_t len = size * n;
@@ -413,19 +434,23 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud) {
       pauses++;
       return CURL_WRITEFUNC_PAUSE;
     }
-    if (buf_add(&r->body, p, len) != 0) return 0;
+    if (buf_add(&r->body, p, len) != 0) return r->over = OVER_MEMORY, 0;
     sw_op_done(&r->op, 0);      /* wake the task to call on_body (no-op if awake) */
     return len;
   }
-  return buf_add(&r->body, p, len) == 0 ? len : 0;
+  if (!r->want_body) return len;
+  if (len > r->max_body - r->body.len) return r->over = OVER_BODY, 0;
+  return buf_add(&r->body, p, len) == 0 ? len : (r->over = OVER_MEMORY, 0);
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   request *r = (request *)ud;
   size_t len = size * n;
+  r->header_bytes += len;
+  if (r->header_bytes > MAX_HEADER_BYTES) return r->over = OVER_HEADERS, 0;
   if (!r->want_headers) return len;                            /* nobody reads them */
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) r->head.len = 0;  /* a new response */
-  return buf_add(&r->head, p, len) == 0 ? len : 0;
+  return buf_add(&r->head, p, len) == 0 ? len : (r->over = OVER_MEMORY, 0);
 }
 
 static size_t on_read(char *p, size_t size, size_t n, void *ud) {
@@ -492,7 +517,24 @@ static int push_failure(lua_State *L, request *r) {
   const char *code = "EHTTP", *url = effective_url(r);
   char dur[40];
   const char *detail = r->errbuf[0] ? r->errbuf : C.easy_strerror(r->result);
+  char size[32];
   lua_pushnil(L);
+  if (r->over != OVER_NONE || r->result == CURLE_FILESIZE_EXCEEDED) {
+    if (r->over == OVER_HEADERS) {
+      sw_format_size(MAX_HEADER_BYTES, size, sizeof size);
+      code = "EHEADERSTOOLARGE";
+      lua_pushfstring(L, "EHEADERSTOOLARGE: the response headers passed %s: %s", size, url);
+    } else if (r->over == OVER_MEMORY) {
+      code = "ENOMEM";
+      lua_pushfstring(L, "ENOMEM: out of memory keeping the response: %s", url);
+    } else {
+      sw_format_size(r->max_body, size, sizeof size);
+      code = "EBODYTOOLARGE";
+      lua_pushfstring(L, "EBODYTOOLARGE: the response body passed max_body (%s): %s", size, url);
+    }
+    lua_pushstring(L, code);
+    return 3;
+  }
   switch (r->result) {
   case CURLE_COULDNT_CONNECT:
     code = "ECONNREFUSED";
@@ -617,7 +659,7 @@ static int push_response(lua_State *L, request *r) {
     push_headers(L, r);
     lua_setfield(L, -2, "headers");
   }
-  if (!r->streaming) {
+  if (r->want_body) {
     lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
     lua_setfield(L, -2, "body");
   }
@@ -681,7 +723,7 @@ static int request_k(lua_State *L, int status, lua_KContext ctx) {
 static const char *const request_options[] = {
   "url", "method", "headers", "body", "body_file", "unix_socket", "timeout",
   "connect_timeout", "tls_verify", "ca", "cert", "key", "follow_redirects",
-  "max_redirects", "on_body", "response_headers", NULL
+  "max_redirects", "on_body", "response_headers", "response_body", "max_body", NULL
 };
 
 /* Bit i set when request_options[i] is a key of the table at idx (after
@@ -702,8 +744,20 @@ enum {   /* bits of given_options(), in the order of request_options */
   G_URL = 1 << 0, G_METHOD = 1 << 1, G_HEADERS = 1 << 2, G_BODY = 1 << 3, G_BODY_FILE = 1 << 4,
   G_UNIX_SOCKET = 1 << 5, G_TIMEOUT = 1 << 6, G_CONNECT_TIMEOUT = 1 << 7, G_TLS_VERIFY = 1 << 8,
   G_CA = 1 << 9, G_CERT = 1 << 10, G_KEY = 1 << 11, G_FOLLOW = 1 << 12, G_MAX_REDIRECTS = 1 << 13,
-  G_ON_BODY = 1 << 14, G_RESPONSE_HEADERS = 1 << 15
+  G_ON_BODY = 1 << 14, G_RESPONSE_HEADERS = 1 << 15, G_RESPONSE_BODY = 1 << 16, G_MAX_BODY = 1 << 17
 };
+
+/* An HTTP token (RFC 7230 section 3.2.6): what a method and a header name
+ * are. Anything else (a space, CR, LF, ':') would let the caller's string
+ * rewrite the request line or add headers. */
+static int is_token(const char *s) {
+  if (*s == '\0') return 0;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          strchr("!#$%&'*+-.^_`|~", *s) != NULL))
+      return 0;
+  return 1;
+}
 
 static int has_header(lua_State *L, int idx, const char *name) {
   int found = 0;
@@ -734,9 +788,15 @@ static void set_headers(lua_State *L, request *r, int idx) {
       if (lua_type(L, -2) != LUA_TSTRING ||
           (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER))
         luaL_error(L, "%s: headers must map a name to a string", F);
-      const char *name = lua_tostring(L, -2), *value = lua_tostring(L, -1);
-      if (strpbrk(name, ":\r\n") || strpbrk(value, "\r\n"))
-        luaL_error(L, "%s: header '%s' contains a line break or colon", F, name);
+      const char *name = sw_check_cstring(L, -2, F, "a header name");
+      if (!is_token(name))
+        sw_raise_at_caller(L, lua_pushfstring(L, "%s: header name '%s' is not an HTTP token "
+                                              "(letters, digits, !#$%%&'*+-.^_`|~)", F, name));
+      lua_pushfstring(L, "header '%s'", name);
+      const char *value = sw_check_cstring(L, -2, F, lua_tostring(L, -1));
+      lua_pop(L, 1);
+      if (strpbrk(value, "\r\n"))
+        sw_raise_at_caller(L, lua_pushfstring(L, "%s: header '%s' contains a line break", F, name));
       /* "Name;" sends an empty value; "Name:" would remove the header */
       const char *line = *value ? lua_pushfstring(L, "%s: %s", name, value)
                                 : lua_pushfstring(L, "%s;", name);
@@ -792,8 +852,15 @@ static int http_request(lua_State *L) {
   int verify = GIVEN(G_TLS_VERIFY, sw_opt_boolean(L, 1, "tls_verify", 1, F), 1);
   int follow = GIVEN(G_FOLLOW, sw_opt_boolean(L, 1, "follow_redirects", 0, F), 0);
   int want_headers = GIVEN(G_RESPONSE_HEADERS, sw_opt_boolean(L, 1, "response_headers", 1, F), 1);
+  int want_body = GIVEN(G_RESPONSE_BODY, sw_opt_boolean(L, 1, "response_body", 1, F), 1);
+  size_t max_body = GIVEN(G_MAX_BODY, sw_opt_size(L, 1, "max_body", DEFAULT_MAX_BODY, F), DEFAULT_MAX_BODY);
   lua_Integer max_redirects = GIVEN(G_MAX_REDIRECTS, sw_opt_integer(L, 1, "max_redirects", 10, F), 10);
 #undef GIVEN
+  if (max_redirects < 0)   /* curl takes -1 as "no limit" */
+    sw_raise_at_caller(L, lua_pushfstring(L, "%s: option 'max_redirects' must not be negative", F));
+  if (method && !is_token(method))
+    sw_raise_at_caller(L, lua_pushfstring(L, "%s: option 'method' must be an HTTP token (letters, "
+                                          "digits, !#$%%&'*+-.^_`|~), got '%s'", F, method));
   size_t body_len = 0;
   const char *body = NULL;
   int bt = (given & G_BODY) ? lua_getfield(L, 1, "body") : (lua_pushnil(L), LUA_TNIL);
@@ -813,6 +880,8 @@ static int http_request(lua_State *L) {
   r->state = R_RELEASED;                           /* until the handle is added */
   r->streaming = ot == LUA_TFUNCTION;
   r->want_headers = want_headers;
+  r->want_body = want_body && !r->streaming;
+  r->max_body = max_body;
   r->timeout_ms = timeout;
   r->connect_timeout_ms = ctimeout;
 
@@ -877,6 +946,9 @@ static int http_request(lua_State *L) {
   if (strcasecmp(method, "HEAD") == 0) C.easy_setopt(e, CURLOPT_NOBODY, 1L);
   else if (strcmp(method, sends_body ? "POST" : "GET") != 0)
     C.easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  /* A body announced larger than it may be fails before it is read. */
+  if (r->want_body && strcasecmp(method, "HEAD") != 0)
+    C.easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_body);
   if (given & G_HEADERS) set_headers(L, r, 1);
   else C.easy_setopt(e, CURLOPT_HTTPHEADER, &no_expect);
 

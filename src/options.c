@@ -3,6 +3,7 @@
  * turning system errors into the nil, "message", "CODE" triple.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include "slipway.h"
 
@@ -20,9 +21,7 @@ int sw_push_errno(lua_State *L, int err, const char *context) {
   return sw_push_uverror(L, uv_translate_sys_error(err), context);
 }
 
-/* Raise msg prefixed with the file:line of the Lua code that called the
- * native (level 1 is the native itself when called from C; skip C frames). */
-static int raise_at_caller(lua_State *L, const char *msg) {
+int sw_raise_at_caller(lua_State *L, const char *msg) {
   lua_Debug ar;
   int level = 1;
   while (lua_getstack(L, level, &ar)) {
@@ -37,6 +36,49 @@ static int raise_at_caller(lua_State *L, const char *msg) {
   return lua_error(L);
 }
 
+/* Push what the string s looks like around byte `at`, for an error
+ * message: at most 40 bytes, control bytes (the NUL among them) as \ddd,
+ * "..." where it is cut. */
+static void push_preview(lua_State *L, const char *s, size_t len, size_t at) {
+  size_t start = at > 30 ? at - 30 : 0;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (start > 0) luaL_addstring(&b, "...");
+  luaL_addchar(&b, '"');
+  for (size_t i = start; i < len && i < start + 40; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 32 || c == 127 || c == '"' || c == '\\') {
+      char esc[8];
+      snprintf(esc, sizeof esc, c == '"' || c == '\\' ? "\\%c" : "\\%d", c);
+      luaL_addstring(&b, esc);
+    } else {
+      luaL_addchar(&b, (char)c);
+    }
+  }
+  luaL_addstring(&b, len > start + 40 ? "\"..." : "\"");
+  luaL_pushresult(&b);
+}
+
+const char *sw_check_cstring(lua_State *L, int idx, const char *fname,
+                             const char *what) {
+  int t = lua_type(L, idx);
+  if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+    lua_pushfstring(L, "%s: %s must be a string, got %s", fname, what,
+                    luaL_typename(L, idx));
+    sw_raise_at_caller(L, lua_tostring(L, -1));
+  }
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  const char *nul = memchr(s, '\0', len);
+  if (nul != NULL) {
+    push_preview(L, s, len, (size_t)(nul - s));
+    lua_pushfstring(L, "%s: %s contains a NUL byte: %s", fname, what,
+                    lua_tostring(L, -1));
+    sw_raise_at_caller(L, lua_tostring(L, -1));
+  }
+  return s;
+}
+
 void sw_check_options(lua_State *L, int idx, const char *fname,
                       const char *const allowed[]) {
   if (lua_isnoneornil(L, idx)) return;
@@ -44,7 +86,7 @@ void sw_check_options(lua_State *L, int idx, const char *fname,
   if (lua_type(L, idx) != LUA_TTABLE) {
     lua_pushfstring(L, "%s: options must be a table, got %s", fname,
                     luaL_typename(L, idx));
-    raise_at_caller(L, lua_tostring(L, -1));
+    sw_raise_at_caller(L, lua_tostring(L, -1));
   }
   lua_pushnil(L);
   while (lua_next(L, idx)) {
@@ -68,7 +110,7 @@ void sw_check_options(lua_State *L, int idx, const char *fname,
       }
       luaL_addchar(&b, ')');
       luaL_pushresult(&b);
-      raise_at_caller(L, lua_tostring(L, -1));
+      sw_raise_at_caller(L, lua_tostring(L, -1));
     }
   }
 }
@@ -82,7 +124,7 @@ static void wrong_type(lua_State *L, const char *fname, const char *key,
                        const char *expected) {
   lua_pushfstring(L, "%s: option '%s' must be %s, got %s", fname, key,
                   expected, luaL_typename(L, -1));
-  raise_at_caller(L, lua_tostring(L, -1));
+  sw_raise_at_caller(L, lua_tostring(L, -1));
 }
 
 const char *sw_opt_string(lua_State *L, int idx, const char *key,
@@ -92,10 +134,13 @@ const char *sw_opt_string(lua_State *L, int idx, const char *key,
     if (!lua_isnoneornil(L, idx)) lua_pop(L, 1);
     return def;
   }
-  if (t != LUA_TSTRING && t != LUA_TNUMBER) wrong_type(L, fname, key, "a string");
+  /* Not a number either: its conversion would be a string nothing keeps
+   * alive once the copy is popped, and the pointer would dangle. */
+  if (t != LUA_TSTRING) wrong_type(L, fname, key, "a string");
+  lua_pushfstring(L, "option '%s'", key);
   /* the string stays alive in the options table */
-  const char *s = lua_tostring(L, -1);
-  lua_pop(L, 1);
+  const char *s = sw_check_cstring(L, -2, fname, lua_tostring(L, -1));
+  lua_pop(L, 2);
   return s;
 }
 
@@ -150,7 +195,34 @@ int sw_opt_choice(lua_State *L, int idx, const char *key,
   lua_pushfstring(L, ", got %s", got);
   luaL_addvalue(&b);
   luaL_pushresult(&b);
-  return raise_at_caller(L, lua_tostring(L, -1));
+  return sw_raise_at_caller(L, lua_tostring(L, -1));
+}
+
+size_t sw_opt_size(lua_State *L, int idx, const char *key, size_t def,
+                   const char *fname) {
+  int t = get_field(L, idx, key);
+  if (t == LUA_TNIL) {
+    if (!lua_isnoneornil(L, idx)) lua_pop(L, 1);
+    return def;
+  }
+  int exact = 0;
+  lua_Integer v = lua_tointegerx(L, -1, &exact);   /* 1e6 is a size too */
+  if (t != LUA_TNUMBER || !exact || v < 0) {
+    lua_pushfstring(L, "%s: option '%s' must be a size in bytes (a whole number >= 0), got %s",
+                    fname, key, t == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
+    sw_raise_at_caller(L, lua_tostring(L, -1));
+  }
+  lua_pop(L, 1);
+  return (size_t)v;
+}
+
+void sw_format_size(size_t bytes, char *buf, size_t len) {
+  if (bytes >= (1u << 20) && bytes % (1u << 20) == 0)
+    snprintf(buf, len, "%zu MiB", bytes >> 20);
+  else if (bytes >= 1024 && bytes % 1024 == 0)
+    snprintf(buf, len, "%zu KiB", bytes >> 10);
+  else
+    snprintf(buf, len, "%zu bytes", bytes);
 }
 
 double sw_opt_duration(lua_State *L, int idx, const char *key, double def_ms,
@@ -161,16 +233,20 @@ double sw_opt_duration(lua_State *L, int idx, const char *key, double def_ms,
     return def_ms;
   }
   double ms;
+  size_t len;
+  const char *s = t == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
   if (t == LUA_TNUMBER) {
     ms = lua_tonumber(L, -1) * 1000.0;
-  } else if (t != LUA_TSTRING || sw_parse_duration(lua_tostring(L, -1), &ms) != 0) {
+  } else if (s == NULL || strlen(s) != len || sw_parse_duration(s, &ms) != 0) {
     lua_pushfstring(L, "%s: option '%s': bad duration '%s' (expected e.g. 250ms, 5s, 1h30m)",
                     fname, key, luaL_tolstring(L, -1, NULL));
-    raise_at_caller(L, lua_tostring(L, -1));
+    sw_raise_at_caller(L, lua_tostring(L, -1));
   }
-  if (ms < 0) {
-    lua_pushfstring(L, "%s: option '%s' must not be negative", fname, key);
-    raise_at_caller(L, lua_tostring(L, -1));
+  const char *why = sw_duration_problem(ms);
+  if (why) {
+    lua_pushfstring(L, "%s: option '%s': duration '%s' %s", fname, key,
+                    luaL_tolstring(L, -1, NULL), why);
+    sw_raise_at_caller(L, lua_tostring(L, -1));
   }
   lua_pop(L, 1);
   return ms;

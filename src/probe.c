@@ -186,11 +186,11 @@ static void probe_cancel(sw_op *op) {
 
 /* tcp(host, port [, timeout_ms]) -> {latency_ms, address} | nil, msg, CODE */
 static int probe_tcp(lua_State *L) {
-  const char *host = luaL_checkstring(L, 1);
+  const char *host = sw_check_cstring(L, 1, "probe.tcp", "host");
   lua_Integer port = luaL_checkinteger(L, 2);
   double timeout = luaL_optnumber(L, 3, 5000);
   luaL_argcheck(L, port > 0 && port < 65536, 2, "port must be 1-65535");
-  luaL_argcheck(L, timeout >= 0, 3, "timeout must not be negative");
+  luaL_argcheck(L, sw_duration_problem(timeout) == NULL, 3, "timeout must be 0 to 100 years (in ms)");
   luaL_argcheck(L, *host != '\0', 1, "empty host");
   sw_check_task(L, "probe.tcp");
   tcp_probe *p = (tcp_probe *)calloc(1, sizeof *p);

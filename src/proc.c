@@ -18,11 +18,21 @@
  * default 2s; code 124, timed_out = true). A child killed by a signal has
  * code 128 + N and signal = "SIGKILL". Programs are looked up in slipway's
  * own PATH (posix_spawnp), whatever env gives the child.
+ * max_output (bytes, default 64 MiB): the most read from each of stdout
+ * and stderr, captured or handed to a line function. One byte more and the
+ * run stops reading, SIGKILLs the group and, once the child is reaped,
+ * returns nil, "EOUTPUTTOOLARGE: stdout passed max_output (64 MiB), the
+ * process group was killed: cmd", "EOUTPUTTOOLARGE" (lines within the
+ * limit were delivered). Memory that cannot be had ends a run the same way
+ * with ENOMEM.
  *
  * cmd is an argv list {"ls", "-l"} or a string run by /bin/sh -c. Every
  * child leads its own process group (a new session: setsid), so
  * a timeout, a cancelled task or kill_all() reaches its grandchildren too.
- * A child that exits non-zero is data; only failing to start is an error.
+ * A child that exits non-zero is data; failing to start and output beyond
+ * max_output are errors. Strings that reach the system (argv words, the
+ * shell string, env names and values, cwd) must not contain a NUL byte:
+ * that raises, like every other caller mistake.
  *
  * Spawning uses posix_spawn (vfork-fast, setsid, signal dispositions reset)
  * rather than uv_spawn: libuv 1.44 reaps by calling waitpid() on every live
@@ -62,6 +72,7 @@ enum { M_CAPTURE, M_INHERIT, M_NULL, M_LINES };
 
 #define QUEUE_HIGH (1 << 20)    /* pause reading when this much is queued */
 #define QUEUE_LOW (1 << 18)     /* ...and resume below this */
+#define DEFAULT_MAX_OUTPUT ((size_t)64 << 20)   /* per stream */
 
 typedef struct line {
   struct line *next;
@@ -112,6 +123,11 @@ struct run_state {
   int spawned, exited, abandoned, timed_out, in_grace;
   int term_signal;
   int64_t exit_status;
+  size_t max_output;          /* bytes each of stdout, stderr may bring */
+  size_t got[3];              /* bytes read from each so far */
+  int stopped;                /* 0, or the stream that passed max_output */
+  int out_of_memory;          /* ...or could not be kept */
+  char what[96];              /* the command, for the error message */
   double grace_ms;
   uint64_t start_ns, end_ns;
   int pid;
@@ -369,16 +385,16 @@ static int grow(growbuf *b, size_t extra) {
   return 0;
 }
 
-static void append(growbuf *b, const char *s, size_t n) {
-  if (n && grow(b, n) == 0) {
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-  }
+static int append(growbuf *b, const char *s, size_t n) {
+  if (n && grow(b, n) != 0) return -1;
+  if (n) memcpy(b->p + b->len, s, n);
+  b->len += n;
+  return 0;
 }
 
-static void queue_line(run_state *p, int stream, const char *s, size_t n) {
+static int queue_line(run_state *p, int stream, const char *s, size_t n) {
   line *ln = (line *)malloc(sizeof *ln + n);
-  if (ln == NULL) return;
+  if (ln == NULL) return -1;
   ln->next = NULL;
   ln->stream = stream;
   ln->len = n;
@@ -386,27 +402,28 @@ static void queue_line(run_state *p, int stream, const char *s, size_t n) {
   if (p->tail) p->tail->next = ln; else p->head = ln;
   p->tail = ln;
   p->queued += n;
+  return 0;
 }
 
-/* Split new data into lines; the unterminated rest waits in partial. */
-static void split_lines(run_state *p, int i, const char *s, size_t n) {
+/* Split new data into lines; the unterminated rest waits in partial.
+ * Returns -1 when memory ran out. */
+static int split_lines(run_state *p, int i, const char *s, size_t n) {
   growbuf *part = &p->partial[i];
   const char *end = s + n;
   while (s < end) {
     const char *nl = memchr(s, '\n', (size_t)(end - s));
-    if (nl == NULL) {
-      append(part, s, (size_t)(end - s));
-      return;
-    }
+    if (nl == NULL) return append(part, s, (size_t)(end - s));
     if (part->len) {
-      append(part, s, (size_t)(nl - s));
-      queue_line(p, i, part->p, part->len);
+      if (append(part, s, (size_t)(nl - s)) != 0 ||
+          queue_line(p, i, part->p, part->len) != 0)
+        return -1;
       part->len = 0;
-    } else {
-      queue_line(p, i, s, (size_t)(nl - s));
+    } else if (queue_line(p, i, s, (size_t)(nl - s)) != 0) {
+      return -1;
     }
     s = nl + 1;
   }
+  return 0;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -441,13 +458,41 @@ static void drop_lines(run_state *p) {
   if (p->paused && !p->abandoned) resume_reading(p);
 }
 
+/* Stream i brought more than max_output, or what it brought could not be
+ * kept: stop reading both streams, kill the group, drop what was captured
+ * (the run now ends in an error); the exit watcher stays to reap. */
+static void stop_output(run_state *p, int i, int out_of_memory) {
+  p->stopped = i;
+  p->out_of_memory = out_of_memory;
+  kill_group(p, SIGKILL);
+  close_pipe(p, S_OUT);
+  close_pipe(p, S_ERR);
+  for (int k = S_OUT; k <= S_ERR; k++) {
+    free(p->capture[k].p);
+    free(p->partial[k].p);
+    memset(&p->capture[k], 0, sizeof p->capture[k]);
+    memset(&p->partial[k], 0, sizeof p->partial[k]);
+  }
+  if (finished(p)) finish(p);
+  else maybe_wake(p);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   run_state *p = (run_state *)s->data;
   int i = (s == (uv_stream_t *)&p->pipes[S_OUT]) ? S_OUT : S_ERR;
   if (nread > 0) {
     if (p->detached) return;  /* nobody will ever read it */
-    if (p->mode[i] == M_LINES) split_lines(p, i, buf->base, (size_t)nread);
-    else append(&p->capture[i], buf->base, (size_t)nread);
+    if ((size_t)nread > p->max_output - p->got[i]) {
+      stop_output(p, i, 0);
+      return;
+    }
+    p->got[i] += (size_t)nread;
+    int failed = p->mode[i] == M_LINES ? split_lines(p, i, buf->base, (size_t)nread)
+                                       : append(&p->capture[i], buf->base, (size_t)nread);
+    if (failed) {
+      stop_output(p, i, 1);
+      return;
+    }
     if (p->queued > QUEUE_HIGH && !p->paused) pause_reading(p);
     maybe_wake(p);
     return;
@@ -455,7 +500,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0) return;
   /* EOF or a read error: this stream is over */
   if (p->mode[i] == M_LINES && p->partial[i].len && !p->detached) {
-    queue_line(p, i, p->partial[i].p, p->partial[i].len);
+    if (queue_line(p, i, p->partial[i].p, p->partial[i].len) != 0) {
+      stop_output(p, i, 1);
+      return;
+    }
     p->partial[i].len = 0;
   }
   close_pipe(p, i);
@@ -470,6 +518,24 @@ static void on_written(uv_write_t *req, int status) {
 }
 
 /* ------------------------------------------------------------ results */
+
+/* The failure triple of a run stopped by stop_output; returns 3. */
+static int push_stopped(lua_State *L, run_state *p) {
+  const char *stream = p->stopped == S_OUT ? "stdout" : "stderr";
+  lua_pushnil(L);
+  if (p->out_of_memory) {
+    lua_pushfstring(L, "ENOMEM: out of memory keeping the %s of %s, the process "
+                    "group was killed", stream, p->what);
+    lua_pushliteral(L, "ENOMEM");
+  } else {
+    char size[32];
+    sw_format_size(p->max_output, size, sizeof size);
+    lua_pushfstring(L, "EOUTPUTTOOLARGE: %s passed max_output (%s), the process "
+                    "group was killed: %s", stream, size, p->what);
+    lua_pushliteral(L, "EOUTPUTTOOLARGE");
+  }
+  return 3;
+}
 
 static void push_result(lua_State *L, run_state *p) {
   lua_createtable(L, 0, 7);
@@ -545,17 +611,21 @@ static int run_loop(lua_State *L, run_state *p) {
       free(ln);
       status = lua_pcallk(L, 2, 0, 0, (lua_KContext)p, run_k);
     } else if (finished(p)) {
-      push_result(L, p);
+      int n = 1;
+      if (p->stopped) n = push_stopped(L, p);
+      else push_result(L, p);
       if (p->ud) {            /* process:wait(): slot 1 is the Process */
         lua_getiuservalue(L, 1, 1);
-        lua_pushvalue(L, -2);
-        lua_rawseti(L, -2, 3);
+        for (int k = 0; k < n; k++) {   /* uservalue[3..5]: what a later wait() gives */
+          lua_pushvalue(L, -1 - n + k);
+          lua_rawseti(L, -2, 3 + k);
+        }
         lua_pop(L, 1);
         p->ud->run = NULL;
         p->ud = NULL;
       }
       release(p);
-      return 1;
+      return n;
     } else {
       lua_pushcfunction(L, run_park);
       lua_pushlightuserdata(L, p);
@@ -567,13 +637,7 @@ static int run_loop(lua_State *L, run_state *p) {
 
 /* Raise a caller error with the file:line of the Lua code calling us. */
 static int arg_error(lua_State *L, const char *msg) {
-  lua_Debug ar;
-  for (int level = 1; lua_getstack(L, level, &ar); level++) {
-    lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0)
-      return luaL_error(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
-  }
-  return luaL_error(L, "%s", msg);
+  return sw_raise_at_caller(L, msg);
 }
 
 static int stream_mode(lua_State *L, int opts, const char *key, const char *fname) {
@@ -633,7 +697,7 @@ static char **build_argv(lua_State *L, int anchors, const char *fname) {
     argv = (char **)scratch(L, anchors, 4 * sizeof *argv);
     argv[0] = "/bin/sh";
     argv[1] = "-c";
-    argv[2] = (char *)lua_tostring(L, 1);
+    argv[2] = (char *)sw_check_cstring(L, 1, fname, "cmd");
     argv[3] = NULL;
     return argv;
   }
@@ -647,7 +711,9 @@ static char **build_argv(lua_State *L, int anchors, const char *fname) {
     if (t != LUA_TSTRING && t != LUA_TNUMBER)
       arg_error(L, lua_pushfstring(L, "%s: cmd[%d] must be a string, got %s", fname,
                                    (int)i, luaL_typename(L, -1)));
-    lua_pop(L, 1);
+    if (t == LUA_TSTRING)
+      sw_check_cstring(L, -2, fname, lua_pushfstring(L, "cmd[%d]", (int)i));
+    lua_pop(L, t == LUA_TSTRING ? 2 : 1);
   }
   argv = (char **)scratch(L, anchors, (size_t)(n + 1) * sizeof *argv);
   for (lua_Integer i = 1; i <= n; i++) {
@@ -684,7 +750,13 @@ static char **build_env(lua_State *L, int opts, int clear, int anchors,
         arg_error(L, lua_pushfstring(L, "%s: env entries must be name = string "
                                      "(or false to unset), got %s = %s", fname,
                                      luaL_typename(L, -2), luaL_typename(L, -1)));
-      lua_pop(L, 1);
+      const char *name = sw_check_cstring(L, -2, fname, "an env name");
+      if (*name == '\0' || strchr(name, '=') != NULL)
+        arg_error(L, lua_pushfstring(L, "%s: env name '%s' is empty or contains '='",
+                                     fname, name));
+      if (vt == LUA_TSTRING)
+        sw_check_cstring(L, -2, fname, lua_pushfstring(L, "env %s", name));
+      lua_settop(L, lua_gettop(L) - (vt == LUA_TSTRING ? 2 : 1));
       extra++;
     }
   }
@@ -782,8 +854,17 @@ out:
 
 static const char *const run_options[] = {
   "cwd", "env", "env_clear", "stdin", "stdout", "stderr", "timeout",
-  "kill_grace", NULL
+  "kill_grace", "max_output", NULL
 };
+
+/* The command as the error messages show it: argv[0], or the shell string,
+ * cut to fit. */
+static void describe_cmd(char *buf, size_t size, char **argv) {
+  const char *s = strcmp(argv[0], "/bin/sh") == 0 && argv[1] && strcmp(argv[1], "-c") == 0
+                  ? argv[2] : argv[0];
+  if (strlen(s) < size) snprintf(buf, size, "%s", s);
+  else snprintf(buf, size, "%.*s...", (int)size - 4, s);
+}
 
 /* Check cmd (1) and opts (2), start the child and its watchers. Leaves
  * the stack as 1 cmd, 2 opts, 3 stdout function, 4 stderr function (nil
@@ -796,6 +877,7 @@ static run_state *start_run(lua_State *L, const char *fname) {
   int clear = sw_opt_boolean(L, 2, "env_clear", 0, fname);
   double timeout = sw_opt_duration(L, 2, "timeout", -1, fname);
   double grace = sw_opt_duration(L, 2, "kill_grace", 2000, fname);
+  size_t max_output = sw_opt_size(L, 2, "max_output", DEFAULT_MAX_OUTPUT, fname);
   size_t stdin_len = 0;
   const char *stdin_data = NULL;
   if (!lua_isnil(L, 2)) {
@@ -824,12 +906,24 @@ static run_state *start_run(lua_State *L, const char *fname) {
   char **env = lua_isnil(L, 2) ? NULL : build_env(L, 2, clear, 5, fname);
 
   run_state *p = (run_state *)calloc(1, sizeof *p);
+  if (p == NULL) return sw_push_errno(L, ENOMEM, fname), NULL;
   p->op.what = fname;
   p->op.cancel = on_cancel;
   p->owned = 1;
   p->mode[S_OUT] = mode[S_OUT];
   p->mode[S_ERR] = mode[S_ERR];
   p->grace_ms = grace;
+  p->max_output = max_output;
+  describe_cmd(p->what, sizeof p->what, argv);
+  if (stdin_len > 0) {         /* copied before the child exists */
+    p->stdin_data = (char *)malloc(stdin_len);
+    if (p->stdin_data == NULL) {
+      release(p);
+      return sw_push_errno(L, ENOMEM, fname), NULL;
+    }
+    memcpy(p->stdin_data, stdin_data, stdin_len);
+    p->stdin_len = stdin_len;
+  }
 
   p->start_ns = uv_hrtime();
   int err = start_child(p, argv, env, cwd, stdin_data != NULL);
@@ -851,9 +945,6 @@ static run_state *start_run(lua_State *L, const char *fname) {
     if (stdin_len == 0) {
       close_pipe(p, S_IN);
     } else {
-      p->stdin_data = (char *)malloc(stdin_len);
-      memcpy(p->stdin_data, stdin_data, stdin_len);
-      p->stdin_len = stdin_len;
       uv_buf_t b = uv_buf_init(p->stdin_data, (unsigned)stdin_len);
       p->write_req.data = p;
       if (uv_write(&p->write_req, (uv_stream_t *)&p->pipes[S_IN], &b, 1, on_written) < 0)
@@ -904,7 +995,7 @@ static int proc_spawn(lua_State *L) {
   ud->waiting = 0;
   p->ud = ud;
   luaL_setmetatable(L, PROCESS_MT);
-  lua_createtable(L, 3, 0);          /* uservalue: {stdout fn, stderr fn, result} */
+  lua_createtable(L, 5, 0);          /* uservalue: {stdout fn, stderr fn, result | nil, msg, code} */
   lua_pushvalue(L, 3);
   lua_rawseti(L, -2, 1);
   lua_pushvalue(L, 4);
@@ -925,6 +1016,10 @@ static int process_wait(lua_State *L) {
   lua_getiuservalue(L, 1, 1);                      /* [ud, uv] */
   if (ud->run == NULL) {
     if (lua_rawgeti(L, 2, 3) == LUA_TTABLE) return 1;
+    if (lua_rawgeti(L, 2, 4) == LUA_TSTRING) {     /* it ended in an error */
+      lua_rawgeti(L, 2, 5);
+      return 3;
+    }
     return arg_error(L, "process:wait: the process was abandoned when its "
                      "waiting task was cancelled or its callback raised");
   }

@@ -18,16 +18,33 @@ int sw_push_uverror(lua_State *L, int err, const char *context);
 /* Same, for an errno value. */
 int sw_push_errno(lua_State *L, int err, const char *context);
 
+/* Raise msg prefixed with the file:line of the nearest Lua code up the
+ * stack (the script that called the native; C frames are skipped), the
+ * way every caller mistake is reported. Does not return. (options.c) */
+int sw_raise_at_caller(lua_State *L, const char *msg);
+
 /* Reject unknown keys in the options table at idx (nil is allowed). `allowed`
  * is NULL-terminated. Raises "<fname>: unknown option 'x' (valid: a, b, c)"
  * with the caller's file:line. (options.c) */
 void sw_check_options(lua_State *L, int idx, const char *fname,
                       const char *const allowed[]);
 
+/* The string (or number) at idx as a C string for the system: raises
+ * "<fname>: <what> must be a string, got T", or "<fname>: <what> contains
+ * a NUL byte: "a\0b"" (a C string would silently end there), naming the
+ * caller's file:line. A number is converted in place. (options.c) */
+const char *sw_check_cstring(lua_State *L, int idx, const char *fname,
+                             const char *what);
+
 /* Option getters on the table at idx; absent or nil gives the default,
- * a value of the wrong type raises naming fname and the key. (options.c) */
+ * a value of the wrong type raises naming fname and the key. A string
+ * option is a C string (a string, not a number) that lives as long as the
+ * options table: one with a NUL byte raises. A size is a whole
+ * number of bytes >= 0. A duration follows sw_duration_problem. (options.c) */
 const char *sw_opt_string(lua_State *L, int idx, const char *key,
                           const char *def, const char *fname);
+size_t sw_opt_size(lua_State *L, int idx, const char *key, size_t def,
+                   const char *fname);
 lua_Integer sw_opt_integer(lua_State *L, int idx, const char *key,
                            lua_Integer def, const char *fname);
 int sw_opt_boolean(lua_State *L, int idx, const char *key, int def,
@@ -40,12 +57,24 @@ int sw_opt_choice(lua_State *L, int idx, const char *key,
 double sw_opt_duration(lua_State *L, int idx, const char *key, double def_ms,
                        const char *fname);
 
+/* Write a byte count for people: "64 MiB", "512 KiB", "1000 bytes". */
+void sw_format_size(size_t bytes, char *buf, size_t len);
+
 /* Parse "250ms", "5m", "1h30m", "1.5s", "2h", "0" into milliseconds; a plain
  * number means seconds. Returns 0 on success. (duration.c) */
 int sw_parse_duration(const char *s, double *ms);
 
+/* The longest duration anything takes: 100 years (36500 days). */
+#define SW_DURATION_MAX_MS (36500 * 86400e3)
+
+/* NULL when ms is a usable duration; else why not, to follow "duration":
+ * "is not a number", "must not be negative", "is too large (the limit is
+ * 100 years)". Every duration slipway reads goes through it. */
+const char *sw_duration_problem(double ms);
+
 /* The value at idx as a duration in ms (string or number of seconds); raises
- * "<fname>: bad duration 'x' (expected e.g. 250ms, 5s, 1h30m)". */
+ * "<fname>: bad duration 'x' (expected e.g. 250ms, 5s, 1h30m)", or
+ * "<fname>: duration 'x' <sw_duration_problem>". */
 double sw_check_duration(lua_State *L, int idx, const char *fname);
 
 /* Format ms the way durations are written back ("1.5s", "2m0s"). */

@@ -88,24 +88,22 @@ local function fmt_ms(ms)
   return duration.format(ms)
 end
 
+-- A duration option by duration.parse's rule (not negative, at most 100
+-- years), in ms.
 local function opt_duration(fname, spec, key, default)
   local v = spec[key]
   if v == nil then return default end
-  local ms
-  if type(v) == "number" then
-    ms = v * 1000
-  elseif type(v) == "string" then
-    local parsed = duration.parse(v)
-    if not parsed and v:match("^%s*%-") and duration.parse((v:gsub("^%s*%-", ""))) then
-      raise(fname, "option '%s' must not be negative, got '%s'", key, v)
-    end
-    if not parsed then raise(fname, "option '%s': bad duration '%s' (expected e.g. 250ms, 5s, 1h30m)", key, v) end
-    ms = parsed
-  else
+  if type(v) ~= "number" and type(v) ~= "string" then
     raise(fname, "option '%s' must be a duration (e.g. \"5s\"), got %s", key, type(v))
   end
-  if ms < 0 then raise(fname, "option '%s' must not be negative, got %s", key, tostring(v)) end
-  return ms
+  local ms, why = duration.parse(v)
+  if ms then return ms end
+  if type(v) == "number" and v < 0 then
+    raise(fname, "option '%s' must not be negative, got %s", key, tostring(v))
+  elseif type(v) == "string" and v:match("^%s*%-") and duration.parse((v:gsub("^%s*%-", ""))) then
+    raise(fname, "option '%s' must not be negative, got '%s'", key, v)
+  end
+  raise(fname, "option '%s': %s", key, why)
 end
 
 local function opt_integer(fname, spec, key, default, min)
@@ -226,10 +224,10 @@ local function plan(kind, spec, defaults, fname)
     local url = spec.url
     if type(url) ~= "string" then raise(fname, "option 'url' is required (a string)") end
     -- http:// or https:// (any case), then a host: not empty, not starting
-    -- with / ? or #; no white space anywhere
+    -- with / ? or #; no white space or NUL anywhere
     local rest = url:match("^[hH][tT][tT][pP][sS]?://()")
     local c = rest and url:byte(rest)
-    if not c or c == 47 or c == 63 or c == 35 or not url:find("^[^%s]*$", rest) then
+    if not c or c == 47 or c == 63 or c == 35 or not url:find("^[^%s\0]*$", rest) then
       raise(fname, "bad URL '%s' (expected http(s)://host[:port]/path)", url)
     end
     p.target = url
@@ -247,6 +245,7 @@ local function plan(kind, spec, defaults, fname)
     end
   elseif kind == "tcp" then
     if type(spec.host) ~= "string" or spec.host == "" then raise(fname, "option 'host' is required (a string)") end
+    if spec.host:find("\0", 1, true) then raise(fname, "option 'host' contains a NUL byte") end
     local port = spec.port
     if type(port) == "string" and port:match("^%d+$") then port = tonumber(port) end
     if math.type(port) ~= "integer" or port < 1 or port > 65535 then
@@ -327,6 +326,7 @@ function attempt.http(p, timeout_ms)
       tls_verify = s.tls_verify, ca = s.ca, cert = s.cert, key = s.key,
       follow_redirects = s.follow_redirects, unix_socket = s.unix_socket,
       timeout = timeout_ms / 1000, response_headers = false,   -- a verdict never reads them
+      response_body = s.body_contains ~= nil or s.json ~= nil,  -- dropped as it comes, else
       connect_timeout = p.connect_timeout and p.connect_timeout / 1000 or math.min(timeout_ms, 10000) / 1000,
     }
     p.request = req

@@ -26,7 +26,7 @@ local output = context.output
 
 local OPTIONS = {
   check = true, cwd = true, env = true, env_clear = true, stdin = true,
-  stdout = true, stderr = true, timeout = true, kill_grace = true,
+  stdout = true, stderr = true, timeout = true, kill_grace = true, max_output = true,
 }
 
 local this_file = debug.getinfo(1, "S").source

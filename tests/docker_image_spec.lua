@@ -76,57 +76,6 @@ describe("docker", function()
     end)
   end)
 
-  describe("tar_context", function()
-    leaks.check()
-    local dir
-    before_each(function()
-      dir = fx.tmpdir()
-      proc.run({ "mkdir", "-p", dir .. "/src/deep", dir .. "/node_modules/x", dir .. "/logs" })
-      fx.write(dir .. "/Dockerfile", "FROM scratch\n")
-      fx.write(dir .. "/src/main.c", "int main;\n")
-      fx.write(dir .. "/src/deep/a.log", "log\n")
-      fx.write(dir .. "/node_modules/x/i.js", "x\n")
-      fx.write(dir .. "/logs/keep.log", "k\n")
-      fx.write(dir .. "/logs/drop.log", "d\n")
-      proc.run({ "ln", "-s", "src/main.c", dir .. "/link" })
-      proc.run({ "chmod", "750", dir .. "/src/main.c" })
-    end)
-    after_each(function() fx.rmtree(dir) end)
-
-    local function listing(tar)
-      local r = proc.run({ "tar", "-tvf", tar })
-      local names = {}
-      for line in r.stdout:gmatch("[^\n]+") do
-        names[#names + 1] = line:match(" (%S+ %-> %S+)$") or line:match("(%S+)$")
-      end
-      table.sort(names)
-      return names, r.stdout
-    end
-
-    it("writes the context in a tar, honouring the excludes, owned by 0:0", function()
-      local out = dir .. ".tar"
-      local excludes = { "**/*.log", "!logs/keep.log", "node_modules", "Dockerfile", "!Dockerfile" }
-      local res = task.spawn(native.tar_context, dir, { excludes = excludes, out = out }):join()
-      assert.same({ files = 3, bytes = 13 + 10 + 2 }, { files = res.files, bytes = res.bytes })
-      local names, text = listing(out)
-      assert.same({ "Dockerfile", "link -> src/main.c", "logs/", "logs/keep.log", "src/", "src/deep/", "src/main.c" }, names)
-      assert.matches("%-rwxr%-x%-%-%- 0/0 +10 [^\n]+src/main.c", text)
-      os.remove(out)
-    end)
-
-    it("fails with the reason when the directory is missing", function()
-      local out = dir .. ".tar"
-      local r = { task.spawn(native.tar_context, dir .. "/nope", { out = out }):join() }
-      assert.same({ nil, "docker.tar_context: " .. dir .. "/nope: No such file or directory", "ENOENT" }, r)
-      assert.is_nil(io.open(out))
-    end)
-
-    it("refuses unknown options and a missing out", function()
-      assert.matches("unknown option 'exclude'", select(2, pcall(native.tar_context, dir, { exclude = {}, out = "x" })))
-      assert.matches("option 'out' is required", select(2, pcall(native.tar_context, dir, {})))
-    end)
-  end)
-
   describe("client", function()
     it("reads DOCKER_HOST like the CLI", function()
       local env = function(t) return function(k) return t[k] end end

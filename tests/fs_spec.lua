@@ -284,4 +284,28 @@ describe("fs", function()
       assert.has_error(function() fs.tempdir("a/b") end, "fs.tempdir: prefix must not contain '/'")
     end)
   end)
+
+  describe("NUL bytes", function()
+    it("raise instead of naming the file before the NUL", function()
+      local victim = dir .. "/victim"
+      fs.write(victim, "keep")
+      local evil = victim .. "\0.tmp"
+      local calls = {
+        read = { evil }, write = { evil, "x" }, append = { evil, "x" }, write_atomic = { evil, "x" },
+        mkdir = { evil }, remove = { evil }, list = { evil }, stat = { evil }, exists = { evil },
+        realpath = { evil }, glob = { evil },
+      }
+      for name, args in pairs(calls) do
+        local ok, err = pcall(fs[name], table.unpack(args))
+        local what = name == "glob" and "pattern" or "path"
+        assert.is_false(ok, name)
+        assert.same(("tests/fs_spec.lua:%d: fs.%s: %s contains a NUL byte"):format(debug.getinfo(1, "l").currentline - 3,
+          name, what), err:match("^(.-): \""), name)
+      end
+      assert.same("keep", fs.read(victim))
+      assert.has_error(function() fs.tempdir("x\0y") end)
+      assert.has_error(function() fs.remove(evil, { recursive = true }) end)
+      assert.same({ "victim" }, fs.list(dir))
+    end)
+  end)
 end)

@@ -27,6 +27,13 @@ describe("hash", function()
       { hash.sha256_file("/no/such/file") })
   end)
 
+  it("raises on a path with a NUL byte instead of hashing the file it would cut to", function()
+    local line = debug.getinfo(1, "l").currentline; local ok, err = pcall(hash.sha256_file, "/etc/hostname\0.sig")
+    assert.same({ false, ("tests/hash_spec.lua:%d: hash.sha256_file: path contains a NUL byte: \"/etc/hostname\\0.sig\""):format(line) },
+      { ok, err })
+    assert.has_error(function() hash.sha1_file("/etc/hostname\0") end)
+  end)
+
   it("rejects unknown options", function()
     local ok, err = pcall(hash.sha256, "x", { hex = true })
     assert.is_false(ok)
@@ -77,6 +84,34 @@ describe("duration", function()
     assert.same(0, duration.parse("0"))
     assert.same({ nil, "bad duration '5 parsecs' (expected e.g. 250ms, 5s, 1h30m)" }, { duration.parse("5 parsecs") })
     assert.same({ nil, "bad duration '' (expected e.g. 250ms, 5s, 1h30m)" }, { duration.parse("") })
+  end)
+
+  it("refuses durations no timer can take: negative, NaN, beyond 100 years", function()
+    assert.same(36500 * 86400e3, duration.parse("36500d"))
+    assert.same({ nil, "duration '36500.1d' is too large (the limit is 100 years)" }, { duration.parse("36500.1d") })
+    assert.same({ nil, "duration '99999999999999h' is too large (the limit is 100 years)" },
+      { duration.parse("99999999999999h") })
+    assert.same({ nil, "duration '1e+300' is too large (the limit is 100 years)" }, { duration.parse(1e300) })
+    assert.same({ nil, "duration '1e999s' is too large (the limit is 100 years)" }, { duration.parse("1e999s") })
+    assert.same({ nil, "duration 'inf' is too large (the limit is 100 years)" }, { duration.parse(math.huge) })
+    assert.same({ nil, "duration '-5' must not be negative" }, { duration.parse(-5) })
+    local nan = { duration.parse(0 / 0) }
+    assert.same({ nil, "is not a number" }, { nan[1], nan[2]:match("is not a number$") })
+    assert.same({ nil, "bad duration '5s' (expected e.g. 250ms, 5s, 1h30m)" }, { duration.parse("5s\0garbage") })
+  end)
+
+  it("holds every duration option to the same rule", function()
+    local ok, err = pcall(sleep, "99999999999999h")
+    assert.same({ false, "tests/hash_spec.lua:" .. debug.getinfo(1, "l").currentline - 1 ..
+      ": sleep: duration '99999999999999h' is too large (the limit is 100 years)" }, { ok, err })
+    local proc = require("slipway.proc")
+    ok, err = pcall(proc.run, "true", { timeout = 1e300 })
+    assert.same({ false, "tests/hash_spec.lua:" .. debug.getinfo(1, "l").currentline - 1 ..
+      ": proc.run: option 'timeout': duration '1e+300' is too large (the limit is 100 years)" }, { ok, err })
+    assert.has_error(function() proc.run("true", { kill_grace = 0 / 0 }) end)
+    local t = spawn(function() end)
+    assert.has_error(function() t:wait(1e300) end)
+    t:join()
   end)
 
   it("formats like Go", function()

@@ -242,6 +242,109 @@ describe("http.request", function()
     end)
   end)
 
+  describe("limits", function()
+    it("stops a body beyond max_body that has no Content-Length, as it arrives", function()
+      local data = pattern(2 * 1024 * 1024)
+      local url = srv:url("/echo")   -- echoes chunked, without a length
+      assert.same({ nil, "EBODYTOOLARGE: the response body passed max_body (1 MiB): " .. url, "EBODYTOOLARGE" },
+        { http.request { url = url, body = data, max_body = 1024 * 1024 } })
+      local res = http.request { url = url, body = data, max_body = #data }
+      assert.is_true(res.body == data)
+      assert.same(0, http.stats().running)
+    end)
+
+    it("refuses a body whose Content-Length is beyond max_body before reading it", function()
+      local url = srv:url("/big.bin")
+      assert.same({ nil, "EBODYTOOLARGE: the response body passed max_body (1000 bytes): " .. url, "EBODYTOOLARGE" },
+        { http.request { url = url, max_body = 1000 } })
+      assert.same(#big, #http.request { url = url, max_body = #big }.body)
+    end)
+
+    it("keeps at most 64 MiB of a body by default", function()
+      assert(os.execute("truncate -s 65M " .. srv.root .. "/huge.bin"))
+      local url = srv:url("/huge.bin")
+      local res, msg, code = http.request { url = url }
+      srv:remove("huge.bin")
+      assert.same({ nil, "EBODYTOOLARGE: the response body passed max_body (64 MiB): " .. url, "EBODYTOOLARGE" },
+        { res, msg, code })
+    end)
+
+    it("applies max_body neither to on_body nor to a dropped body", function()
+      local seen = 0
+      local res = http.request { url = srv:url("/big.bin"), max_body = 10, on_body = function(c) seen = seen + #c end }
+      assert.same({ 200, #big }, { res.status, seen })
+      res = http.request { url = srv:url("/big.bin"), max_body = 10, response_body = false }
+      assert.same({ 200, nil }, { res.status, res.body })
+    end)
+
+    it("drops the body with response_body = false", function()
+      local res = http.request { url = srv:url("/small.txt"), response_body = false }
+      assert.same({ 200, nil, "17" }, { res.status, res.body, res.headers["content-length"] })
+      assert.has_error(function() http.request { url = srv:url("/"), response_body = "no" } end)
+    end)
+
+    it("stops response headers beyond 256 KiB, read or not", function()
+      local url = srv:url("/pad_headers?pad=" .. ("h"):rep(4000))   -- 80 headers of 4000 bytes
+      local want = { nil, "EHEADERSTOOLARGE: the response headers passed 256 KiB: " .. url, "EHEADERSTOOLARGE" }
+      assert.same(want, { http.request { url = url } })
+      assert.same(want, { http.request { url = url, response_headers = false } })
+      local res = http.request { url = srv:url("/pad_headers?pad=" .. ("h"):rep(3000)) }
+      assert.same({ 200, 3000 }, { res.status, #res.headers["x-pad-80"] })
+    end)
+
+    it("refuses a max_body that is not a size", function()
+      local ok, err = pcall(http.request, { url = srv:url("/"), max_body = -1 })
+      assert.same({ false, "tests/http_spec.lua:" .. debug.getinfo(1, "l").currentline - 1 ..
+        ": http.request: option 'max_body' must be a size in bytes (a whole number >= 0), got -1" }, { ok, err })
+      assert.has_error(function() http.request { url = srv:url("/"), max_body = "1MB" } end)
+    end)
+  end)
+
+  describe("caller mistakes that would change the request", function()
+    local function raises(opts)
+      local ok, err = pcall(http.request, opts)
+      assert.is_false(ok)
+      return err
+    end
+
+    it("takes only an HTTP token as method", function()
+      for _, m in ipairs({ "GET /x HTTP/1.1\r\nX-Injected: 1\r\n", "GET\n", "GE T", "", "GET:" }) do
+        assert.matches("^tests/http_spec.lua:%d+: http.request: option 'method' must be an HTTP token",
+          raises { url = srv:url("/echo"), method = m }, nil, false)
+      end
+      local res = http.request { url = srv:url("/echo"), method = "M-SEARCH" }
+      assert.same("M-SEARCH", res.headers["x-method"])
+    end)
+
+    it("takes only an HTTP token as header name, and no line break in a value", function()
+      assert.matches("header name 'X A' is not an HTTP token",
+        raises { url = srv:url("/"), headers = { ["X A"] = "1" } })
+      assert.matches("header name 'X:A' is not an HTTP token",
+        raises { url = srv:url("/"), headers = { ["X:A"] = "1" } })
+      assert.matches("^tests/http_spec.lua:%d+: http.request: header 'X%-A' contains a line break",
+        raises { url = srv:url("/"), headers = { ["X-A"] = "a\nb" } })
+    end)
+
+    it("rejects NUL bytes instead of cutting the string there", function()
+      local ok, err = pcall(http.request, { url = "http://127.0.0.1/a\0b" })
+      assert.same({ false, 'tests/http_spec.lua:' .. debug.getinfo(1, "l").currentline - 1 ..
+        ': http.request: option \'url\' contains a NUL byte: "http://127.0.0.1/a\\0b"' }, { ok, err })
+      assert.matches('header \'X%-Test\' contains a NUL byte: "ok\\0evil"',
+        raises { url = srv:url("/"), headers = { ["X-Test"] = "ok\0evil" } })
+      assert.matches('a header name contains a NUL byte',
+        raises { url = srv:url("/"), headers = { ["X-Test\0"] = "1" } })
+      assert.matches("option 'unix_socket' contains a NUL byte",
+        raises { url = srv:url("/"), unix_socket = srv.socket .. "\0x" })
+      assert.matches("option 'body_file' contains a NUL byte",
+        raises { url = srv:url("/echo"), body_file = "/etc/hostname\0x" })
+    end)
+
+    it("rejects a negative max_redirects (curl would take it as no limit)", function()
+      assert.matches("option 'max_redirects' must not be negative",
+        raises { url = srv:url("/redirect"), follow_redirects = true, max_redirects = -1 })
+    end)
+  end)
+
   describe("on_body", function()
     it("streams the body chunk by chunk", function()
       local chunks = {}

@@ -70,6 +70,22 @@ task("a", function() end)
       bad(text, { "run" }, { SLIPWAY_PARAM_DRY_RUN = "maybe" }))
   end)
 
+  it("a number parameter that does not fit, before anything runs", function()
+    local text = 'param.number("replicas", 1)\ntask("a", function() io.open("ran", "w"):close() end)\n'
+    for _, v in ipairs({ "1e400", "-1e400" }) do
+      assert.same(("slipway: deploy.lua:1: parameter 'replicas': bad value '%s' (from -p replicas=%s): " ..
+        "expected a finite number (%s does not fit)\n"):format(v, v, v), bad(text, { "run", "-p", "replicas=" .. v }))
+    end
+    for _, v in ipairs({ "nan", "inf", "-inf" }) do
+      assert.same(("slipway: deploy.lua:1: parameter 'replicas': bad value '%s' (from -p replicas=%s): expected a number\n")
+        :format(v, v), bad(text, { "run", "-p", "replicas=" .. v }))
+    end
+    assert.same("slipway: deploy.lua:1: parameter 'replicas': bad value '1e999' (from SLIPWAY_PARAM_REPLICAS=1e999): " ..
+      "expected a finite number (1e999 does not fit)\n", bad(text, { "run" }, { SLIPWAY_PARAM_REPLICAS = "1e999" }))
+    assert.same("slipway: deploy.lua:1: param.number: 'n': bad default inf: expected a finite number\n",
+      bad('param.number("n", math.huge)\n'))
+  end)
+
   it("a required parameter that is not set", function()
     assert.same("slipway: deploy.lua:2: parameter 'version' is required: set it with -p version=VALUE or SLIPWAY_PARAM_VERSION\n",
       bad('task("a", function() end)\nparam.string("version")\n'))
@@ -116,6 +132,12 @@ task("a", function() end)
       bad('task("a", { need = "b" }, function() end)\n'))
     assert.same("slipway: deploy.lua:1: task 'a': timeout: bad duration '5 parsecs' (expected e.g. 250ms, 5s, 1h30m)\n",
       bad('task("a", { timeout = "5 parsecs" }, function() end)\n'))
+    assert.same("slipway: deploy.lua:1: task 'a': timeout: duration '1e+300' is too large (the limit is 100 years)\n",
+      bad('task("a", { timeout = 1e300 }, function() end)\n'))
+    assert.same("slipway: deploy.lua:1: task 'a': timeout: duration '99999999999999h' is too large (the limit is 100 years)\n",
+      bad('task("a", { timeout = "99999999999999h" }, function() end)\n'))
+    assert.same("slipway: deploy.lua:1: task 'a': timeout: duration '-5' must not be negative\n",
+      bad('task("a", { timeout = -5 }, function() end)\n'))
     assert.same("slipway: deploy.lua:1: task 'a': retries must be a whole number >= 0, got -1\n",
       bad('task("a", { retries = -1 }, function() end)\n'))
     assert.same("slipway: deploy.lua:1: task 'a': expected a function as the last argument, got nil\n",

@@ -84,6 +84,24 @@ describe("probe", function()
       assert.same({ false, "EJSON", "status 200, but the body is not a JSON object" }, { r.ok, r.error, r.reason })
     end)
 
+    it("drops a body it never reads instead of keeping it", function()
+      local function peak_rss_kb()
+        local f = assert(io.open("/proc/self/status"))
+        local kb = f:read("a"):match("VmHWM:%s*(%d+)")
+        f:close()
+        return tonumber(kb)
+      end
+      assert(os.execute("truncate -s 100M " .. srv.root .. "/huge.bin"))   -- beyond http's max_body
+      local before = peak_rss_kb()
+      local r = probe.http { url = srv:url("/huge.bin"), timeout = "20s" }
+      srv:remove("huge.bin")
+      assert.same({ true, "status 200" }, { r.ok, r.reason })
+      if not sanitized() then
+        local grew = peak_rss_kb() - before
+        assert.is_true(grew < 32 * 1024, "peak RSS grew by " .. grew .. " kB")
+      end
+    end)
+
     it("verifies TLS certificates, with ca or tls_verify = false as ways out", function()
       local r = probe.http { url = srv:tls_url("/small.txt") }
       assert.same({ false, "ECERT", "certificate verify failed: SSL certificate problem: self-signed certificate" },
@@ -194,6 +212,11 @@ describe("probe", function()
       assert.same("probe.http: option 'interval' must not be negative, got '-1s'",
         msg(probe.http, { url = srv:url("/"), interval = "-1s" }))
       assert.same("probe.tcp: option 'interval' must not be negative, got -1", msg(probe.tcp, { host = "x", port = 1, interval = -1 }))
+      assert.same("probe.tcp: option 'within': duration '1e+300' is too large (the limit is 100 years)",
+        msg(probe.tcp, { host = "x", port = 1, within = 1e300 }))
+      assert.same("probe.tcp: option 'host' contains a NUL byte", msg(probe.tcp, { host = "127.0.0.1\0evil", port = 1 }))
+      assert.same("probe.http: bad URL 'http://a\0b/' (expected http(s)://host[:port]/path)",
+        msg(probe.http, { url = "http://a\0b/" }))
       assert.matches("^probe.http: unknown option 'retry' %(valid: url, method, ", msg(probe.http, { url = srv:url("/"), retry = 1 }))
       assert.same("probe.tcp: option 'port' must be an integer 1-65535, got 70000", msg(probe.tcp, { host = "x", port = 70000 }))
       assert.same("probe.http: option 'expect': bad status 'ok' (expected e.g. 200, {200, 204} or \"2xx\")",

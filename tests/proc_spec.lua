@@ -219,6 +219,62 @@ describe("proc", function()
     end)
   end)
 
+  describe("max_output", function()
+    local function too_large(stream, size, what)
+      return { nil, ("EOUTPUTTOOLARGE: %s passed max_output (%s), the process group was killed: %s"):format(stream, size, what),
+               "EOUTPUTTOOLARGE" }
+    end
+
+    it("keeps output up to the limit", function()
+      local r = proc.run({ "head", "-c", "1000", "/dev/zero" }, { max_output = 1000 })
+      assert.same({ 0, 1000 }, { r.code, #r.stdout })
+    end)
+
+    it("stops a child that writes more, killing its whole group at once", function()
+      local pidfile = os.tmpname()
+      local t0 = task.now()
+      assert.same(too_large("stdout", "64 KiB", "sleep 100 & echo $! > " .. pidfile .. "; yes"),
+        { proc.run("sleep 100 & echo $! > " .. pidfile .. "; yes", { max_output = 65536 }) })
+      assert.is_true(task.now() - t0 < 5000)
+      local f = assert(io.open(pidfile))
+      local bg = f:read("n")
+      f:close()
+      os.remove(pidfile)
+      assert.is_true(support.gone(bg))   -- the grandchild too
+      assert.same({}, proc.live())
+    end)
+
+    it("holds each stream to 64 MiB by default", function()
+      assert.same(too_large("stderr", "64 MiB", "head -c 67108865 /dev/zero >&2"),
+        { proc.run("head -c 67108865 /dev/zero >&2") })
+    end)
+
+    it("counts the bytes handed to a line function, an endless line too", function()
+      local lines = 0
+      assert.same(too_large("stdout", "100000 bytes", "yes"),
+        { proc.run({ "yes" }, { max_output = 100000, stdout = function() lines = lines + 1 end }) })
+      assert.is_true(lines > 1000 and lines <= 50000, "lines " .. lines)
+      lines = 0
+      assert.same(too_large("stdout", "1 MiB", "cat"),
+        { proc.run({ "cat", "/dev/zero" }, { max_output = 1 << 20, stdout = function() lines = lines + 1 end }) })
+      assert.same(0, lines)
+    end)
+
+    it("gives the error to every wait() of a spawned process", function()
+      local p = proc.spawn({ "yes" }, { max_output = 10 })
+      assert.same(too_large("stdout", "10 bytes", "yes"), { p:wait() })
+      assert.same(too_large("stdout", "10 bytes", "yes"), { p:wait() })
+    end)
+
+    it("takes a whole number of bytes", function()
+      local line = debug.getinfo(1, "l").currentline; local ok, err = pcall(proc.run, "true", { max_output = -1 })
+      assert.same({ false, ("tests/proc_spec.lua:%d: proc.run: option 'max_output' must be a size in bytes (a whole number >= 0), got -1"):format(line) }, { ok, err })
+      assert.has_error(function() proc.run("true", { max_output = 1.5 }) end)
+      assert.has_error(function() proc.run("true", { max_output = "1M" }) end)
+      assert.same(0, proc.run("true", { max_output = 1e6 }).code)
+    end)
+  end)
+
   describe("cancel", function()
     it("kills the whole process group, even children that ignore SIGTERM", function()
       local pids
@@ -389,7 +445,27 @@ describe("proc", function()
   describe("bad input", function()
     it("raises on unknown options naming the caller's line", function()
       local line = debug.getinfo(1, "l").currentline; local ok, err = pcall(proc.run, "true", { check = false })
-      assert.same({ false, ("tests/proc_spec.lua:%d: proc.run: unknown option 'check' (valid: cwd, env, env_clear, stdin, stdout, stderr, timeout, kill_grace)"):format(line) }, { ok, err })
+      assert.same({ false, ("tests/proc_spec.lua:%d: proc.run: unknown option 'check' (valid: cwd, env, env_clear, stdin, stdout, stderr, timeout, kill_grace, max_output)"):format(line) }, { ok, err })
+    end)
+
+    it("raises on a NUL byte in what reaches the system, instead of cutting the string there", function()
+      local function err_of(...)
+        local ok, err = pcall(proc.run, ...)
+        assert.is_false(ok)
+        return err
+      end
+      assert.matches('^tests/proc_spec.lua:%d+: proc.run: cmd%[2%] contains a NUL byte: "a\\0b"$',
+        err_of({ "echo", "a\0b" }))
+      assert.matches('^tests/proc_spec.lua:%d+: proc.run: cmd contains a NUL byte: "echo a\\0; rm %-rf x"$',
+        err_of("echo a\0; rm -rf x"))
+      assert.matches('proc.run: env X contains a NUL byte: "1\\0"$', err_of("true", { env = { X = "1\0" } }))
+      assert.matches("proc.run: an env name contains a NUL byte", err_of("true", { env = { ["X\0Y"] = "1" } }))
+      assert.matches("proc.run: option 'cwd' contains a NUL byte", err_of("true", { cwd = "/tmp\0/x" }))
+      -- a number's string form would be garbage once the options are read
+      assert.matches("proc.run: option 'cwd' must be a string, got number", err_of("true", { cwd = 5 }))
+      assert.matches("proc.run: env name 'A=B' is empty or contains '='", err_of("true", { env = { ["A=B"] = "1" } }))
+      assert.matches("proc.run: env name '' is empty or contains '='", err_of("true", { env = { [""] = "1" } }))
+      assert.same("in\0put", proc.run("cat", { stdin = "in\0put" }).stdout)   -- data may hold NULs
     end)
 
     it("raises on a bad command", function()

@@ -116,7 +116,7 @@ describe("sh", function()
     local err = fails(function()
       line = debug.getinfo(1, "l").currentline; sh("true", { chek = false })
     end)
-    assert.same(("tests/sh_spec.lua:%d: sh: unknown option 'chek' (valid: check, cwd, env, env_clear, kill_grace, stderr, stdin, stdout, timeout)"):format(line), err)
+    assert.same(("tests/sh_spec.lua:%d: sh: unknown option 'chek' (valid: check, cwd, env, env_clear, kill_grace, max_output, stderr, stdin, stdout, timeout)"):format(line), err)
     err = fails(function()
       line = debug.getinfo(1, "l").currentline; sh("true", { timeout = "soon" })
     end)
@@ -125,6 +125,19 @@ describe("sh", function()
       line = debug.getinfo(1, "l").currentline; sh(42)
     end)
     assert.same(("tests/sh_spec.lua:%d: sh: expected a command string or an argv list, got number"):format(line), err)
+  end)
+
+  it("stops a command whose output passes max_output, at the caller's line", function()
+    local line
+    local seen, err = collecting(function()
+      return fails(function() line = debug.getinfo(1, "l").currentline; sh("yes", { max_output = 100000 }) end)
+    end)
+    assert.same(("tests/sh_spec.lua:%d: sh: EOUTPUTTOOLARGE: stdout passed max_output (100000 bytes), " ..
+      "the process group was killed: yes"):format(line), err)
+    assert.is_true(#seen > 1000)   -- the lines within the limit went to the sink
+    local _, r, msg, code = collecting(function() return sh("yes", { max_output = 10, check = false }) end)
+    assert.same({ nil, "EOUTPUTTOOLARGE: stdout passed max_output (10 bytes), the process group was killed: yes",
+                  "EOUTPUTTOOLARGE" }, { r, msg, code })
   end)
 
   it("raises outside a task", function()

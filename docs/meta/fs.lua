@@ -1,6 +1,8 @@
 ---@meta slipway.fs
 -- Editor stubs (LuaLS) for require("slipway.fs") and the global `fs`.
 -- Synchronous; failures return nil, "ENOENT: no such file or directory: /x", "ENOENT".
+-- A path (or glob pattern) with a NUL byte raises: the system would stop
+-- reading it at the NUL and name another file.
 
 ---@class slipway.fs
 fs = {}

@@ -7,8 +7,8 @@ http = {}
 
 ---@class slipway.HttpOptions
 ---@field url string http:// or https:// (required)
----@field method? string default "GET", or "POST" when a body is given
----@field headers? table<string, string|number> request headers, name -> value
+---@field method? string default "GET", or "POST" when a body is given; an HTTP token (letters, digits, !#$%&'*+-.^_`|~), else it raises
+---@field headers? table<string, string|number> request headers, name -> value (names are HTTP tokens; a value with CR or LF raises)
 ---@field body? string request body
 ---@field body_file? string stream the request body from this file
 ---@field unix_socket? string talk HTTP over this unix socket (Docker)
@@ -22,6 +22,8 @@ http = {}
 ---@field max_redirects? integer default 10
 ---@field on_body? fun(chunk: string) receives the body chunk by chunk (then res.body is nil)
 ---@field response_headers? boolean default true; false leaves res.headers out (cheaper when only status/body matter)
+---@field response_body? boolean default true; false reads the body and drops it (res.body is nil), for callers that only look at the status
+---@field max_body? integer bytes of body kept for res.body (default 64 MiB); more fails with EBODYTOOLARGE (not for on_body or response_body = false)
 
 ---@class slipway.HttpResponse
 ---@field status integer HTTP status (>= 400 is data, not a failure)
@@ -33,7 +35,9 @@ http = {}
 ---Make an HTTP(S) request on the event loop (libcurl multi; connections are
 ---reused). Transport failures return nil, "ECONNREFUSED: connection refused:
 ---URL", "ECONNREFUSED" (codes: ECONNREFUSED, ETIMEDOUT, ECERT, EDNS,
----ECONNRESET, EINVAL, ECANCELED, EHTTP). Unknown options raise.
+---ECONNRESET, EINVAL, ECANCELED, EHTTP; EBODYTOOLARGE for a body beyond
+---max_body, EHEADERSTOOLARGE for response headers beyond 256 KiB, ENOMEM).
+---Unknown options, a bad method or header, a string with a NUL byte raise.
 ---@async
 ---@param opts slipway.HttpOptions|string the options, or the url followed by them
 ---@param opts2? slipway.HttpOptions

@@ -13,6 +13,7 @@ proc = {}
 ---@field stderr? "capture"|"inherit"|"null"|fun(line: string, stream: "stderr") default "capture"
 ---@field timeout? string|number duration; on expiry SIGTERM to the group, SIGKILL after kill_grace; code 124
 ---@field kill_grace? string|number duration between SIGTERM and SIGKILL (default "2s")
+---@field max_output? integer bytes each of stdout and stderr may bring, captured or handed to a line function (default 64 MiB); one more kills the group and the run returns nil, "EOUTPUTTOOLARGE: stdout passed max_output (64 MiB), ...", "EOUTPUTTOOLARGE"
 
 ---@class slipway.ProcResult
 ---@field code integer exit status; 128+N when killed by signal N; 124 on timeout
@@ -25,7 +26,9 @@ proc = {}
 
 ---Run a program (argv list) or a shell string (/bin/sh -c) in its own
 ---process group and wait for it. A non-zero exit is data; failing to start
----returns nil, "ENOENT: no such file or directory: cmd", "ENOENT".
+---returns nil, "ENOENT: no such file or directory: cmd", "ENOENT", output
+---beyond max_output nil, "EOUTPUTTOOLARGE: ...", "EOUTPUTTOOLARGE". A NUL
+---byte in an argv word, the shell string, env or cwd raises.
 ---@async
 ---@param cmd string|string[]
 ---@param opts? slipway.ProcOptions

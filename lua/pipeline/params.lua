@@ -21,6 +21,12 @@ local KINDS = { choice = true, bool = true, string = true, number = true, list =
 local TRUE = { ["true"] = true, yes = true, ["1"] = true, on = true }
 local FALSE = { ["false"] = true, no = true, ["0"] = true, off = true }
 
+-- Not NaN, not infinite: "1e400" reads as inf, which nothing downstream
+-- (JSON records, arithmetic, durations) can use.
+local function finite(n)
+  return n == n and n ~= math.huge and n ~= -math.huge
+end
+
 local function parse_text(p, text)
   if p.kind == "bool" then
     local l = text:lower()
@@ -30,6 +36,7 @@ local function parse_text(p, text)
   elseif p.kind == "number" then
     local n = tonumber(text)
     if n == nil then return nil, "expected a number" end
+    if not finite(n) then return nil, "expected a finite number (" .. text .. " does not fit)" end
     return n
   elseif p.kind == "list" then
     local items = {}
@@ -54,6 +61,7 @@ local function check_value(p, v)
     if type(v) ~= "boolean" then return nil, "expected a boolean" end
   elseif k == "number" then
     if type(v) ~= "number" then return nil, "expected a number" end
+    if not finite(v) then return nil, "expected a finite number" end
   elseif k == "string" then
     if type(v) ~= "string" then return nil, "expected a string" end
   elseif k == "list" then

@@ -21,6 +21,8 @@
 --   /redirect      302 to /small.txt
 --   /conn          the serial number of the connection (to see reuse)
 --   /json          {"status":"ok","db":{"up":true}} as application/json
+--   /pad_headers?pad=TEXT   "ok", with 80 headers x-pad-1..80 whose value is TEXT
+--                  (large response headers)
 local http = require("slipway.http")
 local task = require("slipway.task")
 
@@ -77,6 +79,9 @@ function M.self_signed(dir)
   return cert, key
 end
 
+local PAD_HEADERS = {}
+for i = 1, 80 do PAD_HEADERS[i] = ("add_header x-pad-%d $arg_pad;"):format(i) end
+
 local CONFIG = [[
 load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
 %s
@@ -120,6 +125,7 @@ http {
       default_type application/json;
       return 200 '{"status":"ok","db":{"up":true},"version":"1.2.3"}';
     }
+    location = /pad_headers { ]] .. table.concat(PAD_HEADERS, " ") .. [[ return 200 "ok\n"; }
   }
 }
 ]]
