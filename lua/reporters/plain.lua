@@ -51,7 +51,7 @@ function M.new(opts)
     elseif ty == "task_skipped" then
       line(ev, ev.task, paint("dim", "skipped: " .. ev.reason))
     elseif ty == "matrix_expanded" then
-      line(ev, ev.task, ("matrix: %d items (%s)"):format(#ev.items, table.concat(ev.items, ", ")))
+      line(ev, ev.task, ("matrix: %s (%s)"):format(require("slipway.words").count(#ev.items, "item"), table.concat(ev.items, ", ")))
     elseif ty == "rollback_started" then
       line(ev, ev.task, "rolling back" .. (ev.change and (" " .. ev.change) or ""))
     elseif ty == "rollback_finished" then
@@ -63,7 +63,7 @@ function M.new(opts)
     elseif ty == "warning" then
       line(ev, nil, paint("yellow", "warning: " .. ev.message))
     elseif ty == "run_started" then
-      line(ev, nil, paint("bold", ("slipway: running %s (%d tasks, -j %d)"):format(ev.file, #ev.tasks, ev.jobs)))
+      line(ev, nil, paint("bold", ("slipway: running %s (%s, -j %d)"):format(ev.file, require("slipway.words").count(#ev.tasks, "task"), ev.jobs)))
     end
   end
 
