@@ -210,7 +210,7 @@ local function run_pipeline(def, values, plan, opts, reporter)
   local git_task = task.spawn(git_facts, dirname(def.file))
   local sigtask
   local summary = scheduler.run {
-    def = def, plan = plan, values = values, jobs = opts.jobs, bus = bus, release = release,
+    def = def, plan = plan, values = require("slipway.pipeline.params").guarded(values, def.params), jobs = opts.jobs, bus = bus, release = release,
     on_unit_end = flush_partial,
     on_start = function(state)
       S = state
