@@ -1,7 +1,30 @@
 -- The slipway command line. `slipway COMMAND ...` runs the module
 -- slipway.cmd.COMMAND (lua/cmd/COMMAND.lua); `slipway FILE.lua args` runs a
 -- script like `lua FILE.lua args`, inside a task; `slipway -e CODE` runs code.
+local words = require("slipway.words")
+
 local M = {}
+
+-- The commands `slipway help` lists, in that order; each is a module
+-- lua/cmd/NAME.lua, except help.
+local COMMANDS = {
+  { "run", "run the pipeline in FILE (default deploy.lua)" },
+  { "plan", "show the task graph and what would run, without side effects" },
+  { "graph", "print the task graph (--format mermaid|dot)" },
+  { "compose", "compose files: `slipway compose config -c FILE...`" },
+  { "probe", "health probes: `slipway probe URL...`" },
+  { "history", "past runs of the pipeline" },
+  { "sandbox", "a private local Docker engine + registry + swarm: up | down | status" },
+  { "version", "versions of slipway and the libraries it embeds" },
+  { "help", "this text; `slipway COMMAND --help` for one command" },
+}
+
+local COMMAND_NAMES = {}
+local usage_lines = {}
+for i, c in ipairs(COMMANDS) do
+  COMMAND_NAMES[i] = c[1]
+  usage_lines[i] = ("  %-10s  %s"):format(c[1], c[2])
+end
 
 local USAGE = [[
 usage: slipway [run] [FILE] [--env E] [-p k=v]... [--only T,..] [--skip T,..] [-j N] [--json] [--no-color]
@@ -10,21 +33,13 @@ usage: slipway [run] [FILE] [--env E] [-p k=v]... [--only T,..] [--skip T,..] [-
        slipway -e CODE
 
 commands:
-  run         run the pipeline in FILE (default deploy.lua)
-  plan        show the task graph and what would run, without side effects
-  graph       print the task graph (--format mermaid|dot)
-  compose     compose files: `slipway compose config -c FILE...`
-  probe       health probes: `slipway probe URL...`
-  history     past releases
-  rollback    go back to the last good release
-  lock        the deploy lock: status | acquire | release
-  sandbox     a private local Docker engine + registry + swarm: up | down | status
-  version     versions of slipway and the libraries it embeds
-  help        this text; `slipway COMMAND --help` for one command
+]] .. table.concat(usage_lines, "\n") .. [[
+
 
 Exit codes: 0 success, 1 a task failed, 2 bad input, 130/143 interrupted.
 ]]
 
+M.COMMANDS = COMMAND_NAMES
 M.USAGE = USAGE
 
 local function stderr(...)
@@ -103,8 +118,14 @@ function M.main(argv)
   local first = argv[1]
   if first == "-e" then return run_code(argv) end
   if first == "-h" or first == "--help" or first == "help" then
-    local cmd = argv[2] and command_module(argv[2])
-    if cmd and cmd.help then io.stdout:write(cmd.help) else io.stdout:write(USAGE) end
+    local name = argv[2]
+    local cmd = name and command_module(name)
+    if name and not cmd and name ~= "help" and name:sub(1, 1) ~= "-" then
+      stderr(("slipway help: unknown command '%s'%s; commands: %s\n")
+        :format(name, words.did_you_mean(name, COMMAND_NAMES), table.concat(COMMAND_NAMES, ", ")))
+      return 2
+    end
+    io.stdout:write(cmd and cmd.help or USAGE)
     return 0
   end
   if first == "-v" or first == "--version" then first = "version" end
@@ -136,7 +157,7 @@ function M.main(argv)
     io.stderr:write(USAGE)
     return 2
   end
-  stderr(("slipway: unknown command or file '%s'\n\n"):format(first), USAGE)
+  stderr(("slipway: unknown command or file '%s'%s\n\n"):format(first, words.did_you_mean(first, COMMAND_NAMES)), USAGE)
   return 2
 end
 

@@ -41,6 +41,7 @@ local task = require("slipway.task")
 local http = require("slipway.http")
 local duration = require("slipway.duration")
 local native = require("slipway._probe")
+local words = require("slipway.words")
 
 local M = {}
 
@@ -588,8 +589,8 @@ end
 
 local function describe(r, with_kind)
   local label = r.name ~= r.target and (r.name .. " (" .. r.target .. ")") or r.target
-  return ("%s%s: %s (%d attempt%s)"):format(with_kind and (r.kind .. " ") or "", label, r.reason or "?",
-    r.attempts, r.attempts == 1 and "" or "s")
+  return ("%s%s: %s (%s)"):format(with_kind and (r.kind .. " ") or "", label, r.reason or "?",
+    words.count(r.attempts, "attempt"))
 end
 
 local function single(kind)
@@ -668,7 +669,7 @@ function M.all(list, opts)
   end
   local out = { ok = failed == 0, passed = passed, failed = failed, results = results }
   if failed > 0 and should_raise(opts.check) then
-    error(("%s%s: %d of %d probes failed:\n%s"):format(where(), fname, failed, n, table.concat(reasons, "\n")), 0)
+    error(("%s%s: %d of %s failed:\n%s"):format(where(), fname, failed, words.count(n, "probe"), table.concat(reasons, "\n")), 0)
   end
   return out
 end

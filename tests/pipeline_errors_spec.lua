@@ -47,10 +47,12 @@ task("deploy", { needs = { "biuld" } }, function() end)
 
   it("an unknown parameter, from -p, from the environment", function()
     local text = 'param.bool("dry_run", false)\nparam.string("region", "eu")\ntask("a", function() end)\n'
-    assert.same("slipway: deploy.lua:1: unknown parameter 'regoin' (-p regoin=us); valid parameters: dry_run, region\n",
+    assert.same("slipway: deploy.lua:1: unknown parameter 'regoin' (-p regoin=us) (did you mean 'region'?); valid parameters: dry_run, region\n",
       bad(text, { "run", "-p", "regoin=us" }))
-    assert.same("slipway: deploy.lua:1: unknown parameter in the environment: SLIPWAY_PARAM_REGOIN; valid parameters: dry_run, region\n",
+    assert.same("slipway: deploy.lua:1: unknown parameter in the environment: SLIPWAY_PARAM_REGOIN (did you mean 'SLIPWAY_PARAM_REGION'?); valid parameters: dry_run, region\n",
       bad(text, { "run" }, { SLIPWAY_PARAM_REGOIN = "us" }))
+    assert.same("slipway: deploy.lua:1: unknown parameter in the environment: SLIPWAY_PARAM_ZONE; valid parameters: dry_run, region\n",
+      bad(text, { "run" }, { SLIPWAY_PARAM_ZONE = "us" }))
     assert.same("slipway: deploy.lua:1: unknown parameter 'environment' (--env prod); valid parameters: dry_run, region\n",
       bad(text, { "run", "--env", "prod" }))
   end)
@@ -144,6 +146,62 @@ task("a", function() end)
       bad('task("a", {})\n'))
     assert.same("slipway: deploy.lua:1: task 'a': when = 'deploy_frontent' is not a parameter (did you mean 'deploy_frontend'?); parameters: deploy_frontend\n",
       bad('task("a", { when = "deploy_frontent" }, function() end)\nparam.bool("deploy_frontend", true)\n'))
+  end)
+
+  it("when = NAME takes only a param.bool; anything else is an error at the task's line", function()
+    local params = 'param.string("region", "eu")\nparam.list("services", { "api" })\nparam.bool("fast", false)\n'
+    assert.same("slipway: deploy.lua:5: task 'b': when = 'region' names a param.string (deploy.lua:1); when takes the "
+      .. "name of a param.bool, or a function(p) for any other condition\n",
+      bad(params .. 'task("a", { when = "fast" }, function() end)\ntask("b", { when = "region" }, function() end)\n'))
+    assert.same("slipway: deploy.lua:4: task 'a': when = 'services' names a param.list (deploy.lua:2); when takes the "
+      .. "name of a param.bool, or a function(p) for any other condition\n",
+      bad(params .. 'task("a", { when = "services" }, function() end)\n', { "plan" }))
+  end)
+
+  it("a parameter nobody declared, read in a when function: exit 2 with a suggestion", function()
+    local text = 'param.bool("deploy_frontend", true)\nparam.string("region", "eu")\n'
+      .. 'task("web", { when = function(p) return p.deploy_frontnd end }, function() end)\n'
+    assert.same("slipway: deploy.lua:3: task 'web': its when function failed: deploy.lua:3: unknown parameter "
+      .. "'deploy_frontnd' (did you mean 'deploy_frontend'?); valid parameters: deploy_frontend, region\n",
+      bad(text, { "plan" }))
+  end)
+
+  it("a parameter nobody declared, read in a task: the task fails at that line, naming the valid ones", function()
+    local dir = H.project { ["deploy.lua"] = [[
+param.string("region", "eu")
+param.bool("dry_run", false)
+task("prepare", { rollback = function(p) return p.regin end }, function() end)
+task("deploy", { needs = "prepare" }, function(p)
+  print(p.region, p.dry_run)
+  print(p.regoin)
+end)
+task("build", { matrix = function(p) return { p.region } end }, function(item, p) return p.dry_rn end)
+]] }
+    local r = H.run_json(dir, { "-j", "1", "--skip", "build" })
+    assert.same(1, r.code)
+    local errors = {}
+    for _, ev in ipairs(H.of(r.events, "task_finished")) do errors[ev.task] = ev.error end
+    assert.same("deploy.lua:6: unknown parameter 'regoin' (did you mean 'region'?); valid parameters: region, dry_run",
+      errors.deploy)
+    local rollback = H.of(r.events, "rollback_finished")[1]
+    assert.same({ "prepare", "failed" }, { rollback.task, rollback.status })
+    assert.matches("^deploy.lua:3: unknown parameter 'regin' %(did you mean 'region'%?%)", rollback.error)
+    assert.same({ "eu\tfalse" }, (function()
+      local out = {}
+      for _, ev in ipairs(H.of(r.events, "output")) do out[#out + 1] = ev.line end
+      return out
+    end)())
+    r = H.run_json(dir, { "--only", "build" })
+    assert.same(1, r.code)
+    errors = {}
+    for _, ev in ipairs(H.of(r.events, "task_finished")) do errors[ev.task] = ev.error end
+    assert.same("deploy.lua:8: unknown parameter 'dry_rn' (did you mean 'dry_run'?); valid parameters: region, dry_run",
+      errors["build[eu]"])
+  end)
+
+  it("a mistyped parameter kind suggests the right one", function()
+    assert.same("slipway: deploy.lua:1: param.boolean: no such parameter kind (did you mean 'param.bool'?) (valid: "
+      .. "param.bool, param.choice, param.list, param.number, param.string)\n", bad('param.boolean("fast")\n'))
   end)
 
   it("unknown flags and tasks on the command line list the valid ones", function()

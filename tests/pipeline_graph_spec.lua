@@ -76,7 +76,7 @@ describe("pipeline graph", function()
   end)
 
   it("draws mermaid and dot diagrams, dashing what would be skipped", function()
-    local def = def_of { { "build" }, { "deploy", { "build" } }, { "docs", matrix = { 1 } } }
+    local def = def_of { { "build" }, { "deploy", { "build" } }, { "docs", matrix = function() return { 1 } end } }
     local plan = graph.plan(def, {}, { skip = { "docs" } })
     assert.same('flowchart LR\n  t1["build"]\n  t2["deploy"]\n  t3["docs [matrix]"]\n  t1 --> t2\n' ..
       '  classDef skipped stroke-dasharray: 5 5,opacity:0.6\n  class t3 skipped\n', graph.mermaid(def, plan))
@@ -84,9 +84,36 @@ describe("pipeline graph", function()
       '  t2 [label="deploy"];\n  t3 [label="docs [matrix]", style="rounded,dashed"];\n  t1 -> t2;\n}\n', graph.dot(def, plan))
   end)
 
-  it("suggests close names", function()
-    assert.same(" (did you mean 'deploy'?)", graph.suggest("deplyo", { "build", "deploy" }))
-    assert.same("", graph.suggest("xyz", { "build", "deploy" }))
+  it("diagrams name the items of a list matrix", function()
+    local many = {}
+    for i = 1, 10 do many[i] = "svc/s" .. i end
+    local def = def_of { { "build", matrix = { "svc/api", "svc/web" } }, { "fan", { "build" }, matrix = many },
+                         { "none", matrix = {} } }
+    assert.same('flowchart LR\n  t1["build [matrix of 2: api, web]"]\n' ..
+      '  t2["fan [matrix of 10: s1, s2, s3, s4, s5, s6, s7, s8 and 2 more]"]\n  t3["none [matrix of 0]"]\n' ..
+      '  t1 --> t2\n', graph.mermaid(def))
+    assert.matches('t1 %[label="build %[matrix of 2: api, web%]"%];', graph.dot(def))
+  end)
+end)
+
+describe("words", function()
+  local words = require("slipway.words")
+
+  it("suggests the closest name: a small edit away, or a prefix either way", function()
+    assert.same(" (did you mean 'deploy'?)", words.did_you_mean("deplyo", { "build", "deploy" }))
+    assert.same("", words.did_you_mean("xyz", { "build", "deploy" }))
+    assert.same({ "plan", "history", "bool", "deploy_frontend" }, {
+      words.closest("pln", { "run", "plan", "graph" }), words.closest("hist", { "help", "history" }),
+      words.closest("boolean", { "bool", "choice" }), words.closest("deploy_frontnd", { "deploy", "deploy_frontend" }) })
+    -- too short to guess, the same name, or nothing near
+    assert.same({}, { words.closest("-j", { "-p" }), words.closest("ab", { "ba" }), words.closest("run", { "run" }),
+      words.closest("zzzz", { "plan" }), words.closest(1, { "1" }) })
+  end)
+
+  it("counts with the noun in the right number", function()
+    assert.same({ "0 tasks", "1 task", "2 tasks", "1 entry", "3 entries" },
+      { words.count(0, "task"), words.count(1, "task"), words.count(2, "task"),
+        words.count(1, "entry", "entries"), words.count(3, "entry", "entries") })
   end)
 end)
 
@@ -108,6 +135,27 @@ describe("pipeline params", function()
       { name = "replicas", value = "4", origin = "-p replicas=4" },
     }, { getenv = function(k) return env[k] end })
     assert.same({ environment = "production", replicas = 4, services = { "api", "web", "worker" }, dry_run = true }, values)
+  end)
+
+  it("guarded values raise on a name nobody declared, and read like the values", function()
+    local set = set_of { { "string", "region", "eu" }, { "bool", "dry_run" } }
+    local values = params.resolve(set, {}, { getenv = function() end })
+    local p = params.guarded(values, set)
+    assert.same({ "eu", false }, { p.region, p.dry_run })
+    local copy = {}
+    for k, v in pairs(p) do copy[k] = v end
+    assert.same(values, copy)
+    local ok, err = pcall(function() return p.regoin end)
+    assert.same({ false, "tests/pipeline_graph_spec.lua:" .. debug.getinfo(1, "l").currentline - 1
+      .. ": unknown parameter 'regoin' (did you mean 'region'?); valid parameters: region, dry_run" }, { ok, err })
+    assert.is_nil(getmetatable(values))
+  end)
+
+  it("when = NAME must name a param.bool", function()
+    local def = def_of({ { "a", when = "fast" }, { "b", when = "region" } },
+                       { { "bool", "fast", false }, { "string", "region", "eu" } })
+    assert.same("deploy.lua:2: task 'b': when = 'region' names a param.string (deploy.lua:1); when takes the name of "
+      .. "a param.bool, or a function(p) for any other condition", input_error(graph.check, def))
   end)
 
   it("rejects bad values, naming the declaration and what is valid", function()
@@ -199,13 +247,14 @@ describe("plan and graph commands", function()
     assert.same([[
 pipeline deploy.lua: 2 tasks
 tasks, in run order:
-  run  build  (matrix of 3; only items a, c)
+  run  build  (matrix of 3: a, b, c; only items a, c)
   skip ship  (needs build; not selected (--only build[c],build[a]))
 1 to run, 1 skipped
 ]], r.stdout)
     r = H.run(dir, { "plan", "--json", "--skip", "build[b]" })
     local j = require("slipway.json").decode(r.stdout)
     assert.same({ { "b" }, true }, { j.tasks[1].skip_items, j.tasks[2].run })
+    assert.same({ 3, { "a", "b", "c" }, nil }, { j.tasks[1].matrix, j.tasks[1].items, j.tasks[2].items })
   end)
 
   it("plan prints the resolved graph and what is skipped and why, running nothing", function()

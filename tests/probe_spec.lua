@@ -197,7 +197,7 @@ describe("probe", function()
       end)
       assert.same({ false, false }, { ok, ok_all })
       assert.matches("^tests/probe_spec.lua:%d+: probe.http: .* status 404, expected 2xx %(1 attempt%)$", err)
-      assert.matches("^tests/probe_spec.lua:%d+: probe.all: 1 of 1 probes failed:\n  http ", err_all)
+      assert.matches("^tests/probe_spec.lua:%d+: probe.all: 1 of 1 probe failed:\n  http ", err_all)
       assert.same(false, r.ok)
       assert.same(false, probe.http { url = url }.ok)        -- outside a run: a result
     end)

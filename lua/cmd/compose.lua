@@ -30,7 +30,9 @@ end
 function M.main(args)
   local sub = args[1]
   if sub == nil then return usage("missing subcommand (config)") end
-  if sub ~= "config" then return usage(("unknown subcommand '%s'"):format(sub)) end
+  if sub ~= "config" then
+    return usage(("unknown subcommand '%s'%s"):format(sub, require("slipway.words").did_you_mean(sub, { "config" })))
+  end
   local files, env_files, quiet, skip = {}, {}, false, false
   local i = 2
   while i <= #args do

@@ -17,7 +17,8 @@ function M.main(args)
   local opts, def, _, plan = prepare.from_args("graph", args, FLAGS, function(o)
     local format = o.format or "mermaid"
     if format ~= "mermaid" and format ~= "dot" then
-      return ("unknown format '%s' (valid: mermaid, dot)"):format(format)
+      return ("unknown format '%s'%s (valid: mermaid, dot)")
+        :format(format, require("slipway.words").did_you_mean(format, { "mermaid", "dot" }))
     end
   end)
   if not opts then return def end

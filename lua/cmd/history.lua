@@ -16,6 +16,61 @@ local function usage_error(msg)
   return 2
 end
 
+-- The fields of record.json that history reads, with their JSON types
+-- (each may be absent).
+local FIELDS = {
+  { "id", "string" }, { "status", "string" }, { "exit_code", "number" }, { "started_at", "string" },
+  { "duration_ms", "number" }, { "params", "object" }, { "tasks", "array" }, { "git", "object" },
+}
+local TASK_FIELDS = { { "name", "string" }, { "status", "string" }, { "allowed", "boolean" } }
+
+-- The JSON type of a decoded value: "object" or "array" for tables.
+local function json_type(v)
+  local json = require("slipway.json")
+  if v == json.null then return "null" end
+  if type(v) ~= "table" then return type(v) end
+  return getmetatable(v) == json.array_mt and "array" or "object"
+end
+
+-- The first field of t whose type differs from fields', as "duration_ms:
+-- expected number, got string", or nil.
+local function wrong_field(t, fields, prefix)
+  for _, field in ipairs(fields) do
+    local k, want = field[1], field[2]
+    local v = t[k]
+    if v ~= nil and json_type(v) ~= want then
+      return ("%s%s: expected %s, got %s"):format(prefix, k, want, json_type(v))
+    end
+  end
+end
+
+-- read_record(path) -> the decoded record, or nil and why it cannot be
+-- listed (unreadable, not JSON, or fields of the wrong type): one damaged
+-- record must not hide the others.
+local function read_record(path)
+  local fs = require("slipway.fs")
+  local text, err = fs.read(path)
+  if text == nil then
+    if err:sub(-#path - 2) == ": " .. path then err = err:sub(1, -#path - 3) end   -- named already
+    return nil, err
+  end
+  local ok, r, derr = pcall(require("slipway.json").decode, text)
+  if not ok or r == nil then return nil, "not JSON: " .. tostring(ok and derr or r) end
+  if json_type(r) ~= "object" then return nil, ("expected a JSON object, got %s"):format(json_type(r)) end
+  local why = wrong_field(r, FIELDS, "")
+  if why then return nil, why end
+  local environment = r.params and r.params.environment
+  if environment ~= nil and type(environment) ~= "string" and type(environment) ~= "number" then
+    return nil, "params.environment: expected string, got " .. json_type(environment)
+  end
+  for i, t in ipairs(r.tasks or {}) do
+    if json_type(t) ~= "object" then return nil, ("tasks[%d] is not an object"):format(i) end
+    why = wrong_field(t, TASK_FIELDS, ("tasks[%d]."):format(i))
+    if why then return nil, why end
+  end
+  return r
+end
+
 function M.main(args)
   local file, env, limit, as_json = nil, nil, 20, false
   local i = 1
@@ -36,7 +91,8 @@ function M.main(args)
       as_json = true
       i = i + 1
     elseif a:sub(1, 1) == "-" then
-      return usage_error(("unknown flag '%s' (valid: --env, -n, --json)"):format(a))
+      return usage_error(("unknown flag '%s'%s (valid: --env, -n, --json)")
+        :format(a, require("slipway.words").did_you_mean(a, { "--env", "-n", "--json" })))
     elseif file then
       return usage_error(("unexpected argument '%s'"):format(a))
     else
@@ -48,20 +104,27 @@ function M.main(args)
   local fs = require("slipway.fs")
   local json = require("slipway.json")
   local dir = (file:match("^(.*)/[^/]*$") or ".") .. "/.slipway/runs"
-  local ids = fs.exists(dir) and fs.list(dir) or {}
+  local ids = {}
+  if fs.exists(dir) then
+    local list, err = fs.list(dir)
+    if not list then return usage_error(("cannot list the recorded runs: %s"):format(err)) end
+    ids = list
+  end
   table.sort(ids, function(a, b) return a > b end)
   local rows = {}
   for _, id in ipairs(ids) do
-    local text = fs.read(dir .. "/" .. id .. "/record.json")
-    local r = text and json.decode(text)
-    if type(r) == "table" and (env == nil or (type(r.params) == "table" and r.params.environment == env)) then
+    local path = dir .. "/" .. id .. "/record.json"
+    local r, why = read_record(path)
+    if r == nil then
+      io.stderr:write(("slipway history: skipping %s: %s\n"):format(path, why))
+    elseif env == nil or (r.params and r.params.environment == env) then
       local failed = {}
       for _, t in ipairs(r.tasks or {}) do
         if t.status == "failed" and not t.allowed then failed[#failed + 1] = t.name end
       end
       rows[#rows + 1] = {
         id = r.id or id, status = r.status, exit_code = r.exit_code, started_at = r.started_at,
-        duration_ms = r.duration_ms, environment = type(r.params) == "table" and r.params.environment or nil,
+        duration_ms = r.duration_ms, environment = r.params and r.params.environment or nil,
         failed = json.array(failed), git = r.git,
       }
       if #rows >= limit then break end

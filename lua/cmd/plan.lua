@@ -3,6 +3,8 @@
 -- resolved and checked, and the graph is printed in run order with what
 -- would run and what would be skipped, and why.
 local prepare = require("slipway.pipeline.prepare")
+local graph = require("slipway.pipeline.graph")
+local words = require("slipway.words")
 
 local M = {}
 
@@ -38,8 +40,10 @@ function M.main(args)
     local tasks = {}
     for i, t in ipairs(plan.order) do
       local d = plan.decision[t.name]
+      local labels = graph.list_labels(t)
       tasks[i] = { name = t.name, needs = json.array(t.needs), run = d.run, reason = d.reason,
                    matrix = t.matrix ~= nil and (type(t.matrix) == "table" and #t.matrix or "at run time") or nil,
+                   items = labels and json.array(labels),
                    timeout_ms = t.timeout_ms, retries = t.retries, file = t.file, line = t.line,
                    description = t.description, rollback = t.rollback ~= nil,
                    only_items = d.only_items and json.array(sorted(d.only_items)) or nil,
@@ -49,7 +53,7 @@ function M.main(args)
     return 0
   end
   local out = {}
-  out[#out + 1] = ("pipeline %s: %d tasks"):format(def.file, #def.tasks)
+  out[#out + 1] = ("pipeline %s: %s"):format(def.file, words.count(#def.tasks, "task"))
   if #def.params.list > 0 then
     out[#out + 1] = "parameters:"
     for _, p in ipairs(def.params.list) do
@@ -67,7 +71,7 @@ function M.main(args)
     local notes = {}
     if #t.needs > 0 then notes[#notes + 1] = "needs " .. table.concat(t.needs, ", ") end
     if t.matrix then
-      notes[#notes + 1] = type(t.matrix) == "table" and ("matrix of %d"):format(#t.matrix) or "matrix (at run time)"
+      notes[#notes + 1] = graph.matrix_text(t)
     end
     if t.timeout_ms then notes[#notes + 1] = "timeout " .. require("slipway.events").format_ms(t.timeout_ms) end
     if t.retries > 0 then notes[#notes + 1] = ("retries %d"):format(t.retries) end

@@ -48,18 +48,19 @@ local VALUE_FLAGS = {
 }
 local BOOL_FLAGS = { ["--insecure"] = true, ["--json"] = true }
 
-local function valid_flags()
-  local list = {}
-  for f in pairs(VALUE_FLAGS) do list[#list + 1] = f end
-  for f in pairs(BOOL_FLAGS) do list[#list + 1] = f end
-  table.sort(list)
-  return table.concat(list, ", ")
-end
-
 local BadInput = {}
 
 local function bad(fmt, ...)
   error(setmetatable({ msg = fmt:format(...) }, BadInput), 0)
+end
+
+local function unknown_flag(a)
+  local list = {}
+  for f in pairs(VALUE_FLAGS) do list[#list + 1] = f end
+  for f in pairs(BOOL_FLAGS) do list[#list + 1] = f end
+  table.sort(list)
+  bad("unknown option '%s'%s (valid: %s)", a, require("slipway.words").did_you_mean(a:match("^[^=]*"), list),
+    table.concat(list, ", "))
 end
 
 local function integer(flag, s)
@@ -93,10 +94,10 @@ local function parse(args)
       elseif BOOL_FLAGS[name] and value == nil then
         flags[name:sub(3)] = true
       else
-        bad("unknown option '%s' (valid: %s)", a, valid_flags())
+        unknown_flag(a)
       end
     elseif a:sub(1, 1) == "-" and #a > 1 then
-      bad("unknown option '%s' (valid: %s)", a, valid_flags())
+      unknown_flag(a)
     else
       targets[#targets + 1] = a
     end
@@ -173,8 +174,8 @@ local function print_table(out)
     cells[6] = row[6]
     io.stdout:write(table.concat(cells, "  "), "\n")
   end
-  io.stdout:write(("%d probe%s: %d passed, %d failed\n"):format(#out.results,
-    #out.results == 1 and "" or "s", out.passed, out.failed))
+  io.stdout:write(("%s: %d passed, %d failed\n"):format(require("slipway.words").count(#out.results, "probe"),
+    out.passed, out.failed))
 end
 
 local function strip_where(msg)

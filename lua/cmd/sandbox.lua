@@ -69,6 +69,7 @@ example:
 
 local fs = require("slipway.fs")
 local json = require("slipway.json")
+local words = require("slipway.words")
 
 ---------------------------------------------------------------- errors
 
@@ -102,7 +103,7 @@ local function flag_list(allowed)
   local list = {}
   for f in pairs(allowed) do list[#list + 1] = f end
   table.sort(list)
-  return table.concat(list, ", ")
+  return list
 end
 
 local function port_value(flag, v, allow_zero)
@@ -118,7 +119,9 @@ local function parse(args)
   local cmd = args[1]
   if cmd == nil then usage_error("missing subcommand (up, down or status)") end
   local allowed = SUBCOMMANDS[cmd]
-  if not allowed then usage_error("unknown subcommand '%s' (expected up, down or status)", cmd) end
+  if not allowed then
+    usage_error("unknown subcommand '%s'%s (expected up, down or status)", cmd, words.did_you_mean(cmd, { "up", "down", "status" }))
+  end
   local o = { cmd = cmd }
   local i = 2
   while i <= #args do
@@ -128,7 +131,8 @@ local function parse(args)
     local arity = allowed[name]
     if arity == nil then
       if a:sub(1, 1) == "-" then
-        usage_error("%s: unknown option '%s' (valid: %s)", cmd, a, flag_list(allowed))
+        local list = flag_list(allowed)
+        usage_error("%s: unknown option '%s'%s (valid: %s)", cmd, a, words.did_you_mean(name, list), table.concat(list, ", "))
       end
       usage_error("%s: unexpected argument '%s'", cmd, a)
     end
@@ -707,7 +711,7 @@ local function down(o, p)
     say("left running: still used by pid %s (`slipway sandbox down%s --force` stops it anyway)",
       table.concat(pids, ", "), p.dir == DEFAULT_DIR and "" or (" --dir " .. p.dir))
   elseif o.force and #r.users > 0 then
-    say("stopped %s (forced; it was still used by %d other user(s))", p.dir, #r.users)
+    say("stopped %s (forced; it was still used by %s)", p.dir, require("slipway.words").count(#r.users, "other user"))
   else
     say("stopped %s", p.dir)
   end

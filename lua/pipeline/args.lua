@@ -6,6 +6,8 @@
 -- parse(args, allowed) -> opts | nil, message
 -- opts = { file, settings = {{name, value, origin}}, only = {}, skip = {},
 --          jobs, json, no_color, timestamps, reporter, format }
+local words = require("slipway.words")
+
 local M = {}
 
 -- name -> { key, takes_value }
@@ -19,7 +21,9 @@ local FLAGS = {
   ["--format"] = { "format", true },
 }
 
-local REPORTERS = { terminal = true, plain = true, github = true, json = true }
+local REPORTERS = { "terminal", "plain", "github", "json" }
+local REPORTER_SET = {}
+for _, r in ipairs(REPORTERS) do REPORTER_SET[r] = true end
 
 local function split_list(v, into)
   for item in v:gmatch("[^,]+") do
@@ -48,7 +52,7 @@ function M.parse(args, allowed)
     if a:sub(1, 1) == "-" and a ~= "-" then
       local spec = FLAGS[flag]
       if spec == nil or not allow[flag] then
-        return nil, ("unknown flag '%s' (valid: %s)"):format(flag, valid())
+        return nil, ("unknown flag '%s'%s (valid: %s)"):format(flag, words.did_you_mean(flag, allowed), valid())
       end
       local key, takes = spec[1], spec[2]
       local value
@@ -73,14 +77,15 @@ function M.parse(args, allowed)
       elseif key == "only" or key == "skip" then
         split_list(value, opts[key])
       elseif key == "jobs" then
-        local n = tonumber(value)
-        if n == nil or math.type(n) ~= "integer" and n ~= math.floor(n) or n < 1 then
+        local n = math.tointeger(tonumber(value))     -- (nil for 1.5, 1e400, 2^63)
+        if n == nil or n < 1 then
           return nil, ("%s: expected a whole number >= 1, got '%s'"):format(flag, value)
         end
-        opts.jobs = math.floor(n)
+        opts.jobs = n
       elseif key == "reporter" then
-        if not REPORTERS[value] then
-          return nil, ("--reporter: unknown reporter '%s' (valid: terminal, plain, github, json)"):format(value)
+        if not REPORTER_SET[value] then
+          return nil, ("--reporter: unknown reporter '%s'%s (valid: %s)")
+            :format(value, words.did_you_mean(value, REPORTERS), table.concat(REPORTERS, ", "))
         end
         opts.reporter = value
       elseif key == "format" then

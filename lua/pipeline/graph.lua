@@ -8,36 +8,7 @@ local function input_error(t, msg)
   error({ input_error = ("%s:%d: %s"):format(t.file, t.line, msg) }, 0)
 end
 
--- Edit distance with adjacent transpositions (optimal string alignment),
--- for "did you mean" suggestions.
-local function distance(a, b)
-  local d = {}
-  for i = 0, #a do d[i] = { [0] = i } end
-  for j = 0, #b do d[0][j] = j end
-  for i = 1, #a do
-    for j = 1, #b do
-      local cost = a:byte(i) == b:byte(j) and 0 or 1
-      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
-      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
-        v = math.min(v, d[i - 2][j - 2] + 1)
-      end
-      d[i][j] = v
-    end
-  end
-  return d[#a][#b]
-end
-
--- The closest candidate: a small edit away, or one that starts with name.
-local function suggest(name, candidates)
-  local best, bestd
-  for _, c in ipairs(candidates) do
-    local d = distance(name, c)
-    if #name >= 3 and c:sub(1, #name) == name then d = math.min(d, 1) end
-    if d <= math.max(1, #name // 3) and d < #name and (bestd == nil or d < bestd) then best, bestd = c, d end
-  end
-  return best and (" (did you mean '" .. best .. "'?)") or ""
-end
-M.suggest = suggest
+local suggest = require("slipway.words").did_you_mean
 
 local function task_names(def)
   local names = {}
@@ -46,8 +17,24 @@ local function task_names(def)
 end
 M.task_names = task_names
 
+-- `when = NAME` takes the name of a param.bool: a string or a list
+-- parameter would make "is it set?" a guess; function(p) says it exactly.
+local function check_when(def, t)
+  local p = def.params.by_name[t.when]
+  if p == nil then
+    local pnames = {}
+    for i, q in ipairs(def.params.list) do pnames[i] = q.name end
+    input_error(t, ("task '%s': when = '%s' is not a parameter%s; parameters: %s")
+      :format(t.name, t.when, suggest(t.when, pnames),
+        #pnames > 0 and table.concat(pnames, ", ") or "(none declared)"))
+  elseif p.kind ~= "bool" then
+    input_error(t, ("task '%s': when = '%s' names a param.%s (%s:%d); when takes the name of a param.bool, "
+      .. "or a function(p) for any other condition"):format(t.name, t.when, p.kind, p.file, p.line))
+  end
+end
+
 -- check(def): raises {input_error} for an unknown task in needs, a `when`
--- naming no parameter, or a dependency cycle (naming the cycle).
+-- naming no param.bool, or a dependency cycle (naming the cycle).
 function M.check(def)
   for _, t in ipairs(def.tasks) do
     for _, n in ipairs(t.needs) do
@@ -60,13 +47,7 @@ function M.check(def)
         input_error(t, ("dependency cycle: %s -> %s (a task cannot need itself)"):format(n, n))
       end
     end
-    if t.when ~= nil and type(t.when) == "string" and not def.params.by_name[t.when] then
-      local pnames = {}
-      for i, p in ipairs(def.params.list) do pnames[i] = p.name end
-      input_error(t, ("task '%s': when = '%s' is not a parameter%s; parameters: %s")
-        :format(t.name, t.when, suggest(t.when, pnames),
-          #pnames > 0 and table.concat(pnames, ", ") or "(none declared)"))
-    end
+    if type(t.when) == "string" then check_when(def, t) end
   end
   -- Depth-first search; a grey node met again closes a cycle. (Colours by
   -- declaration index: lists are cheaper than tables keyed by name.)
@@ -185,6 +166,26 @@ function M.item_labels(items)
   return labels
 end
 
+-- The item labels of matrix task t when its matrix is a list, else nil (a
+-- matrix function is called in the run, after the needs).
+function M.list_labels(t)
+  return type(t.matrix) == "table" and M.item_labels(t.matrix) or nil
+end
+
+local SHOWN_LABELS = 8      -- plan and diagrams show this many, then "and N more"
+
+-- How plan and diagrams describe matrix task t: "matrix of 3: api, web,
+-- worker", or "matrix (at run time)" for a matrix function.
+function M.matrix_text(t)
+  local labels = M.list_labels(t)
+  if labels == nil then return "matrix (at run time)" end
+  local n = #labels
+  if n == 0 then return "matrix of 0" end
+  local shown = table.concat(labels, ", ", 1, math.min(n, SHOWN_LABELS))
+  if n > SHOWN_LABELS then shown = ("%s and %d more"):format(shown, n - SHOWN_LABELS) end
+  return ("matrix of %d: %s"):format(n, shown)
+end
+
 -- The item labels of matrix task t, or nil when they are known only at run
 -- time: its matrix function is called here (outside a task, so anything
 -- that waits for I/O raises) and if that fails, the run checks the labels.
@@ -288,11 +289,7 @@ function M.plan(def, values, opts)
     elseif t.when == nil then
       d = nil                  -- (most tasks: no type() call)
     elseif type(t.when) == "string" then
-      local v = values[t.when]
-      if v == false or v == nil or v == "" or (type(v) == "table" and #v == 0) then
-        d = { run = false, reason = ("when: parameter %s is %s"):format(t.when, v == nil and "unset" or
-          (type(v) == "table" and "empty" or tostring(v == "" and "empty" or v))) }
-      end
+      if not values[t.when] then d = { run = false, reason = ("when: parameter %s is false"):format(t.when) } end
     elseif type(t.when) == "function" then
       local ok, res = pcall(t.when, values)
       if not ok then
@@ -319,6 +316,12 @@ local function ids(def)
   return id
 end
 
+-- "build", "build [matrix of 2: api, web]", "build [matrix]" (a function).
+local function diagram_label(t)
+  if t.matrix == nil then return t.name end
+  return ("%s [%s]"):format(t.name, type(t.matrix) == "table" and M.matrix_text(t) or "matrix")
+end
+
 -- An edge from each task to each task that needs it: fmt:format(from, to).
 local function add_edges(out, def, id, fmt)
   for _, t in ipairs(def.tasks) do
@@ -332,9 +335,7 @@ function M.mermaid(def, plan)
   local id = ids(def)
   local out = { "flowchart LR" }
   for _, t in ipairs(def.tasks) do
-    local label = t.name
-    if t.matrix then label = label .. " [matrix]" end
-    label = label:gsub('"', "#quot;")
+    local label = diagram_label(t):gsub('"', "#quot;")
     out[#out + 1] = ('  %s["%s"]'):format(id[t.name], label)
   end
   add_edges(out, def, id, "  %s --> %s")
@@ -355,7 +356,7 @@ function M.dot(def, plan)
   local id = ids(def)
   local out = { "digraph pipeline {", "  rankdir=LR;", "  node [shape=box, style=rounded];" }
   for _, t in ipairs(def.tasks) do
-    local label = t.name .. (t.matrix and " [matrix]" or "")
+    local label = diagram_label(t)
     local attrs = ('label="%s"'):format(label:gsub('\\', '\\\\'):gsub('"', '\\"'))
     if plan and not plan.decision[t.name].run then attrs = attrs .. ', style="rounded,dashed"' end
     out[#out + 1] = ("  %s [%s];"):format(id[t.name], attrs)

@@ -13,6 +13,8 @@
 -- `-p name=value`, `--env NAME` (the parameter `environment`),
 -- SLIPWAY_PARAM_<NAME> (upper case, '-' as '_'), the default. Every value
 -- is checked before anything runs; a bad one names the declaration line.
+local words = require("slipway.words")
+
 local M = {}
 
 local KINDS = { choice = true, bool = true, string = true, number = true, list = true }
@@ -148,10 +150,13 @@ function M.new_set(where)
   function api.list(name, default, extra) return declare("list", name, nil, default, extra) end
   set.api = setmetatable(api, {
     __index = function(_, k)
-      local valid = {}
-      for kind in pairs(KINDS) do valid[#valid + 1] = "param." .. kind end
-      table.sort(valid)
-      error(("param.%s: no such parameter kind (valid: %s)"):format(tostring(k), table.concat(valid, ", ")), 2)
+      local kinds, valid = {}, {}
+      for kind in pairs(KINDS) do kinds[#kinds + 1] = kind end
+      table.sort(kinds)
+      for i, kind in ipairs(kinds) do valid[i] = "param." .. kind end
+      local best = words.closest(k, kinds)
+      error(("param.%s: no such parameter kind%s (valid: %s)"):format(tostring(k),
+        best and (" (did you mean 'param." .. best .. "'?)") or "", table.concat(valid, ", ")), 2)
     end,
   })
   return set
@@ -174,10 +179,32 @@ local function env_name(name)
 end
 M.env_name = env_name
 
+local function names(set)
+  local list = {}
+  for i, p in ipairs(set.list) do list[i] = p.name end
+  return list
+end
+
 local function names_of(set)
-  local names = {}
-  for i, p in ipairs(set.list) do names[i] = p.name end
-  return #names > 0 and table.concat(names, ", ") or "(none declared)"
+  local list = names(set)
+  return #list > 0 and table.concat(list, ", ") or "(none declared)"
+end
+
+-- guarded(values, set) -> a copy of values (from resolve) for task, `when`
+-- and matrix functions: reading a name no parameter of set declares raises
+-- (naming the declared ones) instead of giving nil, so that a typo in
+-- `p.deploy_frontnd` fails where it is written rather than quietly making
+-- a condition false. Every declared parameter has a value, so a present
+-- name never reaches the check.
+function M.guarded(values, set)
+  local copy = {}
+  for k, v in pairs(values) do copy[k] = v end
+  return setmetatable(copy, {
+    __index = function(_, name)
+      error(("unknown parameter '%s'%s; valid parameters: %s")
+        :format(tostring(name), words.did_you_mean(name, names(set)), names_of(set)), 2)
+    end,
+  })
 end
 
 -- resolve(set, settings, opts) -> values | raises {input_error = msg}
@@ -202,21 +229,24 @@ function M.resolve(set, settings, opts)
   for _, s in ipairs(settings or {}) do
     local p = set.by_name[s.name]
     if p == nil then
-      fail(("%sunknown parameter '%s' (%s); valid parameters: %s")
-        :format(where_decls(), s.name, s.origin, names_of(set)))
+      fail(("%sunknown parameter '%s' (%s)%s; valid parameters: %s")
+        :format(where_decls(), s.name, s.origin, words.did_you_mean(s.name, names(set)), names_of(set)))
     end
     given[s.name] = s
   end
   for _, entry in ipairs(opts.environ or {}) do
     local suffix = entry:match("^SLIPWAY_PARAM_([^=]+)=")
     if suffix then
-      local known = false
-      for _, p in ipairs(set.list) do
-        if env_name(p.name) == "SLIPWAY_PARAM_" .. suffix then known = true end
+      local known, suffixes = false, {}
+      for i, p in ipairs(set.list) do
+        suffixes[i] = env_name(p.name):sub(15)
+        if suffixes[i] == suffix then known = true end
       end
       if not known then
-        fail(("%sunknown parameter in the environment: SLIPWAY_PARAM_%s; valid parameters: %s")
-          :format(where_decls(), suffix, names_of(set)))
+        local best = words.closest(suffix, suffixes)
+        fail(("%sunknown parameter in the environment: SLIPWAY_PARAM_%s%s; valid parameters: %s")
+          :format(where_decls(), suffix, best and (" (did you mean 'SLIPWAY_PARAM_" .. best .. "'?)") or "",
+            names_of(set)))
       end
     end
   end

@@ -24,14 +24,23 @@ local function environ()
 end
 
 function M.load(opts)
-  local f = io.open(opts.file, "r")
-  if not f then
-    local msg = opts.file == "deploy.lua"
+  local f, err, errno = io.open(opts.file, "r")
+  if f then
+    -- a directory opens; reading it fails (EISDIR)
+    local _, rerr, rerrno = f:read(0)
+    f:close()
+    err, errno = rerr, rerrno
+  end
+  if err then
+    local msg = opts.file == "deploy.lua" and errno == 2
       and "slipway: no deploy.lua here (give the pipeline file: slipway run FILE)"
-      or ("slipway: cannot open the pipeline %s"):format(opts.file)
+      or ("slipway: cannot read the pipeline %s: %s"):format(opts.file, err:gsub("^.-: ", "", 1))
+    local inside = opts.file:gsub("/*$", "") .. "/deploy.lua"
+    if errno == 21 and require("slipway.fs").exists(inside) then         -- EISDIR
+      msg = ("%s (did you mean '%s'?)"):format(msg, inside)
+    end
     error({ input_error = msg }, 0)
   end
-  f:close()
   local def = dsl.load(opts.file)
   graph.check(def)
   return def
@@ -40,7 +49,7 @@ end
 function M.prepare(opts)
   local def = M.load(opts)
   local values = params.resolve(def.params, opts.settings, { file = def.file, environ = environ() })
-  local plan = graph.plan(def, values, { only = opts.only, skip = opts.skip })
+  local plan = graph.plan(def, params.guarded(values, def.params), { only = opts.only, skip = opts.skip })
   return def, values, plan
 end
 

@@ -12,6 +12,7 @@ local task = require("slipway.task")
 local context = require("slipway.context")
 local events = require("slipway.events")
 local scheduler = require("slipway.pipeline.scheduler")
+local params = require("slipway.pipeline.params")
 local stdio = require("slipway.pipeline.stdio")
 local release = require("slipway.release")
 local json = require("slipway.json")
@@ -187,7 +188,7 @@ function M.execute(def, values, plan, opts, reporter)
   -- (a bug of slipway's own must still put the signals, stdio and
   -- os.exit back: the signal watcher alone would keep the loop running)
   local ran, summary = xpcall(scheduler.run, debug.traceback, {
-    def = def, plan = plan, values = values, jobs = opts.jobs, bus = bus, run = run,
+    def = def, plan = plan, values = params.guarded(values, def.params), jobs = opts.jobs, bus = bus, run = run,
     on_unit_end = stdio.flush,
     on_start = function(S)
       run.scheduler = S

@@ -97,7 +97,7 @@ function M.new(opts)
     elseif ty == "warning" then
       out:write("::warning::", esc_data(ev.message), "\n")
     elseif ty == "run_started" then
-      out:write(("slipway: running %s (%d tasks, -j %d)\n"):format(ev.file, #ev.tasks, ev.jobs))
+      out:write(("slipway: running %s (%s, -j %d)\n"):format(ev.file, require("slipway.words").count(#ev.tasks, "task"), ev.jobs))
     end
   end
 

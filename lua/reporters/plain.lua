@@ -61,7 +61,7 @@ function M.new(opts)
     elseif ty == "matrix_expanded" then
       local items = {}
       for i, label in ipairs(ev.items) do items[i] = style.printable(label) end
-      line(ev, ev.task, ("matrix: %d items (%s)"):format(#items, table.concat(items, ", ")))
+      line(ev, ev.task, ("matrix: %s (%s)"):format(require("slipway.words").count(#items, "item"), table.concat(items, ", ")))
     elseif ty == "rollback_started" then
       line(ev, ev.task, "rolling back" .. (ev.change and (" " .. ev.change) or ""))
     elseif ty == "rollback_finished" then
@@ -73,7 +73,7 @@ function M.new(opts)
     elseif ty == "warning" then
       line(ev, nil, paint("yellow", "warning: " .. ev.message))
     elseif ty == "run_started" then
-      line(ev, nil, paint("bold", ("slipway: running %s (%d tasks, -j %d)"):format(ev.file, #ev.tasks, ev.jobs)))
+      line(ev, nil, paint("bold", ("slipway: running %s (%s, -j %d)"):format(ev.file, require("slipway.words").count(#ev.tasks, "task"), ev.jobs)))
     end
   end
 

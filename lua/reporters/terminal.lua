@@ -164,7 +164,7 @@ function M.new(opts)
     elseif ty == "warning" then
       permanent(paint("yellow", "! " .. ev.message))
     elseif ty == "run_started" then
-      permanent(paint("bold", ("slipway: running %s (%d tasks, -j %d)"):format(ev.file, #ev.tasks, ev.jobs)))
+      permanent(paint("bold", ("slipway: running %s (%s, -j %d)"):format(ev.file, require("slipway.words").count(#ev.tasks, "task"), ev.jobs)))
     end
   end
 

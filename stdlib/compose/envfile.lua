@@ -11,16 +11,22 @@
 -- multi-line values, unquoted values end at " #" and are trimmed.
 local M = {}
 
+-- read(path) -> text | nil, message in docker's words: "open PATH: no such
+-- file or directory", "read PATH: is a directory".
 local function read(path)
   local f, err = io.open(path, "rb")
   if not f then
     local msg = err and err:gsub("^[^:]*: ", "") or "cannot open"
     return nil, ("open %s: %s"):format(path, msg:lower())
   end
-  local text = f:read("a")
+  local text, rerr = f:read("a")
   f:close()
+  if text == nil then
+    return nil, ("read %s: %s"):format(path, (rerr or "cannot read"):lower())
+  end
   return text
 end
+M.read = read
 
 -- parse_env_file(path, lookup) -> {"K=V" or "K", ...} in file order
 -- ("K" only when the bare variable is set in the environment: "K=value").

@@ -67,13 +67,8 @@ end
 
 local function read_file(path)
   if path == "-" then return io.stdin:read("a") or "" end   -- like docker's "-c -"
-  local f, err = io.open(path, "rb")
-  if not f then
-    local reason = (err or ""):match(": ([^:]+)$") or "cannot open"
-    throw(("open %s: %s"):format(path, reason:lower()), "ENOENT")
-  end
-  local text = f:read("a")
-  f:close()
+  local text, err = envfile.read(path)
+  if text == nil then throw(err, "ENOENT") end
   return text
 end
 

@@ -543,7 +543,7 @@ function M.deploy(name, stack, opts)
       image_before = ch.image_before }
   end
   for _, k in ipairs({ "created", "updated", "removed" }) do
-    if counts[k] > 0 then summary[#summary + 1] = ("%s %d service%s"):format(k, counts[k], counts[k] == 1 and "" or "s") end
+    if counts[k] > 0 then summary[#summary + 1] = ("%s %s"):format(k, require("slipway.words").count(counts[k], "service")) end
   end
   if opts.record ~= false then
     result.change = context.add_change({
