@@ -753,7 +753,7 @@ static int parse_documents(dec_t *d, int max, int list) {
   return 1;
 }
 
-static const char *const decode_opts[] = {"filename", "positions", NULL};
+static const char *const decode_opts[] = {"filename", "positions", "max_bytes", NULL};
 
 /* Shared body of decode and decode_all. */
 static int decode_common(lua_State *L, const char *fname, int all) {
@@ -762,6 +762,17 @@ static int decode_common(lua_State *L, const char *fname, int all) {
   sw_check_options(L, 2, fname, decode_opts);
   const char *filename = sw_opt_string(L, 2, "filename", "<string>", fname);
   int positions = sw_opt_boolean(L, 2, "positions", 0, fname);
+  lua_Integer max_bytes = sw_opt_integer(L, 2, "max_bytes", SW_YAML_MAX_BYTES, fname);
+  luaL_argcheck(L, max_bytes >= 0, 2, "max_bytes must not be negative");
+  /* The values built from a text take many times its size: refuse a text
+   * over the limit before building any. */
+  if ((unsigned long long)len > (unsigned long long)max_bytes) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: document too large (%I bytes, the limit is %I)", filename,
+                    (lua_Integer)len, max_bytes);
+    lua_pushliteral(L, "EFBIG");
+    return 3;
+  }
   lua_settop(L, 2);
   parser_box *box = lua_newuserdatauv(L, sizeof(parser_box), 0);     /* 3 */
   memset(box, 0, sizeof *box);
@@ -799,11 +810,13 @@ static int decode_common(lua_State *L, const char *fname, int all) {
   return 2;
 }
 
-/* decode(text, {filename=, positions=}) -> value[, pos]
- *   | nil, "file:line:col: message", "EYAML". The first document only. */
+/* decode(text, {filename=, positions=, max_bytes = 16 MiB}) -> value[, pos]
+ *   | nil, "file:line:col: message", "EYAML". The first document only.
+ * A text longer than max_bytes: nil, "file: document too large (...)",
+ * "EFBIG". */
 static int yaml_decode(lua_State *L) { return decode_common(L, "yaml.decode", 0); }
 
-/* decode_all(text, opts) -> {doc, ...}[, pos] | nil, msg, "EYAML" */
+/* decode_all(text, opts) -> {doc, ...}[, pos] | nil, msg, "EYAML"/"EFBIG" */
 static int yaml_decode_all(lua_State *L) { return decode_common(L, "yaml.decode_all", 1); }
 
 static const luaL_Reg yaml_funcs[] = {

@@ -10,6 +10,7 @@
 #include <lua.h>
 
 #define SW_YAML_MAX_DEPTH 1000
+#define SW_YAML_MAX_BYTES (16 * 1024 * 1024)  /* default limit of a decoded text */
 #define SW_YAML_ARRAY_MT SW_ARRAY_MT           /* shared with json.c (slipway.h) */
 #define SW_YAML_ORDER "slipway.yaml.order"   /* registry: weak table t -> {keys in order} */
 

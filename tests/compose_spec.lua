@@ -29,6 +29,13 @@ end
 -- the message without the directory of the temporary file
 local function short(msg) return (msg:gsub(dir:gsub("%p", "%%%0") .. "/", "")) end
 
+-- the message and code of a rejected text
+local function err(text, opts)
+  local stack, msg, code = try_text(text, opts)
+  assert.is_nil(stack)
+  return short(msg), code
+end
+
 describe("compose", function()
   leaks.check()
 
@@ -202,12 +209,6 @@ services:
         { (function(...) local a, b, c = ... return a, b and short(b), c end)(try_text("services:\n  web:\n    image: a: b\n")) })
     end)
 
-    local function err(text, opts)
-      local stack, msg, code = try_text(text, opts)
-      assert.is_nil(stack)
-      return short(msg), code
-    end
-
     it("quote a missing required variable's own message", function()
       assert.same({ 'compose.yml:3:5: invalid interpolation format for services.web.image: "required variable TAG is missing a value: set TAG to the release"; you may need to escape any $ with another $', "EINTERPOLATE" },
         { err("services:\n  web:\n    image: app:${TAG:?set TAG to the release}\n", { environ = {} }) })
@@ -244,6 +245,35 @@ services:
         { msg:gsub(dir:gsub("%p", "%%%0") .. "/", ""), code })
       assert.same({ nil, "open /nonexistent/compose.yml: no such file or directory", "ENOENT" },
         { compose.try_load("/nonexistent/compose.yml") })
+    end)
+
+    it("name a directory given as a compose or env file", function()
+      os.execute("mkdir " .. dir .. "/sub")
+      assert.same({ nil, "read " .. dir .. "/sub: is a directory", "EISDIR" }, { compose.try_load(dir .. "/sub") })
+      local ok = write("ok.yml", "services:\n  web:\n    image: a\n")
+      assert.same({ nil, "read " .. dir .. "/sub: is a directory", "EISDIR" },
+        { compose.try_load(ok, { env_file = dir .. "/sub" }) })
+      local msg, code = err("services:\n  web:\n    image: a\n    env_file: sub\n")
+      assert.same({ "compose.yml:4:5: read sub: is a directory", "ECOMPOSE" },
+        { msg:gsub(dir:gsub("%p", "%%%0") .. "/", ""), code })
+    end)
+
+    it("refuse a compose or env file over max_bytes (16 MiB unless given)", function()
+      local text = "services:\n  web:\n    image: a\n"       -- 30 bytes
+      assert.is_table((load_text(text, { max_bytes = 30 })))
+      assert.same({ "read compose.yml: file too large (over 29 bytes, the limit of a compose input file)", "EFBIG" },
+        { err(text, { max_bytes = 29 }) })
+      local big = write("big.yml", "# " .. ("x"):rep(16 * 1024 * 1024) .. "\n")
+      assert.same({ nil, "read " .. big .. ": file too large (over 16 MiB, the limit of a compose input file)", "EFBIG" },
+        { compose.try_load(big) })
+      assert.same({ nil, "read " .. big .. ": file too large (over 16 MiB, the limit of a compose input file)", "EFBIG" },
+        { compose.try_load(write("c.yml", text), { env_file = big }) })
+      write("web.env", "A=" .. ("x"):rep(70) .. "\n")
+      local msg, code = err(text .. "    env_file: web.env\n", { max_bytes = 60 })
+      assert.same({ "compose.yml:4:5: read web.env: file too large (over 60 bytes, the limit of a compose input file)",
+        "ECOMPOSE" }, { msg:gsub(dir:gsub("%p", "%%%0") .. "/", ""), code })
+      assert.has_error(function() compose.load(big, { max_bytes = "1M" }) end,
+        "compose.load: max_bytes must be a non-negative integer, got 1M")
     end)
 
     it("raise from load naming the caller's line", function()
@@ -425,6 +455,22 @@ x-extra:
       local code, out = run("config -c - < in.yml")
       assert.same(0, code)
       assert.same(("version: \"3.13\"\nservices:\n  web:\n    image: a\n    volumes:\n      - type: bind\n        source: %s/data\n        target: /data\n"):format(dir), out)
+    end)
+
+    it("exits 2 naming the path when a file argument is a directory", function()
+      write("c.yml", "services:\n  web:\n    image: a\n")
+      os.execute("mkdir " .. dir .. "/sub")
+      local code, out, errout = run("config -c sub")
+      assert.same({ 2, "", "slipway compose: --compose-file sub: is a directory, expected a file\n" }, { code, out, errout })
+      code, out, errout = run("config -c c.yml --env-file=sub")
+      assert.same({ 2, "", "slipway compose: --env-file sub: is a directory, expected a file\n" }, { code, out, errout })
+    end)
+
+    it("exits 1 on a file over 16 MiB", function()
+      write("big.yml", "# " .. ("x"):rep(16 * 1024 * 1024) .. "\n")
+      local code, out, errout = run("config -c big.yml")
+      assert.same({ 1, "", "read big.yml: file too large (over 16 MiB, the limit of a compose input file)\n" },
+        { code, out, errout })
     end)
 
     it("exits 1 on a rejected file and 2 on a usage error", function()

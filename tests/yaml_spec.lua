@@ -154,6 +154,16 @@ three:
       assert.same({}, yaml.decode_all(""))
     end)
 
+    it("refuses a text over max_bytes (16 MiB unless given) before parsing it", function()
+      assert.same({ nil, "big.yml: document too large (16777217 bytes, the limit is 16777216)", "EFBIG" },
+        { yaml.decode(("#"):rep(16 * 1024 * 1024 + 1), { filename = "big.yml" }) })
+      assert.same({ nil, "<string>: document too large (6 bytes, the limit is 5)", "EFBIG" },
+        { yaml.decode_all("a: 1\n\n", { max_bytes = 5 }) })
+      assert.same({ a = 1 }, yaml.decode("a: 1\n", { max_bytes = 5 }))
+      assert.same({ { a = 1 } }, yaml.decode_all("a: 1\n", { max_bytes = 17 * 1024 * 1024 }))
+      assert.has_error(function() yaml.decode("a", { max_bytes = -1 }) end)
+    end)
+
     it("rejects unknown options", function()
       assert.has_error(function() yaml.decode("a: 1", { file = "x" }) end)
     end)

@@ -16,17 +16,19 @@ local yaml = {}
 ---Decode the first document. Scalars resolve as go-yaml v3 reads them
 ---(true/false only; 0755 octal; 0x1F; 1.50 float; ~/null/empty null;
 ---quoted stays text); anchors are expanded into copies and `<<` merges
----applied. With positions, also returns pos[t] for every table.
+---applied. With positions, also returns pos[t] for every table. A text
+---over max_bytes (default 16 MiB) is refused before parsing: nil,
+---"file: document too large (...)", "EFBIG".
 ---@param text string
----@param opts? {filename?: string, positions?: boolean}
+---@param opts? {filename?: string, positions?: boolean, max_bytes?: integer}
 ---@return any value
 ---@return table<table, slipway.yaml.TablePosition>|string|nil pos_or_err "file:line:col: message" on error
----@return string? code "EYAML"
+---@return string? code "EYAML" | "EFBIG"
 function yaml.decode(text, opts) end
 
 ---Decode every document into a list.
 ---@param text string
----@param opts? {filename?: string, positions?: boolean}
+---@param opts? {filename?: string, positions?: boolean, max_bytes?: integer}
 ---@return any[]|nil docs
 ---@return table|string|nil pos_or_err
 ---@return string? code

@@ -508,7 +508,7 @@ local function resolve_environment(svc, ctx, raw)
   if svc.env_file and not ctx.render then     -- a rendered Stack has them merged
     local vars, order = {}, {}
     for _, file in ipairs(svc.env_file) do
-      local lines, err = envfile.parse_env_file(convert.abs_path(ctx.workdir, file), ctx.lookup)
+      local lines, err = envfile.parse_env_file(convert.abs_path(ctx.workdir, file), ctx.lookup, ctx.max_bytes)
       if not lines then ctx.fail(raw, "env_file", err) end
       for _, line in ipairs(lines) do
         local at = line:find("=", 1, true)
