@@ -460,8 +460,16 @@ static void enc_value(lua_State *L, enc_state *e, int idx, int depth) {
   case LUA_TNUMBER: enc_number(L, e, idx); break;
   case LUA_TSTRING: enc_string(L, e, idx); break;
   case LUA_TTABLE: enc_table(L, e, idx, depth); break;
-  case LUA_TLIGHTUSERDATA:
+  case LUA_TLIGHTUSERDATA: case LUA_TUSERDATA: {
+    unsigned long long u;
+    char digits[32];
     if (lua_touserdata(L, idx) == NULL) { ADDS(L, e, "null"); break; }
+    if (sw_uint64_test(L, idx, &u)) {          /* a uint64 read from YAML */
+      sw_uint64_format(u, digits, sizeof digits);
+      ADDS(L, e, digits);
+      break;
+    }
+  }
     /* fall through */
   default: {
     lua_pushfstring(L, "cannot encode a %s", luaL_typename(L, idx));

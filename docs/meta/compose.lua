@@ -41,7 +41,9 @@ function compose.load(files, opts) end
 function compose.try_load(files, opts) end
 
 ---The YAML `docker stack config` prints for a Stack (a changed one is
----normalized again; unknown fields raise).
+---normalized again; unknown fields raise). escape_dollars: text that loads
+---back to the same Stack instead ("$$", literals that keep a leading line
+---break, which docker's output loses).
 ---@param stack slipway.compose.Stack
 ---@param opts? {escape_dollars?: boolean}
 ---@return string

@@ -19,6 +19,7 @@ function json.decode(text) end
 ---Encode a value. A table is an array when marked with array_mt, an object
 ---when marked with object_mt, otherwise an array when its keys are exactly
 ---1..n (n >= 1) and an object in every other case (an empty table is {}).
+---A slipway.Uint64 (yaml.uint64_mt) is written with all its digits.
 ---Raises on functions, cycles, invalid UTF-8, NaN/inf.
 ---@param value any
 ---@param opts? {pretty?: boolean, sort_keys?: boolean}
