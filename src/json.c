@@ -712,6 +712,16 @@ static void enc_value(lua_State *L, enc_state *e, int idx, int depth) {
   case LUA_TLIGHTUSERDATA:
     if (lua_touserdata(L, idx) == NULL) { PUTS(L, e, "null"); return; }
     break;
+  case LUA_TUSERDATA: {
+    unsigned long long u;
+    char digits[32];
+    if (sw_uint64_test(L, idx, &u)) {            /* a uint64 read from YAML */
+      sw_uint64_format(u, digits, sizeof digits);
+      put(L, e, digits, strlen(digits));
+      return;
+    }
+    break;
+  }
   }
   lua_pushfstring(L, "cannot encode a %s", luaL_typename(L, idx));
   enc_error(L, e, depth, lua_tostring(L, -1));

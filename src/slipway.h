@@ -88,6 +88,14 @@ void sw_format_duration(double ms, char *buf, size_t len);
  * (see array_rule.c), else 0. */
 int sw_table_is_array(lua_State *L, int idx, lua_Integer *len);
 
+/* An unsigned 64-bit integer above Lua's integers (uint64.c): a userdata
+ * "slipway.Uint64" (tostring: its digits; == < <= by value). test returns
+ * 1 and the value if idx holds one, else 0; format writes the digits. */
+void sw_uint64_push(lua_State *L, unsigned long long v);
+void sw_uint64_push_metatable(lua_State *L);
+int sw_uint64_test(lua_State *L, int idx, unsigned long long *v);
+void sw_uint64_format(unsigned long long v, char *buf, size_t len);
+
 /* A growable output buffer in C memory (outbuf.c): add raises "out of
  * memory"; push leaves the contents as a string and frees the buffer. */
 typedef struct {

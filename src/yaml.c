@@ -10,10 +10,12 @@
  * lightuserdata NULL (yaml.null == json.null). Plain scalars resolve like
  * go-yaml v3: only true/True/TRUE/false/False/FALSE are booleans, ~/null/
  * empty are null, Go integer syntax after dropping '_' (0755 octal, 0x1F,
- * 0b101, 0o17), YAML-style floats; everything else, quoted scalars and
- * timestamps stay strings. Aliases are expanded into copies (so changing
- * one service never changes another) and `<<` merge keys are applied with
- * local keys winning, then earlier sources over later ones.
+ * 0b101, 0o17; one above 2^63-1 and up to 2^64-1 is a slipway.Uint64,
+ * uint64.c, so that its digits survive), YAML-style floats; everything
+ * else, quoted scalars and timestamps stay strings. Aliases are expanded
+ * into copies (so changing one service never changes another) and `<<`
+ * merge keys are applied with local keys winning, then earlier sources
+ * over later ones. A text over max_bytes (16 MiB) is refused unparsed.
  *
  * Side tables, weak-keyed, in the registry:
  *   order[t] = list of t's keys in document order (yaml.keys(t) reads it)
@@ -50,8 +52,8 @@ typedef sw_yaml_scalar resolved;
 
 /* Go's strconv.ParseInt(s, 0, 64): optional sign, then 0x/0o/0b prefix,
  * a leading 0 (octal), or decimal. Returns 0 on success. *uns receives 1
- * when the value only fits unsigned (ParseUint), as a double in *f. */
-static int go_parse_int(const char *s, size_t n, lua_Integer *out, double *f, int *uns) {
+ * when the value only fits unsigned (ParseUint), the value in *u. */
+static int go_parse_int(const char *s, size_t n, lua_Integer *out, unsigned long long *u, int *uns) {
   size_t i = 0;
   int neg = 0, base = 10;
   *uns = 0;
@@ -87,7 +89,7 @@ static int go_parse_int(const char *s, size_t n, lua_Integer *out, double *f, in
   if (v > (unsigned long long)LUA_MAXINTEGER) {
     if (s[0] == '+') return -1;         /* ParseUint takes no sign */
     *uns = 1;
-    *f = (double)v;
+    *u = v;
     return 0;
   }
   *out = (lua_Integer)v;
@@ -223,8 +225,8 @@ void sw_yaml_resolve(const char *s, size_t n, sw_yaml_scalar *r) {
   if (n >= sizeof buf) return;
   for (size_t i = 0; i < n; i++) if (s[i] != '_') buf[m++] = s[i];
   int uns;
-  if (go_parse_int(buf, m, &r->i, &r->f, &uns) == 0) {
-    r->kind = uns ? R_FLOAT : R_INT;
+  if (go_parse_int(buf, m, &r->i, &r->u, &uns) == 0) {
+    r->kind = uns ? R_UINT : R_INT;
     return;
   }
   if (yaml_style_float(buf, m) && parse_float(buf, m, &r->f) == 0) r->kind = R_FLOAT;
@@ -433,9 +435,11 @@ static int push_scalar(dec_t *d, yaml_event_t *ev, int *is_merge) {
     int want = !strcmp(core, "int") ? R_INT : !strcmp(core, "float") ? R_FLOAT
              : !strcmp(core, "bool") ? R_BOOL : !strcmp(core, "null") ? R_NULL : R_TIME;
     if (want == R_FLOAT && r.kind == R_INT) { r.kind = R_FLOAT; r.f = (double)r.i; }
+    if (want == R_FLOAT && r.kind == R_UINT) { r.kind = R_FLOAT; r.f = (double)r.u; }
+    if (want == R_INT && r.kind == R_UINT) want = R_UINT;
     if (r.kind == R_MERGE) r.kind = R_STR;
     if (r.kind != want) {
-      static const char *const names[] = {"str", "null", "bool", "int", "float", "str", "timestamp"};
+      static const char *const names[] = {"str", "null", "bool", "int", "float", "str", "timestamp", "int"};
       return dec_fail(d, ev->start_mark.line + 1, ev->start_mark.column + 1,
                       "cannot decode !!%s `%.*s` as a !!%s", names[r.kind], (int)(n > 60 ? 60 : n), s,
                       core);
@@ -446,6 +450,7 @@ static int push_scalar(dec_t *d, yaml_event_t *ev, int *is_merge) {
   case R_BOOL: lua_pushboolean(L, r.b); break;
   case R_INT: lua_pushinteger(L, r.i); break;
   case R_FLOAT: lua_pushnumber(L, r.f); break;
+  case R_UINT: sw_uint64_push(L, r.u); break;
   case R_MERGE:
     if (is_merge) *is_merge = 1;
     lua_pushlstring(L, s, n);
@@ -753,7 +758,7 @@ static int parse_documents(dec_t *d, int max, int list) {
   return 1;
 }
 
-static const char *const decode_opts[] = {"filename", "positions", NULL};
+static const char *const decode_opts[] = {"filename", "positions", "max_bytes", NULL};
 
 /* Shared body of decode and decode_all. */
 static int decode_common(lua_State *L, const char *fname, int all) {
@@ -762,6 +767,17 @@ static int decode_common(lua_State *L, const char *fname, int all) {
   sw_check_options(L, 2, fname, decode_opts);
   const char *filename = sw_opt_string(L, 2, "filename", "<string>", fname);
   int positions = sw_opt_boolean(L, 2, "positions", 0, fname);
+  lua_Integer max_bytes = sw_opt_integer(L, 2, "max_bytes", SW_YAML_MAX_BYTES, fname);
+  luaL_argcheck(L, max_bytes >= 0, 2, "max_bytes must not be negative");
+  /* The values built from a text take many times its size: refuse a text
+   * over the limit before building any. */
+  if ((unsigned long long)len > (unsigned long long)max_bytes) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: document too large (%I bytes, the limit is %I)", filename,
+                    (lua_Integer)len, max_bytes);
+    lua_pushliteral(L, "EFBIG");
+    return 3;
+  }
   lua_settop(L, 2);
   parser_box *box = lua_newuserdatauv(L, sizeof(parser_box), 0);     /* 3 */
   memset(box, 0, sizeof *box);
@@ -799,11 +815,13 @@ static int decode_common(lua_State *L, const char *fname, int all) {
   return 2;
 }
 
-/* decode(text, {filename=, positions=}) -> value[, pos]
- *   | nil, "file:line:col: message", "EYAML". The first document only. */
+/* decode(text, {filename=, positions=, max_bytes = 16 MiB}) -> value[, pos]
+ *   | nil, "file:line:col: message", "EYAML". The first document only.
+ * A text longer than max_bytes: nil, "file: document too large (...)",
+ * "EFBIG". */
 static int yaml_decode(lua_State *L) { return decode_common(L, "yaml.decode", 0); }
 
-/* decode_all(text, opts) -> {doc, ...}[, pos] | nil, msg, "EYAML" */
+/* decode_all(text, opts) -> {doc, ...}[, pos] | nil, msg, "EYAML"/"EFBIG" */
 static int yaml_decode_all(lua_State *L) { return decode_common(L, "yaml.decode_all", 1); }
 
 static const luaL_Reg yaml_funcs[] = {
@@ -821,6 +839,8 @@ int luaopen_slipway_yaml(lua_State *L) {
   luaL_newlib(L, yaml_funcs);
   luaL_newmetatable(L, ARRAY_MT);                  /* shared with slipway.json */
   lua_setfield(L, -2, "array_mt");
+  sw_uint64_push_metatable(L);
+  lua_setfield(L, -2, "uint64_mt");
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   if (lua_getfield(L, LUA_REGISTRYINDEX, SW_YAML_ORDER) == LUA_TNIL) {

@@ -126,6 +126,12 @@ static void fill_sort_key(lua_State *L, int idx, sort_key *k) {
   case LUA_TBOOLEAN: k->rank = 1; k->num = lua_toboolean(L, idx); break;
   case LUA_TSTRING: k->rank = 2; k->s = lua_tolstring(L, idx, &k->n); break;
   case LUA_TLIGHTUSERDATA: k->rank = lua_touserdata(L, idx) == NULL ? 0 : 3; break;
+  case LUA_TUSERDATA: {
+    unsigned long long u;
+    if (sw_uint64_test(L, idx, &u)) { k->rank = 1; k->num = (double)u; }
+    else k->rank = 3;
+    break;
+  }
   default: k->rank = 3;
   }
 }
@@ -274,6 +280,7 @@ typedef struct {
   sw_outbuf out;           /* the output (outbuf.c) */
   int seen, path;          /* stack indexes: tables being written, key path */
   int sort_all;            /* ignore recorded key order */
+  int docker_compat;       /* literals byte for byte as docker writes them */
 } enc_t;
 
 static int buf_gc(lua_State *L) {
@@ -498,20 +505,58 @@ static void put_single_quoted(lua_State *L, enc_t *e, const char *s, size_t n) {
   put(L, e, "'", 1);
 }
 
-/* A block literal; `indent` is the column of its lines. Ends at a line end. */
-static void put_literal(lua_State *L, enc_t *e, const char *s, size_t n, int indent) {
+/* The start of the character before position i (i > 0) */
+static size_t char_before(const unsigned char *v, size_t i) {
+  do i--; while (i > 0 && (v[i] & 0xC0) == 0x80);
+  return i;
+}
+
+/* A block literal, as go-yaml v3 writes one; its lines go at column
+ * `indent`. The header has an indentation indicator when the value starts
+ * with a space or a line break, and '-' (no final line break) or '+' (two)
+ * for chomping. Line breaks other than "\n" (U+2028, U+2029) are written
+ * as they are, the next line's indentation following on the same output
+ * line (YAML 1.1 readers take them for line breaks).
+ * With e->docker_compat the bytes are docker's, though two kinds of value
+ * do not read back: a "\n" that starts the value ends the header's line,
+ * so that break is lost, and a value that starts with a tab gets no
+ * indentation indicator, so a reader takes the tab for indentation and
+ * fails. Without, the header has a line end of its own and an indicator
+ * before a tab. Returns 1 if it ended at the start of a line, else 0 (the
+ * caller ends the line). */
+static int put_literal(lua_State *L, enc_t *e, const char *s, size_t n, int indent) {
+  const unsigned char *v = (const unsigned char *)s;
   put(L, e, "|", 1);
-  if (n > 0 && (s[0] == ' ' || s[0] == '\n')) put(L, e, "2", 1);
-  if (n == 0 || s[n - 1] != '\n') put(L, e, "-", 1);
-  else if (n == 1 || s[n - 2] == '\n') put(L, e, "+", 1);
-  put(L, e, "\n", 1);
-  int at_start = 1;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] == '\n') { put(L, e, "\n", 1); at_start = 1; continue; }
-    if (at_start) { put_spaces(L, e, indent); at_start = 0; }
-    put(L, e, s + i, 1);
+  if (n > 0 && (v[0] == ' ' || is_break_at(v, 0, n) || (v[0] == '\t' && !e->docker_compat)))
+    put(L, e, "2", 1);
+  if (n == 0) put(L, e, "-", 1);
+  else {
+    size_t last = char_before(v, n);
+    if (!is_break_at(v, last, n)) put(L, e, "-", 1);
+    else if (last == 0 || is_break_at(v, char_before(v, last), n)) put(L, e, "+", 1);
   }
-  if (!at_start) put(L, e, "\n", 1);
+  int line_start = 0, after_break = 1;
+  if (!e->docker_compat) { put(L, e, "\n", 1); line_start = 1; }
+  for (size_t i = 0; i < n;) {
+    if (is_break_at(v, i, n)) {
+      size_t w = char_width(v[i]);
+      put(L, e, s + i, w);
+      i += w;
+      line_start = after_break = 1;
+      continue;
+    }
+    if (after_break) {
+      if (!line_start) put(L, e, "\n", 1);
+      put_spaces(L, e, indent);
+    }
+    size_t j = i;
+    while (j < n && !is_break_at(v, j, n)) j += char_width(v[j]);
+    if (j > n) j = n;
+    put(L, e, s + i, j - i);
+    i = j;
+    line_start = after_break = 0;
+  }
+  return line_start;
 }
 
 /* Go's strconv.FormatFloat(f, 'g', -1, 64), with YAML's .inf/.nan. */
@@ -567,6 +612,13 @@ static int put_scalar(lua_State *L, enc_t *e, int idx, int indent, int key) {
   case LUA_TLIGHTUSERDATA:
     if (lua_touserdata(L, idx) == NULL) { PUTS("null"); return 0; }
     break;
+  case LUA_TUSERDATA: {
+    unsigned long long u;
+    if (!sw_uint64_test(L, idx, &u)) break;
+    sw_uint64_format(u, buf, sizeof buf);
+    PUTS(buf);
+    return 0;
+  }
   case LUA_TSTRING: {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
@@ -582,7 +634,7 @@ static int put_scalar(lua_State *L, enc_t *e, int idx, int indent, int key) {
     case ST_PLAIN: put(L, e, s, n); return 0;
     case ST_SINGLE: put_single_quoted(L, e, s, n); return 0;
     case ST_DOUBLE: put_double_quoted(L, e, s, n); return 0;
-    default: put_literal(L, e, s, n, indent); return 1;
+    default: return put_literal(L, e, s, n, indent);
     }
   }
   default: break;
@@ -698,14 +750,18 @@ int sw_yaml_format_float(lua_State *L) {
   return 1;
 }
 
-/* encode(value, {sort_keys = false}) -> YAML text. Maps come out in their
- * recorded key order (decode, yaml.order), other keys in go-yaml order;
- * sort_keys ignores recorded orders. Raises on values YAML cannot hold. */
+/* encode(value, {sort_keys = false, docker_compat = false}) -> YAML text.
+ * Maps come out in their recorded key order (decode, yaml.order), other
+ * keys in go-yaml order; sort_keys ignores recorded orders; docker_compat
+ * writes block literals byte for byte as docker's go-yaml does, even the
+ * two kinds that do not read back the same (put_literal). Raises on values
+ * YAML cannot hold. */
 int sw_yaml_encode(lua_State *L) {
-  static const char *const allowed[] = {"sort_keys", NULL};
+  static const char *const allowed[] = {"sort_keys", "docker_compat", NULL};
   luaL_checkany(L, 1);
   sw_check_options(L, 2, "yaml.encode", allowed);
   int sort_all = sw_opt_boolean(L, 2, "sort_keys", 0, "yaml.encode");
+  int docker_compat = sw_opt_boolean(L, 2, "docker_compat", 0, "yaml.encode");
   lua_settop(L, 1);
   lua_newtable(L);                                     /* 2 seen */
   lua_newtable(L);                                     /* 3 path */
@@ -716,6 +772,7 @@ int sw_yaml_encode(lua_State *L) {
   e->seen = 2;
   e->path = 3;
   e->sort_all = sort_all;
+  e->docker_compat = docker_compat;
   emit_node(L, e, 1, 0, CTX_ROOT);
   sw_outbuf_push(L, &e->out);
   return 1;

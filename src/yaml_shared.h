@@ -10,17 +10,19 @@
 #include <lua.h>
 
 #define SW_YAML_MAX_DEPTH 1000
+#define SW_YAML_MAX_BYTES (16 * 1024 * 1024)  /* default limit of a decoded text */
 #define SW_YAML_ARRAY_MT SW_ARRAY_MT           /* shared with json.c (slipway.h) */
 #define SW_YAML_ORDER "slipway.yaml.order"   /* registry: weak table t -> {keys in order} */
 
 /* What a plain scalar resolves to, the way go-yaml v3 reads it. */
-enum { R_STR, R_NULL, R_BOOL, R_INT, R_FLOAT, R_MERGE, R_TIME };
+enum { R_STR, R_NULL, R_BOOL, R_INT, R_FLOAT, R_MERGE, R_TIME, R_UINT };
 
 typedef struct {
   int kind;
   int b;
   lua_Integer i;
   double f;
+  unsigned long long u;   /* R_UINT: above Lua's integers (go-yaml's uint64) */
 } sw_yaml_scalar;
 
 /* Resolve plain scalar text (yaml.c). */

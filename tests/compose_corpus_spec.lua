@@ -81,8 +81,10 @@ describe("compose corpus", function()
       odd = { "odd" }, interpolation = { "interpolation" }, ports = { "ports" },
       merge1 = { "merge1-base", "merge1-override" }, merge2 = { "merge2-base", "merge2-override" },
       merge3 = { "merge3-base", "merge3-override" }, merge4 = { "merge4-base", "merge4-override" },
+      literals = { "literals" }, numbers = { "numbers" },
     }
-    for _, name in ipairs({ "odd", "interpolation", "ports", "merge1", "merge2", "merge3", "merge4" }) do
+    for _, name in ipairs({ "odd", "interpolation", "ports", "merge1", "merge2", "merge3", "merge4",
+      "literals", "numbers" }) do
       it(name, function()
         local dir = ("/tmp/compose-oracle-%s"):format(require("support.leaks").pid())
         assert(os.execute(("rm -rf %s && mkdir -p %s && cp %s/*.yml %s/web.env %s/"):format(dir, dir, FIX, FIX, dir)))

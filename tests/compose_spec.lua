@@ -29,6 +29,13 @@ end
 -- the message without the directory of the temporary file
 local function short(msg) return (msg:gsub(dir:gsub("%p", "%%%0") .. "/", "")) end
 
+-- the message and code of a rejected text
+local function err(text, opts)
+  local stack, msg, code = try_text(text, opts)
+  assert.is_nil(stack)
+  return short(msg), code
+end
+
 describe("compose", function()
   leaks.check()
 
@@ -202,12 +209,6 @@ services:
         { (function(...) local a, b, c = ... return a, b and short(b), c end)(try_text("services:\n  web:\n    image: a: b\n")) })
     end)
 
-    local function err(text, opts)
-      local stack, msg, code = try_text(text, opts)
-      assert.is_nil(stack)
-      return short(msg), code
-    end
-
     it("quote a missing required variable's own message", function()
       assert.same({ 'compose.yml:3:5: invalid interpolation format for services.web.image: "required variable TAG is missing a value: set TAG to the release"; you may need to escape any $ with another $', "EINTERPOLATE" },
         { err("services:\n  web:\n    image: app:${TAG:?set TAG to the release}\n", { environ = {} }) })
@@ -244,6 +245,35 @@ services:
         { msg:gsub(dir:gsub("%p", "%%%0") .. "/", ""), code })
       assert.same({ nil, "open /nonexistent/compose.yml: no such file or directory", "ENOENT" },
         { compose.try_load("/nonexistent/compose.yml") })
+    end)
+
+    it("name a directory given as a compose or env file", function()
+      os.execute("mkdir " .. dir .. "/sub")
+      assert.same({ nil, "read " .. dir .. "/sub: is a directory", "EISDIR" }, { compose.try_load(dir .. "/sub") })
+      local ok = write("ok.yml", "services:\n  web:\n    image: a\n")
+      assert.same({ nil, "read " .. dir .. "/sub: is a directory", "EISDIR" },
+        { compose.try_load(ok, { env_file = dir .. "/sub" }) })
+      local msg, code = err("services:\n  web:\n    image: a\n    env_file: sub\n")
+      assert.same({ "compose.yml:4:5: read sub: is a directory", "ECOMPOSE" },
+        { msg:gsub(dir:gsub("%p", "%%%0") .. "/", ""), code })
+    end)
+
+    it("refuse a compose or env file over max_bytes (16 MiB unless given)", function()
+      local text = "services:\n  web:\n    image: a\n"       -- 30 bytes
+      assert.is_table((load_text(text, { max_bytes = 30 })))
+      assert.same({ "read compose.yml: file too large (over 29 bytes, the limit of a compose input file)", "EFBIG" },
+        { err(text, { max_bytes = 29 }) })
+      local big = write("big.yml", "# " .. ("x"):rep(16 * 1024 * 1024) .. "\n")
+      assert.same({ nil, "read " .. big .. ": file too large (over 16 MiB, the limit of a compose input file)", "EFBIG" },
+        { compose.try_load(big) })
+      assert.same({ nil, "read " .. big .. ": file too large (over 16 MiB, the limit of a compose input file)", "EFBIG" },
+        { compose.try_load(write("c.yml", text), { env_file = big }) })
+      write("web.env", "A=" .. ("x"):rep(70) .. "\n")
+      local msg, code = err(text .. "    env_file: web.env\n", { max_bytes = 60 })
+      assert.same({ "compose.yml:4:5: read web.env: file too large (over 60 bytes, the limit of a compose input file)",
+        "ECOMPOSE" }, { msg:gsub(dir:gsub("%p", "%%%0") .. "/", ""), code })
+      assert.has_error(function() compose.load(big, { max_bytes = "1M" }) end,
+        "compose.load: max_bytes must be a non-negative integer, got 1M")
     end)
 
     it("raise from load naming the caller's line", function()
@@ -314,6 +344,22 @@ x-extra:
 ]], compose.render(stack))
     end)
 
+    -- docker's go-yaml loses a value's leading line break (the fixture
+    -- literals.yml has its bytes); text meant to load back keeps it
+    it("writes literals as docker does, and keeps them whole with escape_dollars", function()
+      local stack = load_text('services:\n  web:\n    image: a\n    environment: {A: "\\nfoo\\nbar", B: "\\tx\\ny"}\n'
+        .. '    extra_hosts: {db: 5}\n')
+      assert.same('version: "3.13"\nservices:\n  web:\n    environment:\n      A: |2-\n        foo\n        bar\n'
+        .. "      B: |-\n        \tx\n        y\n    extra_hosts:\n      - db:%!s(int=5)\n    image: a\n",
+        compose.render(stack))
+      local text = compose.render(stack, { escape_dollars = true })
+      assert.matches("A: |2%-\n\n        foo\n", text)
+      assert.matches("%- db=%%!s%(int=5%)\n", text)
+      local again = compose.load(write("again.yml", text))
+      assert.same({ A = "\nfoo\nbar", B = "\tx\ny" }, again.services.web.environment)
+      assert.same(compose.render(stack), compose.render(again))
+    end)
+
     it("normalizes values a script set, and rejects unknown fields", function()
       local stack = load_text("services:\n  web:\n    image: a\n")
       stack.services.web.deploy = { replicas = 2, restart_policy = { delay = "90s" } }
@@ -326,6 +372,50 @@ x-extra:
       stack.services.web.deploy.replicas = "two"
       assert.has_error(function() compose.render(stack) end,
         "compose.render: services.web.deploy.replicas must be an integer, got string")
+    end)
+  end)
+
+  -- docker's loader decodes integer fields into Go types: checked
+  -- against `docker stack config` (client 28.2.2); the accepted forms are
+  -- in tests/support/compose_oracle/numbers.yml
+  describe("integer fields", function()
+    local U = "12345678901234567890"
+
+    it("keep an integer above 2^63-1 in a uint64 field, wrap it in an int64, mask it in a uint32", function()
+      local stack = load_text(("services:\n  web:\n    image: a\n    deploy: {replicas: %s, resources: {limits: {pids: %s}}}\n"
+        .. "    ports: [{target: 80, published: 4294967297}]\n    x-n: %s\n"):format(U, U, U))
+      local d = stack.services.web.deploy
+      assert.same({ U, -6101065172474983726, 1 },
+        { tostring(d.replicas), d.resources.limits.pids, stack.services.web.ports[1].published })
+      assert.equal(yaml.uint64_mt, getmetatable(d.replicas))
+      assert.matches("replicas: " .. U .. "\n", compose.render(stack))
+      -- and the Engine API gets the same digits
+      local spec = require("slipway.docker.convert").stack("s", stack).services.web
+      assert.matches('"Replicas":' .. U .. "[,}]", require("slipway.json").encode(spec))
+    end)
+
+    it("refuse a negative number in an unsigned field, as docker does", function()
+      -- docker: "cannot parse 'Deploy.Replicas', -1 overflows uint"
+      assert.same({ "compose.yml:4:14: services.web.deploy.replicas: cannot parse -1, it overflows uint", "ECOMPOSE" },
+        { err("services:\n  web:\n    image: a\n    deploy: {replicas: -1}\n") })
+      assert.same({ "compose.yml:4:25: services.web.ports[0].published: cannot parse -2, it overflows uint", "ECOMPOSE" },
+        { err("services:\n  web:\n    image: a\n    ports: [{target: 1, published: -2}]\n") })
+    end)
+
+    it("refuse an integer above 2^63-1 where docker wants a Go int", function()
+      -- docker: "invalid type uint64 for ulimits"; for soft/hard it panics
+      assert.same({ "compose.yml:4:15: services.web.ulimits.nofile: invalid type uint64 for ulimits", "ECOMPOSE" },
+        { err(("services:\n  web:\n    image: a\n    ulimits: {nofile: %s}\n"):format(U)) })
+      assert.same({ ("compose.yml:4:24: services.web.ulimits.nofile.soft: %s is out of range for an int"):format(U), "ECOMPOSE" },
+        { err(("services:\n  web:\n    image: a\n    ulimits: {nofile: {soft: %s, hard: 1}}\n"):format(U)) })
+    end)
+
+    it("drop oom_score_adj, which docker's loader never reads, with a warning", function()
+      local stack, warnings = load_text("services:\n  web:\n    image: a\n    oom_score_adj: 0\n")
+      assert.is_nil(stack.services.web.oom_score_adj)
+      assert.same({ "compose.yml:4:5: services.web.oom_score_adj: ignored by docker stack deploy (its loader does not read it)" },
+        { short(warnings[1]) })
+      assert.same("version: \"3.13\"\nservices:\n  web:\n    image: a\n", compose.render(stack))
     end)
   end)
 
@@ -425,6 +515,22 @@ x-extra:
       local code, out = run("config -c - < in.yml")
       assert.same(0, code)
       assert.same(("version: \"3.13\"\nservices:\n  web:\n    image: a\n    volumes:\n      - type: bind\n        source: %s/data\n        target: /data\n"):format(dir), out)
+    end)
+
+    it("exits 2 naming the path when a file argument is a directory", function()
+      write("c.yml", "services:\n  web:\n    image: a\n")
+      os.execute("mkdir " .. dir .. "/sub")
+      local code, out, errout = run("config -c sub")
+      assert.same({ 2, "", "slipway compose: --compose-file sub: is a directory, expected a file\n" }, { code, out, errout })
+      code, out, errout = run("config -c c.yml --env-file=sub")
+      assert.same({ 2, "", "slipway compose: --env-file sub: is a directory, expected a file\n" }, { code, out, errout })
+    end)
+
+    it("exits 1 on a file over 16 MiB", function()
+      write("big.yml", "# " .. ("x"):rep(16 * 1024 * 1024) .. "\n")
+      local code, out, errout = run("config -c big.yml")
+      assert.same({ 1, "", "read big.yml: file too large (over 16 MiB, the limit of a compose input file)\n" },
+        { code, out, errout })
     end)
 
     it("exits 1 on a rejected file and 2 on a usage error", function()

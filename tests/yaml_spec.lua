@@ -69,6 +69,40 @@ describe("yaml", function()
         "float", "float", "integer", "float", "string", "float" }, { table.unpack(types(v), 1, 14) })
     end)
 
+    -- go-yaml reads these as a uint64 and docker prints every digit; a
+    -- float would print 1.2345678901234567e+19
+    it("keeps every digit of an integer above 2^63-1 (a slipway.Uint64)", function()
+      local v = yaml.decode("[12345678901234567890, 18446744073709551615, 9223372036854775808, "
+        .. "0xFFFFFFFFFFFFFFFF, 12_345_678_901_234_567_890, 9223372036854775807, 18446744073709551616, "
+        .. "+12345678901234567890, -9223372036854775809, !!float 12345678901234567890, !!int 9223372036854775808]")
+      local u = v[1]
+      assert.same("userdata", type(u))
+      assert.equal(yaml.uint64_mt, getmetatable(u))
+      assert.same({ "12345678901234567890", "18446744073709551615", "9223372036854775808",
+        "18446744073709551615", "12345678901234567890" },
+        { tostring(v[1]), tostring(v[2]), tostring(v[3]), tostring(v[4]), tostring(v[5]) })
+      -- int64 range, past uint64 and signed: Lua integers and floats, as go-yaml has them
+      assert.same({ math.maxinteger, 18446744073709551616.0, 12345678901234567890.0, -9223372036854775809.0,
+        12345678901234567890.0 }, { v[6], v[7], v[8], v[9], v[10] })
+      assert.same({ "integer", "float", "float", "float", "float" },
+        { math.type(v[6]), math.type(v[7]), math.type(v[8]), math.type(v[9]), math.type(v[10]) })
+      assert.equal(yaml.uint64_mt, getmetatable(v[11]))
+      -- compared by value, with each other and with numbers
+      assert.is_true(u == yaml.decode("12345678901234567890"))
+      assert.is_false(u == v[2])
+      assert.is_true(u < v[2] and v[3] <= u and not (v[2] < u))
+      assert.is_true(u > math.maxinteger and u > -1 and u < 1e20 and 5 < u)
+      assert.is_true(v[3] >= 2 ^ 63 and not (v[3] > 2 ^ 63) and v[3] < 2 ^ 63 + 4096)
+      assert.is_false(u < 0 / 0 or u >= 0 / 0)
+      -- one value while it lives, so it works as a table key like a number
+      assert.is_true(rawequal(u, v[5]))
+      assert.same("a", yaml.decode("{12345678901234567890: a}")[u])
+      -- written back as plain integers
+      assert.same("- 12345678901234567890\n- 9223372036854775808\n", yaml.encode({ v[1], v[3] }))
+      assert.same('{"a":18446744073709551615}', json.encode({ a = v[2] }))
+      assert.same("3: x\n12345678901234567890: \"y\"\n", yaml.encode({ [u] = "y", [3] = "x" }, { sort_keys = true }))
+    end)
+
     it("applies core tags and rejects values that do not fit them", function()
       assert.same({ "12", 13, 3.0, true, yaml.null, "x" },
         yaml.decode('[!!str 12, !!int "13", !!float 3, !!bool true, !!null "", !custom x]'))
@@ -154,6 +188,16 @@ three:
       assert.same({}, yaml.decode_all(""))
     end)
 
+    it("refuses a text over max_bytes (16 MiB unless given) before parsing it", function()
+      assert.same({ nil, "big.yml: document too large (16777217 bytes, the limit is 16777216)", "EFBIG" },
+        { yaml.decode(("#"):rep(16 * 1024 * 1024 + 1), { filename = "big.yml" }) })
+      assert.same({ nil, "<string>: document too large (6 bytes, the limit is 5)", "EFBIG" },
+        { yaml.decode_all("a: 1\n\n", { max_bytes = 5 }) })
+      assert.same({ a = 1 }, yaml.decode("a: 1\n", { max_bytes = 5 }))
+      assert.same({ { a = 1 } }, yaml.decode_all("a: 1\n", { max_bytes = 17 * 1024 * 1024 }))
+      assert.has_error(function() yaml.decode("a", { max_bytes = -1 }) end)
+    end)
+
     it("rejects unknown options", function()
       assert.has_error(function() yaml.decode("a: 1", { file = "x" }) end)
     end)
@@ -226,6 +270,44 @@ three:
         yaml.encode(yaml.order({ a = "one\ntwo", b = "x\n", c = "x\n\n", d = " lead\nx", e = "trail \nx" },
           { "a", "b", "c", "d", "e" })))
       assert.same("- |-\n  a\n\n  b\n", yaml.encode({ "a\n\nb" }))
+    end)
+
+    -- go-yaml writes a break that starts the value as the end of the
+    -- header line (so docker's output loses it) and U+2028/U+2029 as they
+    -- are; docker_compat gives those bytes, the default text that reads back
+    it("writes block literals that start with a line break, a space or a tab", function()
+      local values = { "\nfoo\nbar", "\n", "\n\nx", " lead\nx", "\tfoo\nbar", "x\u{2028}y\nz",
+        "\u{2028}x\ny", "a\nb\u{2028}", "foo\n\n" }
+      local docker = {
+        "- |2-\n  foo\n  bar\n",
+        "- |2+\n",
+        "- |2-\n\n  x\n",
+        "- |2-\n   lead\n  x\n",
+        "- |-\n  \tfoo\n  bar\n",
+        "- |-\n  x\u{2028}  y\n  z\n",
+        "- |2-\u{2028}  x\n  y\n",
+        "- |\n  a\n  b\u{2028}",
+        "- |+\n  foo\n\n",
+      }
+      local readable = {
+        "- |2-\n\n  foo\n  bar\n",
+        "- |2+\n\n",
+        "- |2-\n\n\n  x\n",
+        "- |2-\n   lead\n  x\n",
+        "- |2-\n  \tfoo\n  bar\n",
+        "- |-\n  x\u{2028}  y\n  z\n",
+        "- |2-\n\u{2028}  x\n  y\n",
+        "- |\n  a\n  b\u{2028}",
+        "- |+\n  foo\n\n",
+      }
+      for i, s in ipairs(values) do
+        assert.same(docker[i], yaml.encode({ s }, { docker_compat = true }))
+        assert.same(readable[i], yaml.encode({ s }))
+        assert.same({ s }, yaml.decode(readable[i]))
+      end
+      -- after a final U+2028 the next key follows on the same line, as in docker
+      assert.same("a: |\n  x\n  y\u{2028}b: 1\n", yaml.encode(yaml.order({ a = "x\ny\u{2028}", b = 1 }, { "a", "b" })))
+      assert.same("- |2-\n    x\n  y\n", yaml.encode({ "  x\ny" }, { docker_compat = true }))
     end)
 
     it("writes numbers like Go", function()

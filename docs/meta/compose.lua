@@ -19,6 +19,7 @@
 ---@field environ? table<string, string> use instead of the process environment
 ---@field workdir? string base of relative paths (default: the first file's directory)
 ---@field skip_interpolation? boolean leave ${VAR} as written (docker's --skip-interpolation)
+---@field max_bytes? integer refuse a compose or env file larger than this (default 16 MiB; code "EFBIG")
 
 ---@class slipway.compose
 local compose = {}
@@ -36,11 +37,13 @@ function compose.load(files, opts) end
 ---@param opts? slipway.compose.LoadOptions
 ---@return slipway.compose.Stack|nil
 ---@return string[]|string
----@return string? code "EYAML" | "EINTERPOLATE" | "ESCHEMA" | "ECOMPOSE" | "ENOENT" | ...
+---@return string? code "EYAML" | "EINTERPOLATE" | "ESCHEMA" | "ECOMPOSE" | "ENOENT" | "EISDIR" | "EFBIG" | ...
 function compose.try_load(files, opts) end
 
 ---The YAML `docker stack config` prints for a Stack (a changed one is
----normalized again; unknown fields raise).
+---normalized again; unknown fields raise). escape_dollars: text that loads
+---back to the same Stack instead ("$$", literals that keep a leading line
+---break, which docker's output loses).
 ---@param stack slipway.compose.Stack
 ---@param opts? {escape_dollars?: boolean}
 ---@return string

@@ -29,6 +29,7 @@ function json.decode(text) end
 ---Raises on functions, cycles, NaN/inf, nesting deeper than 1000 and on
 ---invalid UTF-8, unless invalid_utf8 = "replace": then each byte that is
 ---not part of valid UTF-8 is written as U+FFFD.
+---A slipway.Uint64 (yaml.uint64_mt) is written with all its digits.
 ---@param value any
 ---@param opts? {pretty?: boolean, sort_keys?: boolean, invalid_utf8?: "error"|"replace"}
 ---@return string

@@ -19,12 +19,24 @@ prints it (and as `docker stack deploy` would read it).
 
 Warnings (fields a Swarm stack ignores, host IPs dropped from ports) go to
 stderr. Exit status: 0 when the configuration loads, 1 when it is rejected
-(the message names file:line:col), 2 for a usage error.
+(the message names file:line:col; also a missing file or one over 16 MiB),
+2 for a usage error (a directory given as a file, too).
 ]]
 
 local function usage(msg)
   io.stderr:write("slipway compose: ", msg, "\n\n", M.help)
   return 2
+end
+
+-- A directory given where a file belongs is a usage mistake (exit 2), not
+-- a file docker would reject (exit 1). Returns the message, or nil.
+local function not_a_file(flag, path)
+  if path == "-" then return nil end
+  local st = require("slipway.fs").stat(path, { follow = true })
+  if st and st.type == "directory" then
+    return ("%s %s: is a directory, expected a file"):format(flag, path)
+  end
+  return nil
 end
 
 function M.main(args)
@@ -66,6 +78,12 @@ function M.main(args)
     end
   end
   if #files == 0 then return usage("Specify a Compose file (with --compose-file)") end
+  for _, given in ipairs({ { "--compose-file", files }, { "--env-file", env_files } }) do
+    for _, path in ipairs(given[2]) do
+      local problem = not_a_file(given[1], path)
+      if problem then io.stderr:write("slipway compose: ", problem, "\n"); return 2 end
+    end
+  end
   local compose = require("slipway.compose")
   local stack, warnings = compose.try_load(files, {
     env_file = #env_files > 0 and env_files or nil,

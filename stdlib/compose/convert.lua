@@ -1,8 +1,9 @@
 -- slipway.compose.convert: the value conversions docker/cli's compose loader
 -- applies, written to give the same results: Go durations (parse and
 -- print), byte sizes (go-units RAMInBytes), strconv.Atoi/ParseFloat, Go's
--- %v of a value (fmt.Sprint), strconv.Quote, shell-splitting of command
--- strings (google/shlex), and path joining/cleaning (path/filepath).
+-- %v and %s of a value (fmt.Sprint, fmt.Sprintf), integers above 2^63-1
+-- (go-yaml's uint64), strconv.Quote, shell-splitting of command strings
+-- (google/shlex), and path joining/cleaning (path/filepath).
 local yaml = require("slipway.yaml")
 
 local M = {}
@@ -44,6 +45,22 @@ function M.quote(s)
 end
 
 ---------------------------------------------------------------------------
+-- Integers above 2^63-1, which go-yaml reads as a uint64 (slipway.yaml
+-- gives a slipway.Uint64: tostring is its digits)
+
+local function is_uint64(v)
+  return getmetatable(v) == yaml.uint64_mt
+end
+M.is_uint64 = is_uint64
+
+-- Go's int64(x) of one: the same bits, a negative number.
+function M.uint64_bits(v)
+  local n = 0
+  for d in tostring(v):gmatch("%d") do n = n * 10 + (d:byte() - 48) end   -- wraps around
+  return n
+end
+
+---------------------------------------------------------------------------
 -- fmt.Sprint of a decoded YAML value
 
 local function sprint(v)
@@ -72,9 +89,19 @@ local function sprint(v)
     for i, k in ipairs(keys) do parts[i] = sprint(k) .. ":" .. sprint(v[k]) end
     return "map[" .. table.concat(parts, " ") .. "]"
   end
-  return tostring(v)
+  return tostring(v)                          -- a uint64 too: its digits
 end
 M.sprint = sprint
+
+-- fmt.Sprintf("%s", v): a string as it is, a number as Go marks a wrong
+-- verb, "%!s(int=5)", "%!s(uint64=...)", "%!s(float64=1.5)".
+function M.sprint_s(v)
+  if type(v) == "string" then return v end
+  local go_type = is_uint64(v) and "uint64" or math.type(v) == "integer" and "int"
+    or math.type(v) == "float" and "float64" or type(v) == "boolean" and "bool" or nil
+  if not go_type then return sprint(v) end
+  return ("%%!s(%s=%s)"):format(go_type, sprint(v))
+end
 
 ---------------------------------------------------------------------------
 -- strconv.Atoi / ParseFloat / docker's boolean cast, with Go's messages

@@ -9,30 +9,16 @@
 -- for): `.env` syntax as compose users write it: `export ` prefix allowed,
 -- 'single quotes' literal, "double quotes" with \n \t \" \\ escapes and
 -- multi-line values, unquoted values end at " #" and are trimmed.
+local input = require("slipway.compose.input")
+
 local M = {}
 
--- read(path) -> text | nil, message in docker's words: "open PATH: no such
--- file or directory", "read PATH: is a directory".
-local function read(path)
-  local f, err = io.open(path, "rb")
-  if not f then
-    local msg = err and err:gsub("^[^:]*: ", "") or "cannot open"
-    return nil, ("open %s: %s"):format(path, msg:lower())
-  end
-  local text, rerr = f:read("a")
-  f:close()
-  if text == nil then
-    return nil, ("read %s: %s"):format(path, (rerr or "cannot read"):lower())
-  end
-  return text
-end
-M.read = read
-
--- parse_env_file(path, lookup) -> {"K=V" or "K", ...} in file order
--- ("K" only when the bare variable is set in the environment: "K=value").
-function M.parse_env_file(path, lookup)
-  local text, err = read(path)
-  if not text then return nil, err end
+-- parse_env_file(path, lookup, max_bytes) -> {"K=V" or "K", ...} in file
+-- order ("K" only when the bare variable is set in the environment:
+-- "K=value") | nil, message, code.
+function M.parse_env_file(path, lookup, max_bytes)
+  local text, err, code = input.read(path, max_bytes)
+  if not text then return nil, err, code end
   local out = {}
   local lineno = 0
   for line in (text .. "\n"):gmatch("(.-)\n") do
@@ -62,10 +48,11 @@ end
 
 local ESC = { n = "\n", t = "\t", r = "\r", ['"'] = '"', ["\\"] = "\\", ["$"] = "$" }
 
--- parse_dotenv(path) -> {NAME = value}, {names in order} | nil, "path:line: message"
-function M.parse_dotenv(path)
-  local text, err = read(path)
-  if not text then return nil, err end
+-- parse_dotenv(path, max_bytes) -> {NAME = value}, {names in order}
+--   | nil, "path:line: message" (or the error of reading it), code
+function M.parse_dotenv(path, max_bytes)
+  local text, err, code = input.read(path, max_bytes)
+  if not text then return nil, err, code end
   text = text:gsub("^\239\187\191", ""):gsub("\r\n", "\n")
   local vars, order = {}, {}
   local i, n, line = 1, #text, 1

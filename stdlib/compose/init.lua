@@ -17,6 +17,9 @@
 --                                           the first file's directory)
 --   skip_interpolation = true               leave ${...} as written (docker's
 --                                           --skip-interpolation)
+--   max_bytes = n                           refuse a compose or env file
+--                                           larger than n bytes (default
+--                                           16 MiB), "EFBIG"
 -- Returns the Stack and a list of warnings ("file:line:col: message") for
 -- what Swarm ignores (build, container_name, a host IP in ports, ...).
 -- Raises "compose.load: file:line:col: message" on a bad file; nothing is
@@ -34,6 +37,7 @@ local merge = require("slipway.compose.merge")
 local render = require("slipway.compose.render")
 local envfile = require("slipway.compose.envfile")
 local convert = require("slipway.compose.convert")
+local input = require("slipway.compose.input")
 
 local M = {}
 local NULL = yaml.null
@@ -65,10 +69,10 @@ local function where(file, pos, holder, key)
   return file .. ": "
 end
 
-local function read_file(path)
-  if path == "-" then return io.stdin:read("a") or "" end   -- like docker's "-c -"
-  local text, err = envfile.read(path)
-  if text == nil then throw(err, "ENOENT") end
+-- path "-" is standard input, like docker's "-c -"
+local function read_file(path, max_bytes)
+  local text, err, code = input.read(path, max_bytes)
+  if not text then throw(err, code) end
   return text
 end
 
@@ -82,8 +86,8 @@ local function make_lookup(opts)
   if opts.env_file then
     local list = type(opts.env_file) == "table" and opts.env_file or { opts.env_file }
     for _, path in ipairs(list) do
-      local vars, err = envfile.parse_dotenv(path)
-      if not vars then throw(err, "EENVFILE") end
+      local vars, err, code = envfile.parse_dotenv(path, opts.max_bytes)
+      if not vars then throw(err, code or "EENVFILE") end
       files[#files + 1] = vars
     end
   end
@@ -124,8 +128,8 @@ end
 
 -- Load one file into its own Stack.
 local function load_file(path, opts, state)
-  local text = read_file(path)
-  local doc, pos = yaml.decode(text, { filename = path, positions = true })
+  local text = read_file(path, opts.max_bytes)
+  local doc, pos = yaml.decode(text, { filename = path, positions = true, max_bytes = opts.max_bytes })
   if doc == nil then throw(pos, "EYAML") end
   if type(doc) ~= "table" or getmetatable(doc) == yaml.array_mt then
     throw(path .. ": top-level object must be a mapping", "ECOMPOSE")
@@ -158,20 +162,28 @@ local function load_file(path, opts, state)
     version = state.version,
     workdir = state.workdir,
     lookup = state.lookup,
+    max_bytes = opts.max_bytes,
     fail = fail,
     warn = function(holder, key, msg) state.warnings[#state.warnings + 1] = where(path, pos, holder, key) .. msg end,
   }
   return normalize.stack(doc, ctx)
 end
 
-local LOAD_OPTS = { env = true, env_file = true, environ = true, workdir = true, skip_interpolation = true }
+local LOAD_OPTS = {
+  env = true, env_file = true, environ = true, workdir = true, skip_interpolation = true, max_bytes = true,
+}
 
 local function check_opts(fname, opts)
   if opts == nil then return {} end
   if type(opts) ~= "table" then error(fname .. ": options must be a table", 3) end
+  local max = opts.max_bytes
+  if max ~= nil and (math.type(max) ~= "integer" or max < 0) then
+    error(("%s: max_bytes must be a non-negative integer, got %s"):format(fname, tostring(max)), 3)
+  end
   for k in pairs(opts) do
     if not LOAD_OPTS[k] then
-      error(("%s: unknown option '%s' (valid: env, env_file, environ, workdir, skip_interpolation)"):format(fname, tostring(k)), 3)
+      error(("%s: unknown option '%s' (valid: env, env_file, environ, workdir, skip_interpolation, max_bytes)")
+        :format(fname, tostring(k)), 3)
     end
   end
   return opts

@@ -64,7 +64,8 @@ M.DEPRECATED = {
 -- (the schema check normally reports them first).
 
 local function want(ctx, holder, key, path, what, v)
-  ctx.fail(holder, key, ("%s must be %s, got %s"):format(path, what, v == NULL and "null" or type(v)))
+  local got = v == NULL and "null" or convert.is_uint64(v) and "an integer above 2^63-1" or type(v)
+  ctx.fail(holder, key, ("%s must be %s, got %s"):format(path, what, got))
 end
 
 local function str(v, ctx, h, k, path)
@@ -86,20 +87,37 @@ local function bool_ptr(v, ctx, h, k, path)
   return v
 end
 
-local function int(v, ctx, h, k, path)
-  if v == nil or v == NULL then return nil end
-  if math.type(v) ~= "integer" then want(ctx, h, k, path, "an integer", v) end
-  return v ~= 0 and v or nil
+-- An integer field, by the Go type docker decodes it into, with the
+-- conversions of its decoder (mapstructure): an unsigned field refuses a
+-- negative number and a uint32 keeps the low 32 bits of a larger one. An
+-- integer above 2^63-1 (a yaml uint64) stays one in a uint64 field and
+-- wraps around to a negative number in an int64; a Go int field refuses
+-- it (docker panics). A field that is a pointer in docker keeps 0, the
+-- others drop it (omitempty).
+local function integer(go_type, pointer)
+  local unsigned = go_type:sub(1, 1) == "u"
+  return function(v, ctx, h, k, path)
+    if v == nil or v == NULL then return nil end
+    if convert.is_uint64(v) then
+      if go_type == "uint64" then return v end
+      if go_type == "int" then ctx.fail(h, k, ("%s: %s is out of range for an int"):format(path, tostring(v))) end
+      v = convert.uint64_bits(v)
+    elseif math.type(v) ~= "integer" then
+      want(ctx, h, k, path, "an integer", v)
+    elseif unsigned and v < 0 then
+      ctx.fail(h, k, ("%s: cannot parse %d, it overflows uint"):format(path, v))
+    end
+    if go_type == "uint32" then v = v & 0xFFFFFFFF end
+    if v == 0 and not pointer then return nil end
+    return v
+  end
 end
-
-local function int_ptr(v, ctx, h, k, path)        -- *uint64: 0 is kept
-  if v == nil or v == NULL then return nil end
-  if math.type(v) ~= "integer" then want(ctx, h, k, path, "an integer", v) end
-  return v
-end
+local int, int64, uint32, uint64 = integer("int"), integer("int64"), integer("uint32"), integer("uint64")
+local uint32_ptr, uint64_ptr = integer("uint32", true), integer("uint64", true)
 
 local function number(v, ctx, h, k, path)
   if v == nil or v == NULL then return nil end
+  if convert.is_uint64(v) then v = tonumber(tostring(v)) end   -- Go: float32(u)
   if type(v) ~= "number" then want(ctx, h, k, path, "a number", v) end
   return v ~= 0 and v or nil
 end
@@ -211,22 +229,26 @@ end
 local labels = mapping_or_list("=", false)
 local mapping_with_equals = mapping_or_list("=", true)
 
--- HostsList: map -> sorted "host:ip"; list entries "host=ip" or "host:ip"
+-- HostsList: map -> sorted "host:ip" (docker formats it with %s, so a
+-- number is "h:%!s(int=5)"); list entries "host=ip" or "host:ip", split at
+-- the first "=" if there is one. A Stack being rendered holds "host:ip"
+-- entries already, so there the first of ":" and "=" separates.
 local function hosts_list(v, ctx, h, k, path)
   if v == nil or v == NULL then return nil end
   local entries = {}
   if is_map(v) then
     for _, key in ipairs(keys(v)) do
       local val = v[key]
-      if val ~= NULL then entries[#entries + 1] = tostring(key) .. ":" .. convert.sprint(val) end
+      if val ~= NULL then entries[#entries + 1] = tostring(key) .. ":" .. convert.sprint_s(val) end
     end
     table.sort(entries)
   elseif is_list(v) then
     for _, item in ipairs(v) do
       local s = convert.sprint(item)
-      local host, ip = s:match("^(.-)=(.*)$")
-      if not host then host, ip = s:match("^(.-):(.*)$") end
-      if host then entries[#entries + 1] = host .. ":" .. ip end
+      local at = s:find("=", 1, true)
+      local colon = s:find(":", 1, true)
+      if not at or (ctx.render and colon and colon < at) then at = colon end
+      if at then entries[#entries + 1] = s:sub(1, at - 1) .. ":" .. s:sub(at + 1) end
     end
   else
     want(ctx, h, k, path, "a mapping or a list", v)
@@ -300,12 +322,12 @@ end
 -- Service fields
 
 local update_config = struct({
-  { "parallelism", int_ptr }, { "delay", duration_value }, { "failure_action", str },
+  { "parallelism", uint64_ptr }, { "delay", duration_value }, { "failure_action", str },
   { "monitor", duration_value }, { "max_failure_ratio", number }, { "order", str },
 }, true)
 
 -- DiscreteGenericResource has no omitempty: kind and value are always printed.
-local discrete_fields = struct({ { "kind", str }, { "value", int } }, true)
+local discrete_fields = struct({ { "kind", str }, { "value", int64 } }, true)
 local function discrete_resource(v, ctx, h, k, path)
   local out = discrete_fields(v, ctx, h, k, path)
   if out then
@@ -316,17 +338,17 @@ local function discrete_resource(v, ctx, h, k, path)
 end
 
 local deploy = struct({
-  { "mode", str }, { "replicas", int_ptr }, { "labels", labels },
+  { "mode", str }, { "replicas", uint64_ptr }, { "labels", labels },
   { "update_config", update_config }, { "rollback_config", update_config },
   { "resources", struct({
-    { "limits", struct({ { "cpus", str }, { "memory", bytes }, { "pids", int } }, true) },
+    { "limits", struct({ { "cpus", str }, { "memory", bytes }, { "pids", int64 } }, true) },
     { "reservations", struct({ { "cpus", str }, { "memory", bytes },
       { "generic_resources", list_of(struct({ { "discrete_resource_spec", discrete_resource } })) } }, true) },
   }) },
-  { "restart_policy", struct({ { "condition", str }, { "delay", duration }, { "max_attempts", int_ptr },
+  { "restart_policy", struct({ { "condition", str }, { "delay", duration }, { "max_attempts", uint64_ptr },
     { "window", duration } }, true) },
   { "placement", struct({ { "constraints", str_list },
-    { "preferences", list_of(struct({ { "spread", str } })) }, { "max_replicas_per_node", int } }) },
+    { "preferences", list_of(struct({ { "spread", str } })) }, { "max_replicas_per_node", uint64 } }) },
   { "endpoint_mode", str },
 })
 
@@ -337,7 +359,7 @@ local function health_test(v, ctx, h, k, path)
 end
 
 local healthcheck = struct({
-  { "test", health_test }, { "timeout", duration }, { "interval", duration }, { "retries", int_ptr },
+  { "test", health_test }, { "timeout", duration }, { "interval", duration }, { "retries", uint64_ptr },
   { "start_period", duration }, { "start_interval", duration }, { "disable", bool },
 }, true)
 
@@ -350,7 +372,7 @@ local function build(v, ctx, h, k, path)
   return build_struct(v, ctx, h, k, path)
 end
 
-local file_ref = struct({ { "source", str }, { "target", str }, { "uid", str }, { "gid", str }, { "mode", int_ptr } })
+local file_ref = struct({ { "source", str }, { "target", str }, { "uid", str }, { "gid", str }, { "mode", uint32_ptr } })
 local function file_refs(v, ctx, h, k, path)
   if v == nil or v == NULL then return nil end
   if not is_list(v) then want(ctx, h, k, path, "a list", v) end
@@ -384,7 +406,7 @@ local function service_networks(v, ctx, h, k, path)
   return out
 end
 
-local port_long = struct({ { "mode", str }, { "target", int }, { "published", int }, { "protocol", str } }, true)
+local port_long = struct({ { "mode", str }, { "target", uint32 }, { "published", uint32 }, { "protocol", str } }, true)
 
 local function service_ports(v, ctx, h, k, path)
   if v == nil or v == NULL then return nil end
@@ -418,7 +440,8 @@ local function ulimits(v, ctx, h, k, path)
       out[tostring(name)] = { soft = int(val.soft, ctx, val, "soft", path .. "." .. name .. ".soft"),
         hard = int(val.hard, ctx, val, "hard", path .. "." .. name .. ".hard") }
     else
-      ctx.fail(v, name, ("%s.%s: invalid type %s for ulimits"):format(path, name, type(val)))
+      local go_type = convert.is_uint64(val) and "uint64" or type(val)
+      ctx.fail(v, name, ("%s.%s: invalid type %s for ulimits"):format(path, name, go_type))
     end
   end
   if next(out) == nil then return nil end
@@ -430,7 +453,7 @@ local volume_long = struct({
   { "bind", struct({ { "propagation", str } }, true) },
   { "volume", struct({ { "nocopy", bool }, { "subpath", str } }, true) },
   { "image", struct({ { "subpath", str } }, true) },
-  { "tmpfs", struct({ { "size", int } }, true) },
+  { "tmpfs", struct({ { "size", int64 } }, true) },
   { "cluster", struct({}, true) },
 }, true)
 
@@ -472,6 +495,16 @@ end
 local credential_spec = struct({ { "config", str }, { "file", str }, { "registry", str } })
 local logging = struct({ { "driver", str }, { "options", string_map } }, true)
 
+-- oom_score_adj passes the schema, but docker's loader leaves the field
+-- unset (`docker stack config` never prints it, whatever the value), so
+-- docker neither prints nor deploys it: checked as an integer, then
+-- dropped with a warning.
+local function oom_score_adj(v, ctx, h, k, path)
+  int64(v, ctx, h, k, path)
+  if v ~= nil and v ~= NULL then ctx.warn(h, k, path .. ": ignored by docker stack deploy (its loader does not read it)") end
+  return nil
+end
+
 -- In docker's ServiceConfig field order (the order `render` writes them).
 M.SERVICE_FIELDS = {
   { "build", build }, { "cap_add", str_list }, { "cap_drop", str_list }, { "cgroupns_mode", str },
@@ -487,7 +520,7 @@ M.SERVICE_FIELDS = {
   { "restart", str }, { "secrets", file_refs }, { "security_opt", str_list }, { "shm_size", str },
   { "stdin_open", bool }, { "stop_grace_period", duration }, { "stop_signal", str },
   { "sysctls", labels }, { "tmpfs", string_or_list }, { "tty", bool }, { "ulimits", ulimits },
-  { "user", str }, { "oom_score_adj", int }, { "userns_mode", str }, { "volumes", service_volumes },
+  { "user", str }, { "oom_score_adj", oom_score_adj }, { "userns_mode", str }, { "volumes", service_volumes },
   { "working_dir", str },
 }
 
@@ -508,7 +541,7 @@ local function resolve_environment(svc, ctx, raw)
   if svc.env_file and not ctx.render then     -- a rendered Stack has them merged
     local vars, order = {}, {}
     for _, file in ipairs(svc.env_file) do
-      local lines, err = envfile.parse_env_file(convert.abs_path(ctx.workdir, file), ctx.lookup)
+      local lines, err = envfile.parse_env_file(convert.abs_path(ctx.workdir, file), ctx.lookup, ctx.max_bytes)
       if not lines then ctx.fail(raw, "env_file", err) end
       for _, line in ipairs(lines) do
         local at = line:find("=", 1, true)

@@ -103,6 +103,7 @@ local function float32(x)
 end
 
 local BYTES = { memory = true, required_bytes = true, limit_bytes = true }
+local DOCKER_ENCODING = { docker_compat = true }
 
 -- A plain copy for free-form values (x-* extensions): no recorded key
 -- order, so maps come out in go-yaml's order as docker prints a map.
@@ -172,7 +173,26 @@ local function escape_dollars(v)
   return v
 end
 
--- render(stack, {escape_dollars = false}) -> YAML text.
+-- An extra_hosts entry "h:%!s(int=5)" (a number in a map, as docker
+-- prints it) reads back as host "h:%!s(int" (a list entry splits at its
+-- first "="), so text that must load back writes "h=%!s(int=5)".
+local function reloadable_hosts(services)
+  for _, svc in pairs(services or {}) do
+    for _, hosts in ipairs({ svc.extra_hosts or {}, type(svc.build) == "table" and svc.build.extra_hosts or {} }) do
+      for i, entry in ipairs(hosts) do
+        local host, ip = entry:match("^(.-):(.*)$")
+        if ip and ip:find("=", 1, true) then hosts[i] = host .. "=" .. ip end
+      end
+    end
+  end
+end
+
+-- render(stack, {escape_dollars = false}) -> YAML text, docker's bytes:
+-- "$" as it is, and block literals as docker's go-yaml writes them (a
+-- leading line break lost, a leading tab unreadable; yaml.encode's
+-- docker_compat). escape_dollars: text that loads back to the same Stack
+-- instead: "$" as "$$", those literals readable, extra_hosts entries as
+-- "host=ip" where the ip holds a "=".
 -- Raises "compose.render: <path>: <problem>".
 function M.render(stack, opts)
   if type(stack) ~= "table" then error("compose.render: expected a Stack table, got " .. type(stack), 2) end
@@ -199,8 +219,11 @@ function M.render(stack, opts)
     if normalized[section] and next(normalized[section]) == nil then normalized[section] = nil end
   end
   local out = emit(normalized, TOP, nil)
-  if opts.escape_dollars then escape_dollars(out) end
-  return yaml.encode(out)
+  if opts.escape_dollars then
+    reloadable_hosts(out.services)
+    return yaml.encode(escape_dollars(out))
+  end
+  return yaml.encode(out, DOCKER_ENCODING)
 end
 
 return M

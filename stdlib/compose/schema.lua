@@ -53,14 +53,20 @@ do
   NULL = ok and json.null or nil
 end
 
--- Marker metatables of decoded arrays/objects (slipway.json, slipway.yaml).
-local ARRAY_MT, OBJECT_MT = {}, {}
+-- Marker metatables of decoded arrays/objects (slipway.json, slipway.yaml),
+-- and of slipway.yaml's integers above 2^63-1 (go-yaml's uint64).
+local ARRAY_MT, OBJECT_MT, UINT64_MT = {}, {}, nil
 for _, name in ipairs({ "slipway.json", "slipway.yaml" }) do
   local ok, mod = pcall(require, name)
   if ok and type(mod) == "table" then
     if mod.array_mt then ARRAY_MT[mod.array_mt] = true end
     if mod.object_mt then OBJECT_MT[mod.object_mt] = true end
+    UINT64_MT = UINT64_MT or mod.uint64_mt
   end
+end
+
+local function is_uint64(v)
+  return UINT64_MT ~= nil and getmetatable(v) == UINT64_MT
 end
 
 local LAST = rules.LAST_MINOR
@@ -91,6 +97,7 @@ local function kind_of(v)
   elseif t == "boolean" then return "boolean"
   elseif t == "table" then return is_list(v) and "list" or "mapping"
   elseif v == NULL then return "null"
+  elseif is_uint64(v) then return "integer"
   end
   return t
 end
@@ -315,7 +322,7 @@ end
 -- Docker hands a number to the ports check as a fraction and checks its
 -- numerator: 80 -> "80", 80.5 = 161/2 -> "161".
 local function numerator(x)
-  if math.type(x) == "integer" then return tostring(x) end
+  if math.type(x) == "integer" or is_uint64(x) then return tostring(x) end
   if x == math.floor(x) then
     local i = math.tointeger(x)
     return i and tostring(i) or string.format("%.0f", x)
@@ -336,7 +343,7 @@ local function numerator(x)
 end
 
 function M.ports_ok(v)
-  if type(v) == "number" then return port_spec_ok(numerator(v)) end
+  if type(v) == "number" or is_uint64(v) then return port_spec_ok(numerator(v)) end
   if type(v) == "string" then return port_spec_ok(v) end
   return false
 end
@@ -376,6 +383,7 @@ end
 canon = function(v)
   local k = kind_of(v)
   if k == "string" then local s = json_text(v) return "s" .. #s .. ":" .. s end
+  if is_uint64(v) then return "n" .. tostring(v) end
   if k == "integer" or k == "number" then return "n" .. string.format("%.17g", v + 0.0) end
   if k == "boolean" then return v and "T" or "F" end
   if k == "null" then return "N" end
@@ -728,7 +736,7 @@ local function json_ok(v)
     end
     return true
   end
-  return t == "string" or t == "boolean" or v == NULL
+  return t == "string" or t == "boolean" or v == NULL or is_uint64(v)
 end
 
 local function json_problem(v, order)
@@ -754,7 +762,7 @@ local function json_problem(v, order)
       if msg then return msg, h or v, kk or k end
     end
     return nil
-  elseif t == "string" or t == "boolean" or v == NULL then
+  elseif t == "string" or t == "boolean" or v == NULL or is_uint64(v) then
     return nil
   end
   return "json: unsupported type: " .. t

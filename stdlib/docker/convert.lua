@@ -16,6 +16,7 @@
 -- the deployer fills in the IDs. Durations in the Stack are Go duration
 -- strings ("1m30s"); the engine wants integer nanoseconds.
 local json = require("slipway.json")
+local yaml = require("slipway.yaml")
 
 local M = {}
 
@@ -113,8 +114,11 @@ function M.nano_cpus(v, service)
     + tonumber((frac .. "000000000"):sub(1, 9)))
 end
 
+-- A count from the Stack; one above 2^63-1 (a yaml uint64) goes to the
+-- Engine API as it is (json.encode writes its digits).
 local function uint(v)
   if is_null(v) then return nil end
+  if getmetatable(v) == yaml.uint64_mt then return v end
   return math.tointeger(tonumber(v)) or tonumber(v)
 end
 
