@@ -23,8 +23,8 @@ local function tracked_files()
 end
 
 -- {file, line, text} for every line of files (paths under root) that names
--- dir as a whole path segment: /work/x or /work, not /workspace or
--- /home/u/work.
+-- dir as a whole path segment: /srv/x or /srv, not /srvdata or
+-- /home/u/srv.
 local function lines_naming(root, files, dir)
   local hits = {}
   for _, path in ipairs(files) do
@@ -89,6 +89,13 @@ describe("the repository", function()
     local lines = {}
     for i, h in ipairs(hits) do lines[i] = h.line end
     assert.same({ 1, 2, 6 }, lines)
+  end)
+
+  -- `make install` installs the binary alone: it must name nothing of the
+  -- checkout it was built in (debug information included).
+  it("builds a binary that names no path of the checkout", function()
+    local binary = assert(fs.read(assert(os.getenv("SLIPWAY"), "run through tests/run")))
+    assert.is_nil(binary:find(repo.ROOT, 1, true))
   end)
 
   it("is found by support.repo from any working directory", function()
