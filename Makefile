@@ -21,8 +21,10 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcurl libcrypto 2>/dev/null)
 LUA_STATIC := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)/liblua5.4.a
 LIBS      = $(LUA_STATIC) $(shell pkg-config --libs libuv yaml-0.1 2>/dev/null) -ldl -lm
 CFLAGS   ?= -O2 -g
-# Flags the build needs whatever CFLAGS/LDFLAGS the caller sets.
-ALL_CFLAGS  = $(CFLAGS) -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(PKG_CFLAGS) -Isrc -I$(BUILD)/gen
+# Flags the build needs whatever CFLAGS/LDFLAGS the caller sets. The debug
+# information names sources relative to the checkout, so that an installed
+# binary names no path of the machine that built it.
+ALL_CFLAGS  = $(CFLAGS) -std=gnu11 -Wall -Wextra -Wno-unused-parameter -ffile-prefix-map=$(CURDIR)=. $(PKG_CFLAGS) -Isrc -I$(BUILD)/gen
 ALL_LDFLAGS = $(LDFLAGS) -Wl,-E
 
 SRCS     := $(sort $(wildcard src/*.c))

@@ -20,9 +20,10 @@ local json = require("slipway.json")
 local schema = require("slipway.compose.schema")
 local rules = require("slipway.compose.schema_rules")
 local ref = require("support.jsonschema_ref")
+local repo = require("support.repo")
 
-local SPECS = "../shared/specs/docker-cli-compose-schema/"
-local CORPUS = "../shared/corpus/compose/"
+local SPECS = repo.SHARED .. "/specs/docker-cli-compose-schema/"
+local CORPUS = repo.SHARED .. "/corpus/compose/"
 local DOCKER = "/usr/local/bin/docker"
 local NULL = json.null
 

@@ -5,9 +5,9 @@
 local docker = require("slipway.docker")
 local fx = require("support.docker_fixtures")
 local conf = require("support.docker_conformance")
+local repo = require("support.repo")
 
-local CORPUS = "../shared/corpus/compose/"
-if not io.open(CORPUS .. "README.md") then CORPUS = "/work/shared/corpus/compose/" end
+local CORPUS = repo.SHARED .. "/corpus/compose/"
 
 -- The Swarm-oriented files of the corpus (those with deploy: sections
 -- that the CLI deploys here), and slipway's own stack files.

@@ -15,6 +15,42 @@ function Client:api_version() end
 ---@async
 function Client:close() end
 
+---@class slipway.docker.RequestOptions
+---@field query? table<string, string|number|boolean|string[]> the query string: keys sorted, a list repeats its key, booleans are 1/0
+---@field body? table|string a table is sent as JSON (Content-Type: application/json); a POST without one sends an empty body
+---@field body_file? string stream the body from this file (when no body is given)
+---@field headers? table<string, string> extra request headers
+---@field content_type? string the Content-Type header
+---@field on_body? fun(chunk: string) receives the response body chunk by chunk (then it is not in the response)
+---@field timeout? string|number the whole request (default: the client's timeout, "60s")
+---@field versioned? boolean prefix the path with /v<api version>, negotiating it first (default true)
+---@field subject? string what the request is about, named in error messages ("<what>: <subject>: ...")
+
+---@class slipway.docker.CallOptions: slipway.docker.RequestOptions
+---@field ok? table<integer, boolean> HTTP statuses >= 400 that are answers, not errors ({[404] = true})
+
+---One request to the engine's API; path is unversioned ("/images/json").
+---An HTTP error status is data here; transport failures raise
+---"<what>: <subject>: <message>" at the caller's line.
+---@async
+---@param what string the operation, for error messages ("docker.push")
+---@param method string "GET", "POST", "DELETE", ...
+---@param path string
+---@param opts? slipway.docker.RequestOptions
+---@return slipway.HttpResponse response
+function Client:raw(what, method, path, opts) end
+
+---A request that raises "<what>: <subject>: <engine message>" on an HTTP
+---status >= 400 (except those in opts.ok), and decodes a JSON answer.
+---@async
+---@param what string the operation, for error messages ("docker.inspect")
+---@param method string
+---@param path string unversioned ("/services")
+---@param opts? slipway.docker.CallOptions
+---@return any body the decoded JSON, else the body text, or nil when empty
+---@return slipway.HttpResponse response
+function Client:call(what, method, path, opts) end
+
 ---@class slipway.docker.ClientOptions
 ---@field host? string DOCKER_HOST form; default $DOCKER_HOST or unix:///var/run/docker.sock
 ---@field api_version? string skip the negotiation
@@ -63,9 +99,16 @@ function docker.tag(source, target, opts) end
 
 ---Push; credentials from ~/.docker/config.json `auths`, or `auth`, sent as
 ---X-Registry-Auth (`e30=` when none).
+---@class slipway.docker.PushOptions
+---@field auth? table|false registry credentials {username, password[, serveraddress]} or {identitytoken}; false sends none (default: ~/.docker/config.json)
+---@field on_output? fun(line: string) push progress lines (default: the task's output)
+---@field quiet? boolean no progress lines
+---@field timeout? string|number default "30m"
+---@field client? slipway.docker.Client default: DOCKER_HOST's
+
 ---@async
 ---@param image string
----@param opts? {auth?: table|false, on_output?: fun(line: string), quiet?: boolean, timeout?: string|number, client?: slipway.docker.Client}
+---@param opts? slipway.docker.PushOptions
 ---@return string digest "sha256:..."
 function docker.push(image, opts) end
 
@@ -81,9 +124,15 @@ function docker.inspect(image, opts) end
 ---@return boolean
 function docker.exists(image, opts) end
 
+---@class slipway.docker.RmImageOptions
+---@field force? boolean remove it even when containers use it or it has several tags (default false)
+---@field prune? boolean also delete untagged parent images (default true)
+---@field missing_ok? boolean an absent image is no error: {} (default false)
+---@field client? slipway.docker.Client default: DOCKER_HOST's
+
 ---@async
 ---@param image string
----@param opts? {force?: boolean, prune?: boolean, missing_ok?: boolean, client?: slipway.docker.Client}
+---@param opts? slipway.docker.RmImageOptions
 ---@return table[] entries {Untagged=...} / {Deleted=...}
 function docker.rm_image(image, opts) end
 
@@ -106,6 +155,16 @@ function docker.rm_image(image, opts) end
 ---@field converged? boolean
 ---@field warnings string[]
 ---@field change? table the release record entry
+---@field _state slipway.docker.DeployState what docker.stack.rollback undoes
+
+---What one deploy changed (result._state of docker.stack.deploy).
+---@class slipway.docker.DeployState
+---@field name string the stack
+---@field client slipway.docker.Client
+---@field changes {name: string, id: string, action: "created"|"updated"|"removed", previous?: table}[] in the order made; previous is the spec before
+---@field say fun(line: string) the progress sink
+---@field timeout_ms number the deploy's timeout
+---@field poll_ms number the deploy's poll interval
 
 ---@class slipway.docker.stack
 docker.stack = {}
@@ -118,6 +177,38 @@ docker.stack = {}
 ---@param opts? slipway.docker.DeployOptions
 ---@return slipway.docker.DeployResult
 function docker.stack.deploy(name, stack, opts) end
+
+---Undo one deploy: services it updated go back to their previous spec,
+---services it created are removed, services it pruned come back; then
+---wait until the restored ones converged. docker.stack.deploy does this
+---itself when a deploy fails (rollback = true) and records it as the
+---change's undo.
+---@async
+---@param state slipway.docker.DeployState result._state of docker.stack.deploy
+---@param opts? {wait?: boolean, timeout_ms?: number} wait: for the restored services (default true); timeout_ms: its deadline (default state.timeout_ms, else 300000)
+---@return boolean ok
+---@return string? err what could not be undone, or which services did not converge
+function docker.stack.rollback(state, opts) end
+
+---@class slipway.docker.StackWatch
+---@field name string the service's full name ("<stack>_<service>")
+---@field id string the service's id
+---@field update_started? string UpdateStatus.StartedAt before this change: an update status from before does not count
+
+---Wait until every watched service converged: its desired replicas
+---running (healthy, where it has a healthcheck) on its current spec, an
+---update completed, a job completed. Stops at the first service that
+---failed (an update paused or rolled back, the service gone).
+---@async
+---@param client slipway.docker.Client
+---@param watches slipway.docker.StackWatch[]
+---@param timeout_ms number the deadline
+---@param poll_ms number how often to look
+---@param say fun(line: string) gets "<name> converged" lines
+---@return boolean converged
+---@return table<string, string> reasons why, per service that did not converge
+---@return "timeout"? why "timeout" when the deadline passed
+function docker.stack.wait(client, watches, timeout_ms, poll_ms, say) end
 
 ---@async
 ---@param name string
@@ -141,54 +232,134 @@ function docker.stack.convert(name, stack) end
 
 ---@class slipway.docker.service
 docker.service = {}
+
+---@class slipway.docker.ServiceWriteOptions
+---@field auth? table registry credentials sent as X-Registry-Auth (also used to resolve the image; default: none sent, config.json for resolving)
+---@field resolve_image? boolean pin the image to its registry digest and record its platforms, like `docker service create` (default true; a tag-less image becomes :latest either way)
+---@field client? slipway.docker.Client default: DOCKER_HOST's
+
+---@class slipway.docker.ServiceUpdateOptions: slipway.docker.ServiceWriteOptions
+---@field version? integer the Version.Index the spec is based on (default: fetched now)
+---@field rollback? "previous" ask Swarm to go back to the service's previous spec (spec may be nil; the image is not resolved)
+
+---Create a service from an Engine API ServiceSpec.
 ---@async
+---@param spec table
+---@param opts? slipway.docker.ServiceWriteOptions
 ---@return string id
----@return string[] warnings
+---@return string[] warnings the engine's, and one when the image could not be resolved
 function docker.service.create(spec, opts) end
+
 ---@async
+---@param id string id or name
+---@param spec table|nil the whole new ServiceSpec (nil with rollback = "previous")
+---@param opts? slipway.docker.ServiceUpdateOptions
 ---@return string[] warnings
 function docker.service.update(id, spec, opts) end
+
 ---@async
----@return table service
+---@param id string id or name
+---@param opts? {client?: slipway.docker.Client}
+---@return table service (raises when absent)
 function docker.service.inspect(id, opts) end
+
 ---@async
----@return table|nil service
+---@param id string id or name
+---@param opts? {client?: slipway.docker.Client}
+---@return table|nil service nil when absent
 function docker.service.find(id, opts) end
+
 ---@async
----@param opts? {filters?: table, stack?: string, client?: slipway.docker.Client}
+---@param opts? {filters?: table<string, string|string[]>, stack?: string, client?: slipway.docker.Client} filters: the engine's (label, name, id, mode); stack: the services of this stack
 ---@return table[]
 function docker.service.list(opts) end
+
 ---@async
----@return boolean removed
+---@param id string id or name
+---@param opts? {missing_ok?: boolean, client?: slipway.docker.Client} missing_ok: an absent service is no error (default false)
+---@return boolean removed false when it was absent
 function docker.service.rm(id, opts) end
+
 ---@async
+---@param id string id or name
+---@param opts? {desired_state?: "running"|"shutdown"|"accepted", client?: slipway.docker.Client} desired_state: only tasks with it (default: all)
 ---@return table[] tasks
 function docker.service.tasks(id, opts) end
+
+---@class slipway.docker.LogsOptions
+---@field tail? integer only the last N lines (default: all)
+---@field stdout? boolean default true
+---@field stderr? boolean default true
+---@field timestamps? boolean prefix each line with its time (default false)
+---@field since? string only lines since this time (Unix seconds or RFC 3339)
+---@field client? slipway.docker.Client
+
+---The service's log lines, from every task.
 ---@async
----@param opts? {tail?: integer, stdout?: boolean, stderr?: boolean, timestamps?: boolean, since?: string, client?: slipway.docker.Client}
+---@param id string id or name
+---@param opts? slipway.docker.LogsOptions
 ---@return {stream: "stdout"|"stderr", text: string}[]
 function docker.service.logs(id, opts) end
 
+---Ask the engine (which asks the registry) for an image's digest and
+---platforms, as `docker service create` does; create/update and
+---docker.stack.deploy use it.
+---@async
+---@param client slipway.docker.Client
+---@param ref string a tagged reference ("registry:5000/app:1")
+---@param auth? table|false credentials for the registry (default: ~/.docker/config.json; false: none)
+---@return string|nil pinned "ref@sha256:...", or nil when no registry has it
+---@return {Architecture: string, OS: string}[]|string|nil platforms the image's platforms (nil when it names none), or the warning when pinned is nil
+function docker.service.resolve_image(client, ref, auth) end
+
 ---@class slipway.docker.swarm
 docker.swarm = {}
+
+---The engine's /info; raises with the CLI's advice unless the engine is a
+---swarm manager.
 ---@async
----@return table info raises unless the engine is a swarm manager
+---@param opts? {what?: string, client?: slipway.docker.Client} what: the operation named in the error (default "docker.swarm")
+---@return table info
 function docker.swarm.ensure_manager(opts) end
+
+---Create the network unless one with this name exists.
 ---@async
+---@param name string
+---@param body? table the /networks/create body without Name (Driver default "overlay")
+---@param opts? {client?: slipway.docker.Client}
 ---@return string id
 ---@return boolean created
 function docker.swarm.network(name, body, opts) end
----A secret named "<name>_<12 hex of sha256(data)>": a rotated value is a new secret.
+
+---@class slipway.docker.SwarmObjectOptions
+---@field labels? table<string, string> extra labels (io.slipway.name and io.slipway.content-hash are always set)
+---@field driver? {Name: string, Options?: table<string, string>} a secret store driver (then data may be nil)
+---@field template_driver? string templating driver name ("golang")
+---@field client? slipway.docker.Client
+
+---A secret named "<name>_<12 hex of sha256(data)>": a rotated value is a
+---new secret (created unless it exists).
 ---@async
+---@param name string
+---@param data string|nil
+---@param opts? slipway.docker.SwarmObjectOptions
 ---@return {id: string, name: string, created: boolean}
 function docker.swarm.secret(name, data, opts) end
+
+---A config, content-named like docker.swarm.secret.
 ---@async
+---@param name string
+---@param data string
+---@param opts? slipway.docker.SwarmObjectOptions
 ---@return {id: string, name: string, created: boolean}
 function docker.swarm.config(name, data, opts) end
----Remove content-named secrets/configs no service uses.
+
+---Remove content-named secrets/configs (with all of opts.labels) that no
+---service uses, except those named in opts.keep.
 ---@async
 ---@param kind "secret"|"config"
----@return string[] removed
+---@param opts? {labels?: table<string, string>, keep?: string[], client?: slipway.docker.Client}
+---@return string[] removed names, sorted
 function docker.swarm.cleanup(kind, opts) end
 
 return docker

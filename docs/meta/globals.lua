@@ -9,14 +9,6 @@ function spawn(fn, ...) end
 ---@param duration string|number "250ms", "5m", "1h30m" or seconds
 function sleep(duration) end
 
----Run functions concurrently (at most opts.limit at a time); their first
----results in order. The first error cancels the rest and is raised.
----@async
----@param fns (fun(): any)[]
----@param opts? {limit?: integer}
----@return any[]
-function parallel(fns, opts) end
-
 task = require("slipway.task")
 hash = require("slipway.hash")
 base64 = require("slipway.base64")

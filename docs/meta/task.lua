@@ -50,6 +50,23 @@ function task.yield() end
 ---@return slipway.Task?
 function task.current() end
 
+---Cancel a task; the same as t:cancel(). A task that ended is left as it
+---is; a running one stops at its next wait.
+---@param t slipway.Task
+function task.cancel(t) end
+
+---Run fn(...) as a task and drive the event loop until nothing is left to
+---do, then give the task's result(): true, values... or false, err,
+---traceback (false, "deadlock: ..." when the task waits for something
+---that can never come). Only from outside tasks: the runtime's entry
+---points use it; scripts and pipeline tasks already run inside one (and
+---raise "task.run: already inside a task (use spawn)").
+---@param fn fun(...): any
+---@param ... any passed to fn
+---@return boolean ok
+---@return any ...
+function task.run(fn, ...) end
+
 ---Whether err is the error a cancelled task unwinds with.
 ---@return boolean
 function task.is_cancelled(err) end

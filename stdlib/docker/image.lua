@@ -8,12 +8,9 @@ local fs = require("slipway.fs")
 local M = {}
 
 local check_opts, set, need_string = client.check_opts, client.set, client.need_string
-M.check_opts = check_opts
-
-
 
 -- Split "host:5000/a/b:tag@sha256:x" into repository and tag (or digest).
-function M.split_reference(ref)
+function M._split_reference(ref)
   local name, digest = ref:match("^(.-)@(sha256:%x+)$")
   if name then ref = name end
   local repo, tag = ref:match("^(.+):([%w_][%w_.%-]*)$")
@@ -30,7 +27,6 @@ local function output_sink(opts)
   if opts.quiet then return nil end
   return client.output_line
 end
-M.output_sink = output_sink
 
 local function read_file(path)
   return (fs.read(path))
@@ -48,7 +44,7 @@ local build_opts = set("context", "dockerfile", "tag", "tags", "build_args", "ta
 
 -- The exclude patterns the CLI sends for a context: .dockerignore, with
 -- the Dockerfile and .dockerignore themselves always kept.
-function M.context_excludes(context, dockerfile)
+function M._context_excludes(context, dockerfile)
   local text = read_file(context .. "/.dockerignore")
   local excludes = text and native.ignore_patterns(text) or {}
   if #excludes > 0 then
@@ -87,7 +83,7 @@ function M.build(opts)
 
   local tarfile = os.tmpname()
   local ok, err, code = native.tar_context(context, {
-    excludes = M.context_excludes(context, dockerfile), out = tarfile })
+    excludes = M._context_excludes(context, dockerfile), out = tarfile })
   if not ok then
     os.remove(tarfile)
     client.raise(("%s: %s: %s"):format(fname, subject, err), { code = code })
@@ -167,7 +163,7 @@ function M.tag(source, target, opts)
   need_string("docker.tag", "target", target)
   opts = check_opts("docker.tag", opts, tag_opts)
   local c = opts.client or client.default()
-  local repo, tag = M.split_reference(target)
+  local repo, tag = M._split_reference(target)
   c:call("docker.tag", "POST", "/images/" .. client.path_escape(source) .. "/tag",
     { query = { repo = repo, tag = tag or "latest" }, subject = source .. " -> " .. target })
   return true
@@ -182,7 +178,7 @@ function M.push(image, opts)
   need_string(fname, "image", image)
   opts = check_opts(fname, opts, push_opts)
   local c = opts.client or client.default()
-  local repo, tag = M.split_reference(image)
+  local repo, tag = M._split_reference(image)
   local sink = output_sink(opts)
   local digest, failure = nil, nil
   local on_body, finish = client.json_lines(function(msg)

@@ -33,7 +33,6 @@ local lazy = {
   stack = "slipway.docker.stack",
   service = "slipway.docker.service",
   swarm = "slipway.docker.swarm",
-  convert = "slipway.docker.convert",
 }
 
 return setmetatable(M, {

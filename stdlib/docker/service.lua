@@ -27,11 +27,11 @@ local set, need_string = client.set, client.need_string
 
 -- The familiar form of a reference with a tag: "nginx" -> "nginx:latest",
 -- "docker.io/library/redis:7" -> "redis:7"; digests are kept.
-function M.tagged_image(ref)
+function M._tagged_image(ref)
   if type(ref) ~= "string" or ref == "" or ref:find("[A-Z%s]") then return ref end
   local name, digest = ref:match("^(.-)(@sha256:%x+)$")
   name = name or ref
-  local repo, tag = image.split_reference(name)
+  local repo, tag = image._split_reference(name)
   repo = repo:gsub("^docker%.io/library/([^/]+)$", "%1"):gsub("^docker%.io/", "")
     :gsub("^index%.docker%.io/library/([^/]+)$", "%1"):gsub("^index%.docker%.io/", "")
     :gsub("^library/([^/]+)$", "%1")
@@ -65,7 +65,7 @@ end
 local function prepare_image(c, spec, opts)
   local cs = spec.TaskTemplate and spec.TaskTemplate.ContainerSpec
   if not cs or not cs.Image then return nil end
-  cs.Image = M.tagged_image(cs.Image)
+  cs.Image = M._tagged_image(cs.Image)
   if opts.resolve_image == false then return nil end
   local pinned, platforms = M.resolve_image(c, cs.Image, opts.auth)
   if not pinned then return platforms end   -- the warning
@@ -90,7 +90,7 @@ local create_opts = set("auth", "resolve_image", "client")
 function M.create(spec, opts)
   local fname = "docker.service.create"
   if type(spec) ~= "table" then error(client.where() .. fname .. ": spec must be a table", 0) end
-  opts = image.check_opts(fname, opts, create_opts)
+  opts = client.check_opts(fname, opts, create_opts)
   local c = opts.client or client.default()
   local warning = prepare_image(c, spec, opts)
   local body = c:call(fname, "POST", "/services/create", {
@@ -108,7 +108,7 @@ local update_opts = set("auth", "resolve_image", "client", "version", "rollback"
 function M.update(id, spec, opts)
   local fname = "docker.service.update"
   need_string(fname, "id", id)
-  opts = image.check_opts(fname, opts, update_opts)
+  opts = client.check_opts(fname, opts, update_opts)
   local c = opts.client or client.default()
   local version = opts.version
   if not version then version = M.inspect(id, { client = c }).Version.Index end
@@ -129,7 +129,7 @@ local inspect_opts = set("client")
 
 function M.find(id, opts)
   need_string("docker.service.find", "id", id)
-  opts = image.check_opts("docker.service.find", opts, inspect_opts)
+  opts = client.check_opts("docker.service.find", opts, inspect_opts)
   local c = opts.client or client.default()
   local body, res = c:call("docker.service.inspect", "GET", "/services/" .. client.path_escape(id),
     { subject = id, ok = { [404] = true } })
@@ -139,7 +139,7 @@ end
 
 function M.inspect(id, opts)
   need_string("docker.service.inspect", "id", id)
-  opts = image.check_opts("docker.service.inspect", opts, inspect_opts)
+  opts = client.check_opts("docker.service.inspect", opts, inspect_opts)
   local c = opts.client or client.default()
   return (c:call("docker.service.inspect", "GET", "/services/" .. client.path_escape(id), { subject = id }))
 end
@@ -148,7 +148,7 @@ local list_opts = set("client", "filters", "stack")
 
 -- list{ stack = "name" } or list{ filters = { label = { "a=b" }, name = { "x" } } }
 function M.list(opts)
-  opts = image.check_opts("docker.service.list", opts, list_opts)
+  opts = client.check_opts("docker.service.list", opts, list_opts)
   local c = opts.client or client.default()
   local filters = {}
   for k, v in pairs(opts.filters or {}) do filters[k] = type(v) == "table" and v or { v } end
@@ -165,7 +165,7 @@ local rm_opts = set("client", "missing_ok")
 
 function M.rm(id, opts)
   need_string("docker.service.rm", "id", id)
-  opts = image.check_opts("docker.service.rm", opts, rm_opts)
+  opts = client.check_opts("docker.service.rm", opts, rm_opts)
   local c = opts.client or client.default()
   local _, res = c:call("docker.service.rm", "DELETE", "/services/" .. client.path_escape(id),
     { subject = id, ok = opts.missing_ok and { [404] = true } or nil })
@@ -176,7 +176,7 @@ local tasks_opts = set("client", "desired_state")
 
 function M.tasks(id, opts)
   need_string("docker.service.tasks", "id", id)
-  opts = image.check_opts("docker.service.tasks", opts, tasks_opts)
+  opts = client.check_opts("docker.service.tasks", opts, tasks_opts)
   local c = opts.client or client.default()
   local filters = { service = { id } }
   if opts.desired_state then filters["desired-state"] = { opts.desired_state } end
@@ -191,7 +191,7 @@ local logs_opts = set("client", "tail", "stdout", "stderr", "timestamps", "since
 -- framed chunks when the service has no TTY).
 function M.logs(id, opts)
   need_string("docker.service.logs", "id", id)
-  opts = image.check_opts("docker.service.logs", opts, logs_opts)
+  opts = client.check_opts("docker.service.logs", opts, logs_opts)
   local c = opts.client or client.default()
   local q = {
     stdout = opts.stdout ~= false, stderr = opts.stderr ~= false,

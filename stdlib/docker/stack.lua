@@ -33,7 +33,6 @@
 --                        true: none)
 local client = require("slipway.docker.client")
 local fs = require("slipway.fs")
-local image = require("slipway.docker.image")
 local convert = require("slipway.docker.convert")
 local service = require("slipway.docker.service")
 local swarm = require("slipway.docker.swarm")
@@ -387,7 +386,7 @@ function M.deploy(name, stack, opts)
   if type(stack) ~= "table" then
     error(client.where() .. fname .. ": stack must be a table (from compose.load)", 0)
   end
-  opts = image.check_opts(fname, opts, deploy_opts)
+  opts = client.check_opts(fname, opts, deploy_opts)
   local resolve = opts.resolve_image or "always"
   if resolve ~= "always" and resolve ~= "changed" and resolve ~= "never" then
     error(client.where() .. fname .. ": resolve_image must be always, changed or never", 0)
@@ -402,7 +401,7 @@ function M.deploy(name, stack, opts)
   if not conv then client.raise(("%s: %s: %s"):format(fname, name, cerr)) end
 
   for _, n in ipairs(conv.external_networks) do
-    swarm.check_external_network(n, { client = c, what = fname .. ": " .. name })
+    swarm._check_external_network(n, { client = c, what = fname .. ": " .. name })
   end
   for _, nname in ipairs(convert.sorted_keys(conv.networks)) do
     local _, created = swarm.network(nname, conv.networks[nname], { client = c })
@@ -454,7 +453,7 @@ function M.deploy(name, stack, opts)
   local resolved = {}
   local function resolve_image(spec)
     local cs = spec.TaskTemplate.ContainerSpec
-    cs.Image = service.tagged_image(cs.Image)
+    cs.Image = service._tagged_image(cs.Image)
     local r = resolved[cs.Image]
     if not r then
       r = { service.resolve_image(c, cs.Image, opts.auth) }
@@ -580,13 +579,13 @@ end
 ---------------------------------------------------------------- others
 
 function M.services(name, opts)
-  opts = image.check_opts("docker.stack.services", opts, set("client"))
+  opts = client.check_opts("docker.stack.services", opts, set("client"))
   return service.list({ client = opts.client, stack = name })
 end
 
 -- Remove everything labelled with the stack's namespace.
 function M.rm(name, opts)
-  opts = image.check_opts("docker.stack.rm", opts, set("client", "wait"))
+  opts = client.check_opts("docker.stack.rm", opts, set("client", "wait"))
   local c = opts.client or client.default()
   local filters = json.encode({ label = { convert.NS_LABEL .. "=" .. name } })
   local ids = {}

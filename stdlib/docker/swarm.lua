@@ -12,7 +12,6 @@
 -- the old versions no service uses any more. Labels record the logical
 -- name and the hash; secret values are never logged or returned.
 local client = require("slipway.docker.client")
-local image = require("slipway.docker.image")
 local json = require("slipway.json")
 local base64 = require("slipway.base64")
 local hash = require("slipway.hash")
@@ -29,7 +28,7 @@ local function cl(opts) return (opts and opts.client) or client.default() end
 -- The engine's swarm state; raises with the CLI's advice when the engine
 -- is not a manager.
 function M.ensure_manager(opts)
-  opts = image.check_opts("docker.swarm.ensure_manager", opts, set("client", "what"))
+  opts = client.check_opts("docker.swarm.ensure_manager", opts, set("client", "what"))
   local what = opts.what or "docker.swarm"
   local info = cl(opts):call(what, "GET", "/info")
   local sw = info.Swarm or {}
@@ -49,7 +48,7 @@ end
 -- Create the network unless one with this name exists. body is the
 -- /networks/create body without Name. Returns id, created.
 function M.network(name, body, opts)
-  opts = image.check_opts("docker.swarm.network", opts, set("client"))
+  opts = client.check_opts("docker.swarm.network", opts, set("client"))
   local c = cl(opts)
   for _, n in ipairs(list_filtered(c, "docker.swarm.network", "/networks", { name = { name } })) do
     if n.Name == name then return n.Id, false end
@@ -62,8 +61,8 @@ function M.network(name, body, opts)
 end
 
 -- Check that an external network exists and is swarm-scoped.
-function M.check_external_network(name, opts)
-  opts = image.check_opts("docker.swarm.check_external_network", opts, set("client", "what"))
+function M._check_external_network(name, opts)
+  opts = client.check_opts("docker.swarm._check_external_network", opts, set("client", "what"))
   if name == "host" or name == "bridge" or name == "none" or name == "default" or name:match("^container:") then
     return true
   end
@@ -85,7 +84,6 @@ local function content_name(name, data)
   local h = hash.sha256(data)
   return name .. "_" .. h:sub(1, 12), h
 end
-M.content_name = content_name
 
 local object_opts = set("client", "labels", "driver", "template_driver")
 
@@ -97,7 +95,7 @@ local function ensure_object(kind, name, data, opts)
   if type(data) ~= "string" and not (kind == "secret" and opts and opts.driver) then
     error(client.where() .. fname .. ": data must be a string", 0)
   end
-  opts = image.check_opts(fname, opts, object_opts)
+  opts = client.check_opts(fname, opts, object_opts)
   local c = cl(opts)
   local full, h = content_name(name, data or "")
   local path = "/" .. kind .. "s"
@@ -128,7 +126,7 @@ function M.config(name, data, opts) return ensure_object("config", name, data, o
 -- namespace) that no service references, except those named in keep.
 -- Returns the names removed.
 function M.cleanup(kind, opts)
-  opts = image.check_opts("docker.swarm.cleanup", opts, set("client", "labels", "keep"))
+  opts = client.check_opts("docker.swarm.cleanup", opts, set("client", "labels", "keep"))
   local c = cl(opts)
   local fname = "docker.swarm.cleanup"
   local path = "/" .. kind .. "s"

@@ -10,7 +10,7 @@
 cd "$(dirname "$0")/../.." || exit 2
 SLIPWAY=$(realpath "${1:-build/slipway}")
 DOCKER=${DOCKER:-/usr/local/bin/docker}
-CORPUS=${COMPOSE_CORPUS:-/work/shared/corpus/compose}
+CORPUS=${COMPOSE_CORPUS:-$(realpath -m ../shared/corpus/compose)}
 ROUNDS=${ROUNDS:-5}
 [ -x "$DOCKER" ] || { echo "compose.sh: $DOCKER not found" >&2; exit 2; }
 

@@ -1,19 +1,21 @@
 -- tests/bench/compose_schema.lua: run as `build/slipway tests/bench/compose_schema.lua`
--- from the repository root. Validates the 60 accepted corpus files (decoded
+-- (from any directory). Validates the 60 accepted corpus files (decoded
 -- once) with slipway.compose.schema, and with the peer measured side by
 -- side in the same process: a direct interpretation of docker's official
 -- JSON schema for the same version (tests/support/jsonschema_ref.lua,
 -- gojsonschema's rules). Prints ms per pass over all files and the ratio
 -- slipway/peer, plus the time for invalid documents (which take the
 -- message-picking walk). Reports, never fails on noise.
-package.path = "./tests/?.lua;" .. package.path
+local bench_dir = debug.getinfo(1, "S").source:sub(2):match("^(.*)/[^/]*$") or "."
+package.path = bench_dir .. "/../?.lua;" .. package.path
 local json = require("slipway.json")
 local yaml = require("slipway.yaml")
 local schema = require("slipway.compose.schema")
 local ref = require("support.jsonschema_ref")
+local repo = require("support.repo")
 
-local CORPUS = "../shared/corpus/compose/"
-local SPECS = "../shared/specs/docker-cli-compose-schema/"
+local CORPUS = repo.SHARED .. "/corpus/compose/"
+local SPECS = repo.SHARED .. "/specs/docker-cli-compose-schema/"
 local ROUNDS = tonumber(os.getenv("ROUNDS") or "") or 20
 
 local function read(path)

@@ -5,10 +5,11 @@
 -- there with the environment exactly HOME=/home/corpus, PATH=/usr/bin:/bin
 -- plus the lines of the .vars.env file.
 local yaml = require("slipway.yaml")
+local repo = require("support.repo")
 
 local M = {}
 
-M.DIR = os.getenv("COMPOSE_CORPUS") or "/work/shared/corpus/compose"
+M.DIR = os.getenv("COMPOSE_CORPUS") or (repo.SHARED .. "/corpus/compose")
 
 local function read(path)
   local f = io.open(path, "rb")
