@@ -6,7 +6,7 @@
 -- it, so code deep inside a module, or in a task it started, knows which
 -- run and which unit of the pipeline it works for without anyone passing
 -- it along. During a pipeline run the context of a unit's tasks is the
--- table M.for_unit(run, unit) makes; outside runs (plain scripts, tests) it
+-- table M._for_unit(run, unit) makes; outside runs (plain scripts, tests) it
 -- is nil and everything below still works:
 --
 --   context.in_run()                  -- inside a pipeline run?
@@ -52,7 +52,7 @@ end
 
 -- The context of the tasks that work for `unit` of `run` (unit nil: the
 -- run itself).
-function M.for_unit(run, unit)
+function M._for_unit(run, unit)
   return { run = run, unit = unit, output = child_line }
 end
 

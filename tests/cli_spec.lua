@@ -123,13 +123,15 @@ describe("user mistakes on the command line", function()
     assert.same(0, H.run(dir, { "run", "-j", "1e3" }).code)
   end)
 
-  it("compose config: a directory as a compose or env file is rejected as docker does", function()
+  it("compose config: a directory as a compose or env file is bad input (exit 2)", function()
     local dir = H.project { ["c.yml"] = "services:\n  web:\n    image: nginx\n" }
     assert(fs.mkdir(dir .. "/d"))
-    for _, args in ipairs { { "compose", "config", "-c", "d" }, { "compose", "config", "-c", "c.yml", "--env-file", "d" } } do
+    for flag, args in pairs { ["--compose-file"] = { "compose", "config", "-c", "d" },
+                              ["--env-file"] = { "compose", "config", "-c", "c.yml", "--env-file", "d" } } do
       local r = H.run(dir, args)
       no_internal_error(r)
-      assert.same({ 1, "", "read d: is a directory\n" }, { r.code, r.stdout, r.stderr })
+      assert.same({ 2, "", ("slipway compose: %s d: is a directory, expected a file\n"):format(flag) },
+        { r.code, r.stdout, r.stderr })
     end
   end)
 end)

@@ -144,7 +144,7 @@ function docker.rm_image(image, opts) end
 ---@field resolve_image? "always"|"changed"|"never" pin images to registry digests (default "always")
 ---@field auth? table registry credentials sent with creates/updates
 ---@field poll? string|number how often the wait looks (default "250ms")
----@field record? boolean record the change and its undo with slipway.release (default true)
+---@field record? boolean record the change and its undo with slipway.context.add_change (default true)
 ---@field on_progress? fun(line: string)
 ---@field quiet? boolean
 ---@field client? slipway.docker.Client
@@ -154,7 +154,7 @@ function docker.rm_image(image, opts) end
 ---@field services table<string, {id: string, action: "created"|"updated"|"removed"}>
 ---@field converged? boolean
 ---@field warnings string[]
----@field change? table the release record entry
+---@field change? slipway.Change the entry context.add_change made
 ---@field _state slipway.docker.DeployState what docker.stack.rollback undoes
 
 ---What one deploy changed (result._state of docker.stack.deploy).

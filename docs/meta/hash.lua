@@ -18,4 +18,11 @@ function hash.sha256_file(path) end
 ---@return string? err
 ---@return string? code
 function hash.sha1_file(path) end
+
+---2 * nbytes hex digits from the kernel's random source (getrandom): ids
+---that do not repeat even when address randomisation is off.
+---@param nbytes integer 1 to 64
+---@return string hex
+function hash.random_hex(nbytes) end
+
 return hash

@@ -25,6 +25,10 @@ function Task:cancel() end
 ---@return string
 function Task:status() end
 
+---Whether someone has cancelled the task (it may still be unwinding).
+---@return boolean
+function Task:cancel_requested() end
+
 ---After the task ended: true, values... or false, err, traceback.
 ---@return boolean ok
 ---@return any ...
@@ -33,10 +37,37 @@ function Task:result() end
 ---@class slipway.task
 local task = {}
 
----Start fn(...) as a new task; it begins once the caller waits.
+---Start fn(...) as a new task; it begins once the caller waits. It
+---inherits the caller's context, and it belongs to the caller: inside a
+---pipeline run, when the task that spawned it ends, a task still running
+---is cancelled, and one that failed without anyone joining it fails the
+---pipeline task.
 ---@param fn fun(...): any
 ---@return slipway.Task
 function task.spawn(fn, ...) end
+
+---Start fn(...) as a new task with the given context value, belonging to
+---nobody (the runtime's own workers).
+---@param context any
+---@param fn fun(...): any
+---@return slipway.Task
+function task.spawn_with(context, fn, ...) end
+
+---The running task's context value (see slipway.context), nil outside tasks.
+---@return any
+function task.context() end
+
+---Set the running task's context value; tasks it spawns from now on
+---inherit it.
+---@param context any
+function task.set_context(context) end
+
+---The tasks `t` (default: the running task) spawned that are still running
+---or failed without anyone reading the failure, in spawn order; `t` holds
+---none of them afterwards.
+---@param t? slipway.Task
+---@return slipway.Task[]
+function task.take_strays(t) end
 
 ---@async
 ---@param duration string|number

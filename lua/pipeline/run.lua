@@ -168,7 +168,7 @@ function M.execute(def, values, plan, opts, reporter)
     started_at = events.iso_time(started_at), jobs = opts.jobs,
   }
   local run = setmetatable({ bus = bus, record = record, scheduler = nil }, Run)
-  task.set_context(context.for_unit(run, nil))
+  task.set_context(context._for_unit(run, nil))
   local restore_stdio = stdio.redirect()
   local restore_exit = refuse_exit()
 

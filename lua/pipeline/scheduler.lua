@@ -95,7 +95,7 @@ local function prepare(opts)
     ready = {}, rhead = 1, rtail = 0, running = 0, failing = nil, interrupted = nil,
     undo_log = {}, rollbacks = {}, changes = {}, orphans = {},
   }
-  S.run_context = S.run and context.for_unit(S.run, nil) or false
+  S.run_context = S.run and context._for_unit(S.run, nil) or false
   for _, t in ipairs(plan.order) do
     -- (units: a matrix node's units, made when it expands; dependants:
     -- made for a node something needs)
@@ -128,7 +128,7 @@ local function new_unit(S, node, item, label)
     status = "pending", attempts = 0,
     slot = nil, started = nil, finished = nil, active = nil, context = nil,
   }
-  if S.run then u.context = context.for_unit(S.run, u) end
+  if S.run then u.context = context._for_unit(S.run, u) end
   S.units[#S.units + 1] = u
   if node.units then node.units[#node.units + 1] = u end
   node.left = node.left + 1
@@ -229,7 +229,7 @@ end
 local function expand_at_run_time(S, node)
   local t = node.task
   node.state = "expanding"
-  local ctx = S.run and context.for_unit(S.run, { name = t.name }) or false
+  local ctx = S.run and context._for_unit(S.run, { name = t.name }) or false
   local exp
   exp = spawn_with(ctx, function()
     local ok, items = xpcall(t.matrix, S.handler, S.values)

@@ -24,7 +24,7 @@ end
 function M.within(fn, unit)
   local run = M.new()
   local previous = task.context()
-  task.set_context(context.for_unit(run, unit or { name = "test" }))
+  task.set_context(context._for_unit(run, unit or { name = "test" }))
   local r = table.pack(pcall(fn))
   task.set_context(previous)
   return run, table.unpack(r, 1, r.n)
