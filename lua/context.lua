@@ -78,6 +78,7 @@ end
 
 local CHANGE_KEYS = { kind = "string", target = "string", summary = "string", data = "table", undo = "function" }
 local CHANGE_ORDER = { "kind", "target", "summary", "data", "undo" }
+local unknown_option = require("slipway.caller").unknown_option
 local MARKS = { rolled_back = true, undo_failed = true }
 
 -- Record that the current code changed something (a stack, a deployment),
@@ -87,11 +88,12 @@ function M.add_change(change)
   if type(change) ~= "table" then
     error("context.add_change: expected a table { kind, target, summary, data, undo }, got " .. type(change), 2)
   end
+  local unknown = unknown_option(change, CHANGE_ORDER)
+  if unknown ~= nil then
+    error(("context.add_change: unknown field '%s' (valid: %s)"):format(tostring(unknown), table.concat(CHANGE_ORDER, ", ")), 2)
+  end
   for k, v in pairs(change) do
     local want = CHANGE_KEYS[k]
-    if want == nil then
-      error(("context.add_change: unknown field '%s' (valid: %s)"):format(tostring(k), table.concat(CHANGE_ORDER, ", ")), 2)
-    end
     if type(v) ~= want then
       error(("context.add_change: %s must be a %s, got %s"):format(k, want, type(v)), 2)
     end

@@ -16,24 +16,17 @@ local task = require("slipway.task")
 
 local M = {}
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", [['\'']]) .. "'"
-end
+local caller = require("slipway.caller")
+local shell_quote = require("slipway.words").shell_quote
+
+local OPTIONS = { "cwd" }
 
 local function check_opts(fname, opts)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(("%s: options must be a table, got %s"):format(fname, type(opts)), 3)
+  caller.check_options(fname, opts, OPTIONS)
+  if opts and opts.cwd ~= nil and type(opts.cwd) ~= "string" then
+    error(caller.where() .. ("%s: cwd must be a string, got %s"):format(fname, type(opts.cwd)), 0)
   end
-  for k, v in pairs(opts) do
-    if k ~= "cwd" then
-      error(("%s: unknown option '%s' (valid: cwd)"):format(fname, tostring(k)), 3)
-    end
-    if type(v) ~= "string" then
-      error(("%s: cwd must be a string, got %s"):format(fname, type(v)), 3)
-    end
-  end
-  return opts
+  return opts or {}
 end
 
 -- git(args...) -> trimmed stdout | raises "fname: message"

@@ -4,19 +4,15 @@
 -- raised with its traceback. parallel.map(list, fn, opts) calls fn(item, i)
 -- for every item the same way.
 local task = require("slipway.task")
+local caller = require("slipway.caller")
 
 local M = {}
 
+local OPTIONS = { "limit" }
+
 local function check_opts(opts, fname)
+  caller.check_options(fname, opts, OPTIONS)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(("%s: options must be a table, got %s"):format(fname, type(opts)), 3)
-  end
-  for k in pairs(opts) do
-    if k ~= "limit" then
-      error(("%s: unknown option '%s' (valid: limit)"):format(fname, tostring(k)), 3)
-    end
-  end
   local limit = opts.limit
   if limit ~= nil and (math.type(limit) ~= "integer" or limit < 1) then
     error(("%s: limit must be a positive integer, got %s"):format(fname, tostring(limit)), 3)

@@ -5,6 +5,13 @@
 -- use (stdlib/) can both require it.
 local M = {}
 
+-- s as one word for a POSIX shell: as it is when it has nothing the shell
+-- would act on, else in single quotes.
+function M.shell_quote(s)
+  if s ~= "" and not s:find("[^%w%-_./=:,@+%%]") then return s end
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+
 -- Edit distance with adjacent transpositions (optimal string alignment).
 local function distance(a, b)
   local d = {}

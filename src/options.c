@@ -21,21 +21,6 @@ int sw_push_errno(lua_State *L, int err, const char *context) {
   return sw_push_uverror(L, uv_translate_sys_error(err), context);
 }
 
-int sw_raise_at_caller(lua_State *L, const char *msg) {
-  lua_Debug ar;
-  int level = 1;
-  while (lua_getstack(L, level, &ar)) {
-    lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0) {
-      lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
-      return lua_error(L);
-    }
-    level++;
-  }
-  lua_pushstring(L, msg);
-  return lua_error(L);
-}
-
 /* Push what the string s looks like around byte `at`, for an error
  * message: at most 40 bytes, control bytes (the NUL among them) as \ddd,
  * "..." where it is cut. */
@@ -79,40 +64,42 @@ const char *sw_check_cstring(lua_State *L, int idx, const char *fname,
   return s;
 }
 
-void sw_check_options(lua_State *L, int idx, const char *fname,
-                      const char *const allowed[]) {
-  if (lua_isnoneornil(L, idx)) return;
+int sw_unknown_option(lua_State *L, int idx, const char *const allowed[]) {
   idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TTABLE) {
-    lua_pushfstring(L, "%s: options must be a table, got %s", fname,
-                    luaL_typename(L, idx));
-    sw_raise_at_caller(L, lua_tostring(L, -1));
-  }
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
     int known = 0;
     if (lua_type(L, -1) == LUA_TSTRING) {
       const char *k = lua_tostring(L, -1);
-      for (int i = 0; allowed[i]; i++)
-        if (strcmp(allowed[i], k) == 0) { known = 1; break; }
+      for (int i = 0; allowed[i] && !known; i++) known = strcmp(allowed[i], k) == 0;
     }
-    if (!known) {
-      const char *key = luaL_tolstring(L, -1, NULL);      /* [.., k, ks] */
-      lua_pushfstring(L, "%s: unknown option '%s' (valid: ", fname, key);
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      lua_pushvalue(L, -2);
-      luaL_addvalue(&b);
-      for (int i = 0; allowed[i]; i++) {
-        if (i) luaL_addstring(&b, ", ");
-        luaL_addstring(&b, allowed[i]);
-      }
-      luaL_addchar(&b, ')');
-      luaL_pushresult(&b);
-      sw_raise_at_caller(L, lua_tostring(L, -1));
-    }
+    if (!known) return 1;
   }
+  return 0;
+}
+
+void sw_check_options(lua_State *L, int idx, const char *fname,
+                      const char *const allowed[]) {
+  if (lua_isnoneornil(L, idx)) return;
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    lua_pushfstring(L, "%s: options must be a table, got %s", fname,
+                    luaL_typename(L, idx));
+    sw_raise_at_caller(L, lua_tostring(L, -1));
+  }
+  if (!sw_unknown_option(L, idx, allowed)) return;
+  const char *key = luaL_tolstring(L, -1, NULL);      /* [.., k, ks] */
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  lua_pushfstring(L, "%s: unknown option '%s' (valid: ", fname, key);
+  luaL_addvalue(&b);
+  for (int i = 0; allowed[i]; i++) {
+    if (i) luaL_addstring(&b, ", ");
+    luaL_addstring(&b, allowed[i]);
+  }
+  luaL_addchar(&b, ')');
+  luaL_pushresult(&b);
+  sw_raise_at_caller(L, lua_tostring(L, -1));
 }
 
 static int get_field(lua_State *L, int idx, const char *key) {

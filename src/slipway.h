@@ -18,9 +18,14 @@ int sw_push_uverror(lua_State *L, int err, const char *context);
 /* Same, for an errno value. */
 int sw_push_errno(lua_State *L, int err, const char *context);
 
-/* Raise msg prefixed with the file:line of the nearest Lua code up the
- * stack (the script that called the native; C frames are skipped), the
- * way every caller mistake is reported. Does not return. (options.c) */
+/* The user's call site: the innermost Lua frame that is not slipway's own
+ * Lua (@lua/..., @stdlib/...) nor C; with source ("@deploy.lua"), the
+ * innermost frame of that chunk if it runs. 1 and *ar filled, or 0.
+ * (caller.c) */
+int sw_caller_frame(lua_State *L, const char *source, lua_Debug *ar);
+
+/* Raise msg prefixed with the file:line of the user's call site, the way
+ * every caller mistake is reported. Does not return. (caller.c) */
 int sw_raise_at_caller(lua_State *L, const char *msg);
 
 /* Reject unknown keys in the options table at idx (nil is allowed). `allowed`
@@ -28,6 +33,10 @@ int sw_raise_at_caller(lua_State *L, const char *msg);
  * with the caller's file:line. (options.c) */
 void sw_check_options(lua_State *L, int idx, const char *fname,
                       const char *const allowed[]);
+
+/* The first key of the table at idx that `allowed` (NULL-terminated) does
+ * not list: pushed, returning 1; or 0 with nothing pushed. (options.c) */
+int sw_unknown_option(lua_State *L, int idx, const char *const allowed[]);
 
 /* The string (or number) at idx as a C string for the system: raises
  * "<fname>: <what> must be a string, got T", or "<fname>: <what> contains

@@ -159,10 +159,8 @@ static void push_cancelled(lua_State *L) {
 sw_task *sw_check_task(lua_State *L, const char *what) {
   sw_task *t = sw_current(L);
   if (t == NULL) {
-    luaL_where(L, 1);
     lua_pushfstring(L, "%s: call this inside a task (it waits for I/O)", what);
-    lua_concat(L, 2);
-    lua_error(L);
+    sw_raise_at_caller(L, lua_tostring(L, -1));
   }
   if (t->cancel_requested) {
     push_cancelled(L);

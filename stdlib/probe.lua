@@ -45,19 +45,7 @@ local words = require("slipway.words")
 
 local M = {}
 
-local THIS = debug.getinfo(1, "S").short_src
-
--- "file:line: " of the first caller outside this file.
-local function where()
-  for level = 2, 50 do
-    local info = debug.getinfo(level, "Sl")
-    if not info then break end
-    if info.short_src ~= THIS and info.currentline > 0 then
-      return ("%s:%d: "):format(info.short_src, info.currentline)
-    end
-  end
-  return ""
-end
+local where = require("slipway.caller").where
 
 -- fname is a string, or {index = i, kind = k} for probe.all's items (one
 -- table reused, so 10,000 probes do not build 10,000 names).

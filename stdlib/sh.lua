@@ -18,45 +18,25 @@
 -- output has its lines joined with "\n" (no final newline) as stdout/stderr.
 local proc = require("slipway.proc")
 local context = require("slipway.context")
+local caller = require("slipway.caller")
+local shell_quote = require("slipway.words").shell_quote
 
 local M = {}
 
 local TAIL_LINES = 10
 local output = context.output
 
-local OPTIONS = {
-  check = true, cwd = true, env = true, env_clear = true, stdin = true,
-  stdout = true, stderr = true, timeout = true, kill_grace = true, max_output = true,
-}
-
-local this_file = debug.getinfo(1, "S").source
-
--- "file:line: " of the nearest Lua caller outside this file.
-local function where()
-  for level = 2, 50 do
-    local info = debug.getinfo(level, "Sl")
-    if info == nil then break end
-    if info.source ~= this_file and info.currentline > 0 then
-      return ("%s:%d: "):format(info.short_src, info.currentline)
-    end
-  end
-  return ""
-end
+local OPTIONS = { "check", "cwd", "env", "env_clear", "kill_grace", "max_output", "stderr", "stdin", "stdout", "timeout" }
 
 local function raise(msg)
-  error(where() .. msg, 0)
-end
-
-local function quote(word)
-  if word:match("^[%w%-_./=:,@+%%]+$") then return word end
-  return "'" .. word:gsub("'", [['\'']]) .. "'"
+  error(caller.where() .. msg, 0)
 end
 
 -- The command as a person would type it.
 local function show(cmd)
   if type(cmd) == "string" then return cmd end
   local words = {}
-  for i, w in ipairs(cmd) do words[i] = quote(tostring(w)) end
+  for i, w in ipairs(cmd) do words[i] = shell_quote(tostring(w)) end
   return table.concat(words, " ")
 end
 
@@ -77,18 +57,10 @@ local function run(cmd, opts)
   if type(cmd) ~= "string" and type(cmd) ~= "table" then
     raise("sh: expected a command string or an argv list, got " .. type(cmd))
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    raise("sh: options must be a table, got " .. type(opts))
-  end
+  caller.check_options("sh", opts, OPTIONS)
   opts = opts or {}
   local popts = {}
   for k, v in pairs(opts) do
-    if not OPTIONS[k] then
-      local valid = {}
-      for name in pairs(OPTIONS) do valid[#valid + 1] = name end
-      table.sort(valid)
-      raise(("sh: unknown option '%s' (valid: %s)"):format(tostring(k), table.concat(valid, ", ")))
-    end
     if k ~= "check" then popts[k] = v end
   end
   local check = opts.check
@@ -113,10 +85,10 @@ local function run(cmd, opts)
 
   local ok, r, msg, code = pcall(proc.run, cmd, popts)
   if not ok then
-    -- proc.run's argument errors name this file: name the caller instead.
+    -- proc.run's argument errors name the caller's line already: say sh
     if type(r) == "string" then
-      local rest = r:match("^[^\n]-:%d+: proc%.run: (.*)$") or r:match("^proc%.run: (.*)$")
-      if rest then raise("sh: " .. rest) end
+      local where, rest = r:match("^([^\n]-:%d+: )proc%.run: (.*)$")
+      if rest then error(where .. "sh: " .. rest, 0) end
     end
     error(r, 0)
   end

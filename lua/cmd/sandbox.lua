@@ -364,9 +364,7 @@ local function live_users(p)
 end
 
 local function shell_quote(v)
-  v = tostring(v)
-  if v:match("^[%w/:._,=@%-]+$") then return v end
-  return "'" .. v:gsub("'", "'\\''") .. "'"
+  return require("slipway.words").shell_quote(tostring(v))
 end
 
 -- The variables a user of the sandbox exports, in order.

@@ -21,6 +21,7 @@ local task = require("slipway.task")
 local params = require("slipway.pipeline.params")
 local duration = require("slipway.duration")
 local guard = require("slipway.guard")
+local caller = require("slipway.caller")
 require("slipway.prelude")         -- the globals scripts get (fs, sh, git, env...)
 
 local M = {}
@@ -30,26 +31,15 @@ local TASK_OPTIONS = {
   "continue_on_error", "rollback", "description",
 }
 local DURATION_OPTIONS = { "timeout", "backoff" }
-local TASK_OPTION_SET = {}
-for _, k in ipairs(TASK_OPTIONS) do TASK_OPTION_SET[k] = true end
 
 local LOAD_HINT = " (the top level of a pipeline only declares tasks and parameters; do this inside a task function)"
 
 -- The {file, line} of the innermost frame running the pipeline file `source`
--- ("@deploy.lua"), or of the caller at `fallback_level`.
-local function where_in(source, fallback_level)
-  for level = 3, 60 do
-    local info = debug.getinfo(level, "Sl")
-    if info == nil then break end
-    if info.source == source and info.currentline > 0 then
-      return { file = source:sub(2), line = info.currentline }
-    end
-  end
-  local info = debug.getinfo(fallback_level or 3, "Sl")
-  if info then return { file = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src, line = math.max(info.currentline, 0) } end
-  return { file = "?", line = 0 }
+-- ("@deploy.lua"), or else of the user's call site (slipway.caller).
+local function where_in(source)
+  local file, line = caller.location(source)
+  return { file = file or "?", line = line or 0 }
 end
-M.where_in = where_in
 
 local function is_input_error(e)
   return type(e) == "table" and e.input_error ~= nil
@@ -113,7 +103,7 @@ local function at_user_line(source, err)
   local file = source:sub(2)
   local msg = err
   if msg:sub(1, #file + 1) ~= file .. ":" then
-    local loc = where_in(source, 2)
+    local loc = where_in(source)
     local rest = msg:match("^[^\n:]+:%d+: (.*)$") or msg
     if loc.file == file then msg = ("%s:%d: %s"):format(file, loc.line, rest) end
   end
@@ -169,11 +159,10 @@ function M.load(path)
       fail(file, line, ("task '%s' is already declared at %s:%d (task names must be unique)")
         :format(name, prev.file, prev.line))
     end
-    for k in pairs(opts) do
-      if not TASK_OPTION_SET[k] then
-        fail(file, line, ("task '%s': unknown option '%s' (valid: %s)")
-          :format(name, tostring(k), table.concat(TASK_OPTIONS, ", ")))
-      end
+    local unknown = caller.unknown_option(opts, TASK_OPTIONS)
+    if unknown ~= nil then
+      fail(file, line, ("task '%s': unknown option '%s' (valid: %s)")
+        :format(name, tostring(unknown), table.concat(TASK_OPTIONS, ", ")))
     end
     local needs = opts.needs
     local list = {}

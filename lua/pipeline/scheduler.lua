@@ -32,6 +32,7 @@ local task = require("slipway.task")
 local context = require("slipway.context")
 local graph = require("slipway.pipeline.graph")
 local events = require("slipway.events")
+local caller = require("slipway.caller")
 
 local M = {}
 
@@ -60,18 +61,13 @@ local function error_handler(source)
     local d = describe(e)
     if d.traceback then return d end
     local out = { msg = d.msg, traceback = debug.traceback(d.msg, 2) }
-    for level = 2, 80 do
-      local info = debug.getinfo(level, "Sl")
-      if info == nil then break end
-      if info.source == source and info.currentline > 0 then
-        out.file, out.line = source:sub(2), info.currentline
-        -- Lua shortens long paths in messages ("...dir/deploy.lua:3:"):
-        -- give the whole path back
-        if info.short_src ~= out.file and out.msg:sub(1, #info.short_src + 1) == info.short_src .. ":" then
-          out.msg = out.file .. out.msg:sub(#info.short_src + 1)
-        end
-        break
-      end
+    local file, line = caller.location(source)
+    if file == source:sub(2) then
+      out.file, out.line = file, line
+      -- Lua shortens long paths in messages ("...dir/deploy.lua:3:"):
+      -- give the whole path back
+      local short = out.msg:match("^(%.%.%.[^:\n]*):%d+:")
+      if short and file:sub(-(#short - 3)) == short:sub(4) then out.msg = file .. out.msg:sub(#short + 1) end
     end
     if out.file == nil then
       out.file, out.line = d.msg:match("^([^\n:]+):(%d+):")

@@ -39,6 +39,7 @@ local envfile = require("slipway.compose.envfile")
 local convert = require("slipway.compose.convert")
 local input = require("slipway.compose.input")
 
+local caller = require("slipway.caller")
 local M = {}
 local NULL = yaml.null
 
@@ -169,22 +170,14 @@ local function load_file(path, opts, state)
   return normalize.stack(doc, ctx)
 end
 
-local LOAD_OPTS = {
-  env = true, env_file = true, environ = true, workdir = true, skip_interpolation = true, max_bytes = true,
-}
+local LOAD_OPTS = { "env", "env_file", "environ", "workdir", "skip_interpolation", "max_bytes" }
 
 local function check_opts(fname, opts)
+  caller.check_options(fname, opts, LOAD_OPTS)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then error(fname .. ": options must be a table", 3) end
   local max = opts.max_bytes
   if max ~= nil and (math.type(max) ~= "integer" or max < 0) then
-    error(("%s: max_bytes must be a non-negative integer, got %s"):format(fname, tostring(max)), 3)
-  end
-  for k in pairs(opts) do
-    if not LOAD_OPTS[k] then
-      error(("%s: unknown option '%s' (valid: env, env_file, environ, workdir, skip_interpolation, max_bytes)")
-        :format(fname, tostring(k)), 3)
-    end
+    error(("%s%s: max_bytes must be a non-negative integer, got %s"):format(caller.where(), fname, tostring(max)), 0)
   end
   return opts
 end

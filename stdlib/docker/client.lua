@@ -29,19 +29,8 @@ Client.__index = Client
 
 ---------------------------------------------------------------- errors
 
--- The first stack frame outside slipway's own Lua: the user's call site.
-function M.where()
-  for level = 2, 60 do
-    local info = debug.getinfo(level, "Sl")
-    if not info then break end
-    local src = info.source or ""
-    if info.currentline and info.currentline > 0 and src:sub(1, 1) == "@"
-        and not src:match("^@stdlib/") and not src:match("^@lua/") then
-      return src:sub(2) .. ":" .. info.currentline .. ": "
-    end
-  end
-  return ""
-end
+-- The user's call site, "file:line: " (slipway.caller).
+M.where = require("slipway.caller").where
 
 -- Raise message prefixed with the user's file:line. Extra fields (the
 -- engine's status, a code) are kept for the wrappers in M.last_error.
@@ -443,21 +432,17 @@ end
 
 -- Options table check shared by every docker function: unknown keys raise
 -- naming the caller's file:line and the valid keys.
+local names_of = setmetatable({}, { __mode = "k" })   -- a set -> its sorted names
 function M.check_opts(fname, opts, allowed)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(M.where() .. fname .. ": options must be a table", 0)
+  local names = names_of[allowed]
+  if names == nil then
+    names = {}
+    for n in pairs(allowed) do names[#names + 1] = n end
+    table.sort(names)
+    names_of[allowed] = names
   end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      local names = {}
-      for n in pairs(allowed) do names[#names + 1] = n end
-      table.sort(names)
-      error(M.where() .. ("%s: unknown option '%s' (valid: %s)"):format(
-        fname, tostring(k), table.concat(names, ", ")), 0)
-    end
-  end
-  return opts
+  require("slipway.caller").check_options(fname, opts, names)
+  return opts or {}
 end
 
 -- A set of option names: set("client", "timeout") -> {client = true, ...}
