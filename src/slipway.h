@@ -115,4 +115,9 @@ void sw_outbuf_add(lua_State *L, sw_outbuf *b, const void *s, size_t n);
 void sw_outbuf_push(lua_State *L, sw_outbuf *b);
 void sw_outbuf_free(sw_outbuf *b);
 
+/* Secrets (secret.c): whether the value at idx is a slipway.Secret, and
+ * the string it holds (NULL when it is none; alive while the Secret is). */
+int sw_is_secret(lua_State *L, int idx);
+const char *sw_secret_value(lua_State *L, int idx, size_t *len);
+
 #endif

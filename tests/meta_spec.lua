@@ -15,7 +15,7 @@ local repo = require("support.repo")
 
 -- Modules a script reaches other than through the globals of
 -- lua/prelude.lua: by require, or through another module's results.
-local ALSO_PUBLIC = { "slipway.signal", "slipway.docker.image" }
+local ALSO_PUBLIC = { "slipway.signal", "slipway.docker.image", "slipway.secret" }
 
 -- The runtime's own modules, which scripts do not use: the command line,
 -- the pipeline machinery and reporters, and the pieces behind compose and
