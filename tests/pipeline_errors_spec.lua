@@ -130,7 +130,7 @@ task("a", function() end)
   end)
 
   it("bad task declarations", function()
-    assert.same("slipway: deploy.lua:1: task 'a': unknown option 'need' (valid: needs, when, matrix, timeout, retries, backoff, continue_on_error, rollback, description)\n",
+    assert.same("slipway: deploy.lua:1: task 'a': unknown option 'need' (valid: needs, when, matrix, timeout, retries, backoff, continue_on_error, rollback, description, finally)\n",
       bad('task("a", { need = "b" }, function() end)\n'))
     assert.same("slipway: deploy.lua:1: task 'a': timeout: bad duration '5 parsecs' (expected e.g. 250ms, 5s, 1h30m)\n",
       bad('task("a", { timeout = "5 parsecs" }, function() end)\n'))

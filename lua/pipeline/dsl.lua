@@ -11,6 +11,8 @@
 --     function(params) -> boolean), matrix (a list, or function(params)
 --     returning one; run time), timeout (duration), retries (integer),
 --     backoff (duration, default 1s, doubled per retry), continue_on_error,
+--     finally (runs after everything else, whatever the outcome, with the
+--     release summary: fn(params, release); no needs, matrix or rollback),
 --     rollback (function, same arguments as fn, then what fn returned),
 --     description.
 --     fn(params) for a plain task, fn(item, params) for a matrix task.
@@ -28,7 +30,7 @@ local M = {}
 
 local TASK_OPTIONS = {
   "needs", "when", "matrix", "timeout", "retries", "backoff",
-  "continue_on_error", "rollback", "description",
+  "continue_on_error", "rollback", "description", "finally",
 }
 local DURATION_OPTIONS = { "timeout", "backoff" }
 
@@ -58,6 +60,17 @@ end
 -- declaration's line.
 local function check_options(t, opts)
   local name, file, line = t.name, t.file, t.line
+  if opts.finally ~= nil and type(opts.finally) ~= "boolean" then
+    fail(file, line, ("task '%s': finally must be true or false, got %s"):format(name, type(opts.finally)))
+  end
+  if opts.finally then
+    for _, key in ipairs({ "needs", "matrix", "rollback" }) do
+      if opts[key] ~= nil then
+        fail(file, line, ("task '%s': a finally task runs after all the others, whatever happened: it takes no %s")
+          :format(name, key))
+      end
+    end
+  end
   if t.when ~= nil and type(t.when) ~= "string" and type(t.when) ~= "function" then
     fail(file, line, ("task '%s': when must be a parameter name or a function(params), got %s"):format(name, type(t.when)))
   end
@@ -185,6 +198,7 @@ function M.load(path)
       needs = list, retries = 0, backoff_ms = 1000,
       description = opts.description, rollback = opts.rollback,
       continue_on_error = opts.continue_on_error and true or false,
+      finally = opts.finally and true or false,
       when = opts.when, matrix = opts.matrix, timeout_ms = nil,
     }
     check_options(t, opts)

@@ -38,7 +38,11 @@ end
 function M.check(def)
   for _, t in ipairs(def.tasks) do
     for _, n in ipairs(t.needs) do
-      if not def.by_name[n] then
+      local need = def.by_name[n]
+      if need and need.finally then
+        input_error(t, ("task '%s' needs '%s', a finally task (those run after all the others)"):format(t.name, n))
+      end
+      if not need then
         local names = task_names(def)
         input_error(t, ("task '%s' needs '%s', which is not a task%s; tasks: %s")
           :format(t.name, n, suggest(n, names), table.concat(names, ", ")))
@@ -282,7 +286,8 @@ function M.plan(def, values, opts)
   local order = M.order(def)
   for _, t in ipairs(order) do
     local d
-    if selected and not selected[t.name] and not only_items[t.name] then
+    -- (finally tasks belong to the run as a whole: --only leaves them in)
+    if selected and not selected[t.name] and not only_items[t.name] and not t.finally then
       d = { run = false, reason = "not selected (" .. only_text .. ")" }
     elseif skip[t.name] then
       d = { run = false, reason = "skipped by --skip" }

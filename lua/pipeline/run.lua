@@ -20,6 +20,8 @@ local fs = require("slipway.fs")
 
 local M = {}
 
+local real_exit = os.exit        -- (a run refuses os.exit to its tasks)
+
 local function dirname(path)
   return path:match("^(.*)/[^/]*$") or "."
 end
@@ -98,7 +100,7 @@ local function watch_signals(run, S)
     if again then
       if proc then proc.kill_all("SIGKILL") end
       io.stderr:write("slipway: interrupted twice: exiting now\n")
-      os.exit(name == "SIGTERM" and 143 or 130)
+      real_exit(name == "SIGTERM" and 143 or 130)
     end
     run.bus:emit { type = "warning", message = ("interrupted by %s: cancelling all tasks (again to exit at once)"):format(name) }
     S:interrupt(name)
@@ -151,6 +153,28 @@ local function exit_code(summary)
   return 0
 end
 
+-- What a finally task gets: the release as it ended.
+local function release_summary(run, def, values, summary, run_id, git_task)
+  local durations, tasks = {}, {}
+  for _, u in ipairs(summary.units) do
+    if not u.node.task.finally then
+      durations[u.name] = (u.started and u.finished) and round1(u.finished - u.started) or nil
+      tasks[u.name] = u.status
+    end
+  end
+  local changes = {}
+  for i, c in ipairs(run.record.changes) do
+    changes[i] = { kind = c.kind, target = c.target, summary = c.summary, status = c.status, task = c.task }
+  end
+  local got_git, git = pcall(git_task.join, git_task)
+  return {
+    id = run_id, file = def.file, status = summary.status, params = values,
+    version = values.version or values.tag, git = got_git and git or nil,
+    tasks = tasks, durations = durations, changes = json.array(changes),
+    started_at = run.record.started_at, duration_ms = round1(task.now() - run.bus.t0),
+  }
+end
+
 local function git_facts(dir)
   local ok, git = pcall(require, "slipway.git")
   if not ok then return nil end
@@ -190,6 +214,7 @@ function M.execute(def, values, plan, opts, reporter)
   local ran, summary = xpcall(scheduler.run, debug.traceback, {
     def = def, plan = plan, values = params.guarded(values, def.params), jobs = opts.jobs, bus = bus, run = run,
     on_unit_end = stdio.flush,
+    release_of = function(summary) return release_summary(run, def, values, summary, run_id, git_task) end,
     on_start = function(S)
       run.scheduler = S
       stop_watching = watch_signals(run, S)

@@ -18,9 +18,17 @@
 -- has ended: tasks still running then are cancelled, and one that failed
 -- without anyone joining it fails the unit.
 --
+-- A change recorded without an undo cannot be rolled back: when the run
+-- fails it is marked "left_in_place" (and so is its task), never silently
+-- kept as if nothing happened. Tasks declared `finally` run last, one after
+-- another, whatever happened (after an interrupt each within its timeout or
+-- FINALLY_DEADLINE), with the release summary opts.release_of(summary)
+-- builds; their failures are reported but change nothing of the outcome.
+--
 --   M.run(opts) -- inside a task (the run's main task)
 --   opts = { def, plan, values, jobs, bus, run (the run object the units'
 --            contexts name: lua/pipeline/run.lua; optional),
+--            release_of(summary) (the second argument of finally tasks),
 --            on_start(S), on_unit_end(u) (as a unit ends, before its
 --            task_finished event) }
 --   -> summary { status, units = {...}, rollbacks = {...}, failed_unit,
@@ -39,6 +47,7 @@ local M = {}
 local now = task.now
 local spawn_with = task.spawn_with
 local EMPTY = {}
+local FINALLY_DEADLINE = 30000     -- ms a finally task gets after an interrupt
 
 -- Label of a matrix item (graph.item_label).
 M.item_label = graph.item_label
@@ -85,7 +94,7 @@ local function prepare(opts)
   local def, plan = opts.def, opts.plan
   local S = {
     def = def, plan = plan, values = opts.values, bus = opts.bus, jobs = opts.jobs or 4,
-    run = opts.run, on_unit_end = opts.on_unit_end,
+    run = opts.run, on_unit_end = opts.on_unit_end, release_of = opts.release_of,
     handler = error_handler("@" .. def.file),
     nodes = {}, units = {}, active = {}, live = {},
     ready = {}, rhead = 1, rtail = 0, running = 0, failing = nil, interrupted = nil,
@@ -281,7 +290,7 @@ local function attempt(S, u)
   if u.label ~= nil then
     return xpcall(t.fn, S.handler, u.item, S.values)
   end
-  return xpcall(t.fn, S.handler, S.values)
+  return xpcall(t.fn, S.handler, S.values, u.release)
 end
 
 -- The tasks `owner` spawned (and they, in turn) that are left once its
@@ -327,7 +336,7 @@ local function outcome(S, u, ok, res)
     record_rollback(S, u)
     return "ok"
   elseif u.timed_out then
-    u.error = ("timed out after %s"):format(events.format_ms(t.timeout_ms))
+    u.error = ("timed out after %s"):format(events.format_ms(u.timeout_ms or t.timeout_ms))
     u.file, u.line = t.file, t.line
     return "failed"
   elseif task.is_cancelled(res) or u.cancel_requested then
@@ -374,7 +383,7 @@ local function finish_unit(S, u, ok, res, stray_failure)
   if node.left == 0 and node.state ~= "expanding" then
     node_finished(S, node, node.failed and "failed" or (node.cancelled and "cancelled" or "done"))
   end
-  if status == "failed" and not u.allowed then fail(S, u) end
+  if status == "failed" and not u.allowed and not u.node.task.finally then fail(S, u) end
 end
 
 -- Run u once, here, in the worker `me` (the common case: no timeout, no
@@ -393,8 +402,9 @@ end
 
 -- Run u's attempts, each in a task of its own that its timeout can cancel,
 -- with retries and backoff.
-local function run_attempts(S, u, me)
+local function run_attempts(S, u, me, timeout_ms)
   local t = u.node.task
+  timeout_ms = timeout_ms or t.timeout_ms
   local ok, res, stray_failure
   for n = 1, t.retries + 1 do
     if u.cancel_requested then     -- cancelled before it got to start
@@ -404,7 +414,7 @@ local function run_attempts(S, u, me)
     u.attempts = n
     local att = spawn_with(u.context or false, attempt, S, u)
     u.active = att
-    local finished = att:wait(t.timeout_ms and t.timeout_ms / 1000 or nil)
+    local finished = att:wait(timeout_ms and timeout_ms / 1000 or nil)
     if not finished then
       u.timed_out = true
       att:cancel()
@@ -528,7 +538,7 @@ end
 local function skip_unstarted(S)
   for _, t in ipairs(S.plan.order) do
     local node = S.nodes[t.name]
-    if node.state == "waiting" then
+    if node.state == "waiting" and not t.finally then
       local u = new_unit(S, node, nil, nil)
       local why = S.interrupted and ("not started: interrupted by " .. S.interrupted)
         or (S.failing and ("not started: " .. S.failing.name .. " failed"))
@@ -595,6 +605,13 @@ local function rollback_step(S, e, unit_named)
   return ok
 end
 
+local function left_in_place(S, c, unit_named)
+  c.status = "left_in_place"
+  local owner = unit_named[c.task or ""]
+  if owner and owner.rollback == nil then owner.rollback = "left_in_place" end
+  emit(S, { type = "warning", task = c.task, message = ("%s %s has no undo: left in place"):format(c.kind, c.target) })
+end
+
 -- Run the rollback steps in reverse order of recording, one at a time.
 -- Returns the run's status after them.
 local function roll_back(S)
@@ -608,14 +625,40 @@ local function roll_back(S)
       if not rollback_step(S, e, unit_named) then all_ok = false end
     end
   end
-  -- Changes their integration rolled back (or failed to) by itself count too.
+  -- Changes their integration rolled back (or failed to) by itself count
+  -- too; those that cannot be undone stay as they are, and say so.
   local rolled = #S.rollbacks > 0
   for _, c in ipairs(S.changes) do
     if c.status == "rolled_back" then rolled = true end
     if c.status == "undo_failed" then rolled, all_ok = true, false end
+    if c.status == "applied" and c.undo == nil then left_in_place(S, c, unit_named) end
   end
   if not rolled then return "failed" end
   return all_ok and "rolled_back" or "rollback_failed"
+end
+
+---------------------------------------------------------------- finally
+
+-- The finally tasks, in declaration order, one at a time, each in the
+-- calling task's care (as a worker runs a unit) with the release summary.
+local function run_finally(S, summary)
+  local release
+  for _, t in ipairs(S.plan.order) do
+    local node = S.nodes[t.name]
+    if t.finally then
+      local d = S.plan.decision[t.name]
+      local u = new_unit(S, node, nil, nil)
+      if not d.run then
+        skip_unit(S, u, d.reason)
+      else
+        release = release or (S.release_of and S.release_of(summary)) or {}
+        u.release = release
+        start_unit(S, u)
+        local me = task.current()
+        run_attempts(S, u, me, S.interrupted and (t.timeout_ms or FINALLY_DEADLINE) or nil)
+      end
+    end
+  end
 end
 
 ---------------------------------------------------------------- the run
@@ -630,7 +673,7 @@ function M.run(opts)
   if opts.on_start then opts.on_start(S) end
   for _, t in ipairs(S.plan.order) do
     local node = S.nodes[t.name]
-    if node.remaining == 0 and node.state == "waiting" then node_ready(S, node) end
+    if node.remaining == 0 and node.state == "waiting" and not t.finally then node_ready(S, node) end
   end
   pump(S)
   wait_for_workers(S)
@@ -647,6 +690,7 @@ function M.run(opts)
     summary.status = "success"
   end
   summary.signal = S.interrupted
+  run_finally(S, summary)
   return summary
 end
 

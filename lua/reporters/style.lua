@@ -69,9 +69,11 @@ function M.status(u)
   local s = STATUS[u.status] or { u.status, "dim", "?" }
   local word = s[1]
   if u.allowed then word = "failed (allowed)" end
+  local colour = u.allowed and "yellow" or s[2]
   if u.rollback == "ok" then word = word .. ", rolled back"
-  elseif u.rollback == "failed" then word = word .. ", rollback failed" end
-  return word, u.allowed and "yellow" or s[2], s[3]
+  elseif u.rollback == "failed" then word = word .. ", rollback failed"
+  elseif u.rollback == "left_in_place" then word, colour = word .. ", left in place", "yellow" end
+  return word, colour, s[3]
 end
 
 local spaces = events.memo(function(n) return (" "):rep(n) end)

@@ -12,6 +12,8 @@
 --   srv:stop()
 --
 -- Locations besides the static files under srv.root:
+--   /hook          a webhook: answers "ok" and appends each request's body
+--                  as one line to srv.root/hooks.log
 --   /echo          reads the request body and sends it back; the response
 --                  headers x-method, x-test, x-content-type, x-length echo the request
 --   /sleep/SECS    answers "ok" after SECS seconds (a slow server)
@@ -91,6 +93,7 @@ error_log %s/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+  log_format hook escape=none '$request_body';
   default_type text/plain;
   keepalive_requests 100000;
   client_body_temp_path %s/tmp/body;
@@ -110,6 +113,11 @@ http {
       add_header x-content-type $content_type;
       add_header x-length $content_length;
       echo_request_body;
+    }
+    location = /hook {
+      echo_read_request_body;
+      access_log www/hooks.log hook;
+      echo ok;
     }
     location ~ ^/sleep/(?<secs>[0-9.]+)$ { echo_sleep $secs; echo ok; }
     location = /hang { echo_sleep 3600; echo late; }
