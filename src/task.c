@@ -480,10 +480,12 @@ static void resume_task(sw_task *t) {
   t->started = 1;
   t->state = T_RUNNING;
   running = t;
-  atomic_fetch_add(&resume_serial, 1);
-  atomic_store(&in_resume, 1);
+  /* (relaxed: the watchdog only needs to see them eventually; the signal
+   * handler runs on this thread) */
+  atomic_fetch_add_explicit(&resume_serial, 1, memory_order_relaxed);
+  atomic_store_explicit(&in_resume, 1, memory_order_relaxed);
   status = lua_resume(co, main_L, t->nargs, &nres);
-  atomic_store(&in_resume, 0);
+  atomic_store_explicit(&in_resume, 0, memory_order_relaxed);
   running = NULL;
   t->nargs = 0;
   if (status == LUA_YIELD) {
@@ -543,8 +545,18 @@ static void cancel_task(sw_task *t) {
 
 /* ------------------------------------------------------------ Lua API */
 
+static int task_mt_ref = LUA_NOREF;     /* the Task metatable, by ref: no
+                                           name lookup on every method call */
+
 static sw_task *check_task(lua_State *L, int idx) {
-  return (sw_task *)luaL_checkudata(L, idx, TASK_MT);
+  void *p = lua_touserdata(L, idx);
+  if (p != NULL && lua_getmetatable(L, idx)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, task_mt_ref);
+    int same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (same) return (sw_task *)p;
+  }
+  return (sw_task *)luaL_checkudata(L, idx, TASK_MT);   /* raises the usual error */
 }
 
 /* Push a new task running the function at fidx with the nargs values above
@@ -639,8 +651,9 @@ static int by_serial(const void *a, const void *b) {
 
 /* take_strays([t]) -> the tasks t (default: the running task) spawned
  * that are still running or failed without anyone reading the failure,
- * in spawn order; t holds none of them afterwards (each then keeps its
- * own strays: take them from it once it has ended). */
+ * in spawn order, or nil when there are none; t holds none of them
+ * afterwards (each then keeps its own strays: take them from it once it
+ * has ended). */
 static int task_take_strays(lua_State *L) {
   if (lua_isnoneornil(L, 1)) {
     if (running == NULL) return luaL_error(L, "task.take_strays: call this inside a task");
@@ -649,11 +662,9 @@ static int task_take_strays(lua_State *L) {
   }
   check_task(L, 1);
   lua_settop(L, 1);
-  lua_newtable(L);                                              /* [t, list] */
-  if (!push_strays(L, 1, 0)) {                                  /* [t, list, s] */
-    lua_settop(L, 2);
-    return 1;
-  }
+  if (!push_strays(L, 1, 0)) return 0;                          /* [t, s] */
+  lua_newtable(L);                                              /* [t, s, list] */
+  lua_insert(L, 2);                                             /* [t, list, s] */
   int n = 0;
   lua_pushnil(L);
   while (lua_next(L, 3)) {
@@ -667,6 +678,7 @@ static int task_take_strays(lua_State *L) {
   }
   lua_pushnil(L);
   lua_setiuservalue(L, 1, UV_STRAYS);
+  if (n == 0) return 0;
   if (n > 1) {
     sw_task **order = (sw_task **)lua_newuserdatauv(L, n * sizeof *order, 0);  /* [t, list, s, tmp] */
     for (int i = 1; i <= n; i++) {
@@ -1011,6 +1023,8 @@ int luaopen_slipway_task(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
     lua_pushcfunction(L, task_gc);
     lua_setfield(L, -2, "__gc");
+    lua_pushvalue(L, -1);
+    task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_pop(L, 1);
   if (luaL_newmetatable(L, CANCELLED_MT)) {

@@ -63,10 +63,10 @@ function task.context() end
 function task.set_context(context) end
 
 ---The tasks `t` (default: the running task) spawned that are still running
----or failed without anyone reading the failure, in spawn order; `t` holds
----none of them afterwards.
+---or failed without anyone reading the failure, in spawn order (nil when
+---there are none); `t` holds none of them afterwards.
 ---@param t? slipway.Task
----@return slipway.Task[]
+---@return slipway.Task[]?
 function task.take_strays(t) end
 
 ---@async

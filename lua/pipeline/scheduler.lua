@@ -45,7 +45,7 @@ local caller = require("slipway.caller")
 local M = {}
 
 local now = task.now
-local spawn_with = task.spawn_with
+local spawn_with, take_strays = task.spawn_with, task.take_strays
 local EMPTY = {}
 local FINALLY_DEADLINE = 30000     -- ms a finally task gets after an interrupt
 
@@ -281,7 +281,7 @@ local function start_unit(S, u)
   S.active[n], u.slot = u, n
   u.status = "running"
   u.started = now()
-  emit(S, { type = "task_started", task = u.name, attempt = 1 }, u.started)
+  S.bus:emit({ type = "task_started", task = u.name, attempt = 1 }, u.started)
 end
 
 -- One attempt of a unit's function, in the calling task.
@@ -293,17 +293,16 @@ local function attempt(S, u)
   return xpcall(t.fn, S.handler, S.values, u.release)
 end
 
--- The tasks `owner` spawned (and they, in turn) that are left once its
--- code has returned: cancel those still running (their process groups go
--- with them), wait for them, and return the first failure nobody read.
--- If the waiting is itself cancelled, what is left is cancelled and kept
--- in S.orphans for the end of the run.
-local function settle_strays(S, owner)
+-- strays: the tasks a unit's code spawned and left (task.take_strays),
+-- and they, in turn, theirs: cancel those still running (their process
+-- groups go with them), wait for them, and return the first failure nobody
+-- read. If the waiting is itself cancelled, what is left is cancelled and
+-- kept in S.orphans for the end of the run.
+local function settle_strays(S, strays)
   local failure
-  local owners, i = { owner }, 0
-  while i < #owners do
-    i = i + 1
-    for _, s in ipairs(task.take_strays(owners[i])) do
+  local owners, i = {}, 0
+  while strays do
+    for _, s in ipairs(strays) do
       local status = s:status()
       if status == "failed" then
         local _, err = s:result()
@@ -316,6 +315,8 @@ local function settle_strays(S, owner)
       end
       owners[#owners + 1] = s
     end
+    i = i + 1
+    strays = owners[i] and (take_strays(owners[i]) or EMPTY)
   end
   return failure
 end
@@ -372,7 +373,7 @@ local function finish_unit(S, u, ok, res, stray_failure)
   if status == "failed" and u.node.task.continue_on_error then u.allowed = true end
   u.status = status
   if S.on_unit_end then S.on_unit_end(u) end
-  emit(S, { type = "task_finished", task = u.name, status = status,
+  S.bus:emit({ type = "task_finished", task = u.name, status = status,
             duration_ms = ((u.finished - u.started) * 10 + 0.5) // 1 / 10,
             attempts = u.attempts, error = u.error, file = u.file, line = u.line,
             allowed = u.allowed or nil }, u.finished)
@@ -394,7 +395,8 @@ local function run_once(S, u, me)
   end
   u.attempts, u.active = 1, me
   local ok, res = attempt(S, u)
-  local stray_failure = settle_strays(S, me)
+  local strays = take_strays(me)
+  local stray_failure = strays and settle_strays(S, strays)
   u.active = nil
   if not ok and u.cancel_requested then res = res or "cancelled" end
   return finish_unit(S, u, ok, res, stray_failure)
@@ -421,7 +423,8 @@ local function run_attempts(S, u, me, timeout_ms)
       att:wait()
     end
     u.active = me
-    stray_failure = settle_strays(S, att)
+    local strays = take_strays(att)
+    stray_failure = strays and settle_strays(S, strays)
     u.active = nil
     local r = table.pack(att:result())
     if r[1] then ok, res = r[2], r[3] else ok, res = false, r[2] end
@@ -663,13 +666,11 @@ end
 
 ---------------------------------------------------------------- the run
 
-local State = {}
-State.__index = State
-State.interrupt = interrupt
-State.change_recorded = change_recorded
-
 function M.run(opts)
-  local S = setmetatable(prepare(opts), State)
+  local S = prepare(opts)
+  -- (what lua/pipeline/run.lua calls: S:interrupt(sig), S:change_recorded(e);
+  -- fields, not a metatable, so that S's many nil fields cost no lookup)
+  S.interrupt, S.change_recorded = interrupt, change_recorded
   if opts.on_start then opts.on_start(S) end
   for _, t in ipairs(S.plan.order) do
     local node = S.nodes[t.name]
