@@ -400,6 +400,14 @@ static atomic_ulong resume_serial;     /* bumped when a resume starts */
 static atomic_int in_resume;
 static atomic_ulong preempt_serial;    /* the resume the watchdog flagged */
 static int watchdog_started = 0;
+/* Set for good once the process starts to exit (os.exit, exit()): the
+ * state and its tasks may be freed from then on, with a resume still
+ * "running" (os.exit from inside a task), so nothing may touch them. */
+static volatile sig_atomic_t exiting = 0;
+
+static void stop_preempting(void) {
+  exiting = 1;
+}
 
 static void preempt_hook(lua_State *L, lua_Debug *ar) {
   sw_task *t = running;
@@ -420,7 +428,7 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
 
 static void on_preempt_signal(int sig) {
   (void)sig;
-  if (running && atomic_load(&in_resume) &&
+  if (!exiting && running && atomic_load(&in_resume) &&
       atomic_load(&resume_serial) == atomic_load(&preempt_serial))
     lua_sethook(running->co, preempt_hook, LUA_MASKCOUNT, 1);
 }
@@ -447,6 +455,7 @@ static void start_watchdog(void) {
   struct sigaction sa;
   watchdog_started = 1;
   loop_thread = pthread_self();
+  atexit(stop_preempting);
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_preempt_signal;
   sa.sa_flags = SA_RESTART;
@@ -1007,6 +1016,26 @@ static int cancelled_tostring(lua_State *L) {
   return 1;
 }
 
+/* os.exit ends the process from wherever it is called, possibly inside a
+ * task's resume while lua_close frees that task: preemption stops first. */
+static int exit_quietly(lua_State *L) {
+  stop_preempting();
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+static void guard_os_exit(lua_State *L) {
+  int top = lua_gettop(L);
+  if (lua_getglobal(L, "os") == LUA_TTABLE && lua_getfield(L, -1, "exit") == LUA_TFUNCTION &&
+      lua_tocfunction(L, -1) != exit_quietly) {
+    lua_pushcclosure(L, exit_quietly, 1);              /* [os, wrapper] */
+    lua_setfield(L, -2, "exit");
+  }
+  lua_settop(L, top);
+}
+
 int luaopen_slipway_task(lua_State *L) {
   if (main_L == NULL) {
     lua_State *m;
@@ -1016,6 +1045,7 @@ int luaopen_slipway_task(lua_State *L) {
     main_L = m;
   }
   sw_loop();
+  guard_os_exit(L);
   if (luaL_newmetatable(L, TASK_MT)) {
     luaL_newlib(L, task_methods);
     lua_setfield(L, -2, "__index");
