@@ -1,7 +1,7 @@
 -- The slipway command line. `slipway COMMAND ...` runs the module
 -- slipway.cmd.COMMAND (lua/cmd/COMMAND.lua); `slipway FILE.lua args` runs a
 -- script like `lua FILE.lua args`, inside a task; `slipway -e CODE` runs code.
-local words = require("slipway.words")
+-- (slipway.words is required where a suggestion is made: not at start-up)
 
 local M = {}
 
@@ -122,7 +122,7 @@ function M.main(argv)
     local cmd = name and command_module(name)
     if name and not cmd and name ~= "help" and name:sub(1, 1) ~= "-" then
       stderr(("slipway help: unknown command '%s'%s; commands: %s\n")
-        :format(name, words.did_you_mean(name, COMMAND_NAMES), table.concat(COMMAND_NAMES, ", ")))
+        :format(name, require("slipway.words").did_you_mean(name, COMMAND_NAMES), table.concat(COMMAND_NAMES, ", ")))
       return 2
     end
     io.stdout:write(cmd and cmd.help or USAGE)
@@ -157,7 +157,7 @@ function M.main(argv)
     io.stderr:write(USAGE)
     return 2
   end
-  stderr(("slipway: unknown command or file '%s'%s\n\n"):format(first, words.did_you_mean(first, COMMAND_NAMES)), USAGE)
+  stderr(("slipway: unknown command or file '%s'%s\n\n"):format(first, require("slipway.words").did_you_mean(first, COMMAND_NAMES)), USAGE)
   return 2
 end
 
