@@ -15,7 +15,9 @@ local COMMANDS = {
   { "probe", "health probes: `slipway probe URL...`" },
   { "history", "past runs of the pipeline" },
   { "sandbox", "a private local Docker engine + registry + swarm: up | down | status" },
-  { "version", "versions of slipway and the libraries it embeds" },
+  { "ci", "generate the CI workflow from the pipeline: `slipway ci github`" },
+  { "init", "scaffold a deploy.lua from what the repository holds" },
+  { "version", "versions of slipway and the libraries it embeds (--meta: the editor stubs)" },
   { "help", "this text; `slipway COMMAND --help` for one command" },
 }
 
