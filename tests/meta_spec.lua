@@ -512,13 +512,13 @@ describe("docs/meta", function()
     table.sort(unknown)
     assert.same({}, unknown)
     -- and every listed one is still there
-    local found = code_option_lists()
+    local lists = code_option_lists()
     local stale = {}
     for key in pairs(listed) do
-      if not found[key] then stale[#stale + 1] = key end
+      if not lists[key] then stale[#stale + 1] = key end
     end
     for key in pairs(INTERNAL_OPTION_LISTS) do
-      if not found[key] then stale[#stale + 1] = key end
+      if not lists[key] then stale[#stale + 1] = key end
     end
     table.sort(stale)
     assert.same({}, stale)
