@@ -128,9 +128,35 @@ describe("make install", function()
     local r = assert(proc.run({ "zsh", "-n", file }))
     assert.same({ 0, "" }, { r.code, r.stderr })
     assert.matches("#compdef slipway\n", fs.read(file))
-    -- zsh does not split words at '=': the candidates keep their names
+    -- Run it as zsh's completion system would, with compadd and _files
+    -- standing in for zsh's own: -> what it offers, sorted.
     local dir = H.project { ["deploy.lua"] = PIPELINE }
-    r = H.run(dir, { "complete", "--", "plan", "-p", "environment=st" })
-    assert.same({ 0, "environment=staging\n" }, { r.code, r.stdout })
+    local function zsh_complete(...)
+      local script = [=[
+        compadd() {
+          local skip=0 a
+          for a in "$@"; do
+            if (( skip )); then skip=0; continue; fi
+            case $a in -S) skip=1 ;; -Q|--) ;; *) print -r -- "$a" ;; esac
+          done
+        }
+        _files() { print -r -- "(files)" }
+        words=(slipway "$@")
+        CURRENT=${#words}
+        source "$COMPLETION"
+      ]=]
+      local res = assert(proc.run({ "zsh", "-f", "-c", script, "zsh", ... }, { cwd = dir, env = {
+        PATH = dest .. PREFIX .. "/bin:" .. os.getenv("PATH"), COMPLETION = file } }))
+      assert.same(0, res.code, res.stderr)
+      local list = {}
+      for c in res.stdout:gmatch("[^\n]+") do list[#list + 1] = c end
+      table.sort(list)
+      return list
+    end
+    assert.same({ "(files)", "plan", "probe" }, zsh_complete("p"))      -- a script may come first too
+    -- zsh does not split words at '=': the candidates keep their names
+    assert.same({ "environment=staging" }, zsh_complete("plan", "-p", "environment=st"))
+    assert.same({ "build", "build[api]", "build[web]", "deploy", "frontend" }, zsh_complete("run", "--only", ""))
+    assert.same({ "(files)" }, zsh_complete("compose", "config", "-c", ""))
   end)
 end)
