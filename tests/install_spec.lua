@@ -37,6 +37,15 @@ local function sorted_lua_files(dir)
   return list
 end
 
+-- The candidates a completion run printed, one a line: sorted.
+local function offered(r)
+  assert.same(0, r.code, r.stderr)
+  local list = {}
+  for c in r.stdout:gmatch("[^\n]+") do list[#list + 1] = c end
+  table.sort(list)
+  return list
+end
+
 -- Run bash's completion function for the line typed so far (the cursor at
 -- its end) in dir, with the installed slipway first on PATH. -> the
 -- candidates, sorted.
@@ -55,11 +64,7 @@ local function bash_complete(dest, dir, line)
     PATH = dest .. PREFIX .. "/bin:" .. os.getenv("PATH"),
     COMPLETION = dest .. PREFIX .. "/share/bash-completion/completions/slipway",
   } }))
-  assert.same(0, r.code, r.stderr)
-  local list = {}
-  for c in r.stdout:gmatch("[^\n]+") do list[#list + 1] = c end
-  table.sort(list)
-  return list
+  return offered(r)
 end
 
 describe("make install", function()
@@ -147,11 +152,7 @@ describe("make install", function()
       ]=]
       local res = assert(proc.run({ "zsh", "-f", "-c", script, "zsh", ... }, { cwd = dir, env = {
         PATH = dest .. PREFIX .. "/bin:" .. os.getenv("PATH"), COMPLETION = file } }))
-      assert.same(0, res.code, res.stderr)
-      local list = {}
-      for c in res.stdout:gmatch("[^\n]+") do list[#list + 1] = c end
-      table.sort(list)
-      return list
+      return offered(res)
     end
     assert.same({ "(files)", "plan", "probe" }, zsh_complete("p"))      -- a script may come first too
     -- zsh does not split words at '=': the candidates keep their names
