@@ -209,21 +209,18 @@ end
 
 -- Where the code lists the options a function accepts (the arrays C
 -- natives pass to sw_check_options, the lists Lua passes to
--- caller.check_options / unknown_option / docker's check_opts), and the
--- stubs that describe them: an options ---@class (its fields, with those
+-- caller.check_options / unknown_option / docker's check_opts) when the
+-- check does not name that function literally (those are found by
+-- all_option_lists), and the stubs that describe them: an options ---@class (its fields, with those
 -- of the classes it extends) or a function whose `opts` parameter (or the
 -- one named after ':') is an inline table type. Both must name the same
 -- options.
 local OPTION_LISTS = {
   { "src/base64.c", "allowed", { "base64.encode" } },
-  { "src/fs.c", "remove_options", { "fs.remove" } },
-  { "src/fs.c", "stat_options", { "fs.stat" } },
   { "src/hash.c", "allowed", { "hash.sha256", "hash.sha1" } },
   { "src/http.c", "request_options", { "slipway.HttpOptions" } },
-  { "src/json.c", "allowed", { "json.encode" } },
   { "src/proc.c", "run_options", { "slipway.ProcOptions" } },
   { "src/yaml.c", "decode_opts", { "yaml.decode", "yaml.decode_all" } },
-  { "src/yaml_emit.c", "allowed", { "yaml.encode" } },
   { "lua/git.lua", "OPTIONS", { "git.sha", "git.short_sha", "git.branch", "git.head" } },
   { "lua/parallel.lua", "OPTIONS", { "slipway.ParallelOptions" } },
   { "lua/pipeline/dsl.lua", "TASK_OPTIONS", { "slipway.TaskOptions" } },
@@ -231,24 +228,15 @@ local OPTION_LISTS = {
   { "stdlib/sh.lua", "OPTIONS", { "slipway.ShOptions" } },
   { "stdlib/compose/init.lua", "LOAD_OPTS", { "slipway.compose.LoadOptions" } },
   { "stdlib/docker/image.lua", "build_opts", { "slipway.docker.BuildOptions" } },
-  { "stdlib/docker/image.lua", "tag_opts", { "docker.tag" } },
   { "stdlib/docker/image.lua", "push_opts", { "slipway.docker.PushOptions" } },
   { "stdlib/docker/image.lua", "inspect_opts", { "docker.inspect", "docker.exists" } },
   { "stdlib/docker/image.lua", "rm_opts", { "slipway.docker.RmImageOptions" } },
   { "stdlib/docker/service.lua", "create_opts", { "slipway.docker.ServiceWriteOptions" } },
   { "stdlib/docker/service.lua", "update_opts", { "slipway.docker.ServiceUpdateOptions" } },
   { "stdlib/docker/service.lua", "inspect_opts", { "docker.service.inspect", "docker.service.find" } },
-  { "stdlib/docker/service.lua", "list_opts", { "docker.service.list" } },
-  { "stdlib/docker/service.lua", "rm_opts", { "docker.service.rm" } },
-  { "stdlib/docker/service.lua", "tasks_opts", { "docker.service.tasks" } },
   { "stdlib/docker/service.lua", "logs_opts", { "slipway.docker.LogsOptions" } },
   { "stdlib/docker/stack.lua", "deploy_opts", { "slipway.docker.DeployOptions" } },
-  { "stdlib/docker/stack.lua", "docker.stack.services", { "docker.stack.services" } },
-  { "stdlib/docker/stack.lua", "docker.stack.rm", { "docker.stack.rm" } },
   { "stdlib/docker/swarm.lua", "object_opts", { "slipway.docker.SwarmObjectOptions" } },
-  { "stdlib/docker/swarm.lua", "docker.swarm.ensure_manager", { "docker.swarm.ensure_manager" } },
-  { "stdlib/docker/swarm.lua", "docker.swarm.network", { "docker.swarm.network" } },
-  { "stdlib/docker/swarm.lua", "docker.swarm.cleanup", { "docker.swarm.cleanup" } },
 }
 
 -- Option lists of internal functions, and the generic check helpers'
@@ -274,28 +262,33 @@ local UNCHECKED_OPTIONS_CLASSES = {
   ["slipway.ProbeAllOptions"] = "probe.all checks its policy fields, not against a list",
 }
 
--- The option lists the code passes to its checks: { "path name" = true };
--- an inline set(...) is named by the function name the check is given.
+-- The option lists the code passes to its checks: { ["path name"] =
+-- the function name the check is given when it is a literal, else true };
+-- an inline set(...) is named by that function name.
 local function code_option_lists()
   local found = {}
+  local function add(path, name, fname)
+    local literal = fname and fname:match('^"([^"]+)"$')
+    found[path .. " " .. name] = literal or found[path .. " " .. name] or true
+  end
   local function scan(path)
     local text = read(path)
     if path:match("%.c$") then
-      for name in text:gmatch("sw_check_options%(L,%s*[^,]+,%s*[^,]+,%s*([%w_]+)%)") do
-        found[path .. " " .. name] = true
+      for fname, name in text:gmatch("sw_check_options%(L,%s*[^,]+,%s*([^,]+),%s*([%w_]+)%)") do
+        add(path, name, fname)
       end
     else
-      for name in text:gmatch("check_options%(%s*[^,()]+,%s*[^,()]+,%s*([%w_]+)%s*%)") do
-        found[path .. " " .. name] = true
+      for fname, name in text:gmatch("check_options%(%s*([^,()]+),%s*[^,()]+,%s*([%w_]+)%s*%)") do
+        add(path, name, fname)
       end
       for name in text:gmatch("unknown_option%(%s*[^,()]+,%s*([%w_]+)%s*%)") do
-        found[path .. " " .. name] = true
+        add(path, name)
       end
-      for name in text:gmatch("check_opts%(%s*[^,()]+,%s*[^,()]+,%s*([%w_]+)%s*%)") do
-        found[path .. " " .. name] = true
+      for fname, name in text:gmatch("check_opts%(%s*([^,()]+),%s*[^,()]+,%s*([%w_]+)%s*%)") do
+        add(path, name, fname)
       end
       for fname in text:gmatch('check_opts%(%s*"([^"]+)",%s*[^,()]+,%s*set%(') do
-        if not fname:find("%._") then found[path .. " " .. fname] = true end
+        if not fname:find("%._") then add(path, fname, '"' .. fname .. '"') end
       end
     end
   end
@@ -304,6 +297,27 @@ local function code_option_lists()
     if path ~= "src/options.c" and path ~= "src/caller.c" then scan(path) end
   end
   return found
+end
+
+-- OPTION_LISTS, and every other list whose check names its function
+-- literally (sw_check_options(L, 2, "proc.kill_all", ...)), checked against
+-- that function's stub.
+local function all_option_lists()
+  local all, listed = {}, {}
+  for _, entry in ipairs(OPTION_LISTS) do
+    all[#all + 1] = entry
+    listed[entry[1] .. " " .. entry[2]] = true
+  end
+  local extra = {}
+  for key, fname in pairs(code_option_lists()) do
+    if not listed[key] and not INTERNAL_OPTION_LISTS[key] and fname ~= true then
+      local path, name = key:match("^(%S+) (.+)$")
+      extra[#extra + 1] = { path, name, { fname } }
+    end
+  end
+  table.sort(extra, function(a, b) return a[1] .. a[2] < b[1] .. b[2] end)
+  for _, entry in ipairs(extra) do all[#all + 1] = entry end
+  return all
 end
 
 -- The names a code list holds: a C array, a Lua list, a Lua set("a", ...),
@@ -468,7 +482,7 @@ describe("docs/meta", function()
   it("describes exactly the options the code accepts", function()
     local classes, params = stub_options()
     local wrong, gaps_seen = {}, {}
-    for _, entry in ipairs(OPTION_LISTS) do
+    for _, entry in ipairs(all_option_lists()) do
       local path, name, targets = entry[1], entry[2], entry[3]
       local accepted = code_list(path, name)
       for _, target in ipairs(targets) do
@@ -506,8 +520,9 @@ describe("docs/meta", function()
     local listed = {}
     for _, entry in ipairs(OPTION_LISTS) do listed[entry[1] .. " " .. entry[2]] = true end
     local unknown = {}
-    for key in pairs(code_option_lists()) do
-      if not listed[key] and not INTERNAL_OPTION_LISTS[key] then unknown[#unknown + 1] = key end
+    for key, fname in pairs(code_option_lists()) do
+      -- (a check that names its function literally is checked against its stub)
+      if not listed[key] and not INTERNAL_OPTION_LISTS[key] and fname == true then unknown[#unknown + 1] = key end
     end
     table.sort(unknown)
     assert.same({}, unknown)
@@ -525,7 +540,7 @@ describe("docs/meta", function()
 
     local classes = stub_options()
     local described = {}
-    for _, entry in ipairs(OPTION_LISTS) do
+    for _, entry in ipairs(all_option_lists()) do
       for _, target in ipairs(entry[3]) do described[target] = true end
     end
     -- a class another described class extends is described through it
@@ -550,6 +565,13 @@ describe("docs/meta", function()
     assert.same({ "excludes", "out" }, code_list("src/docker.c", "tar_opts"))
     assert.same({ "limit" }, code_list("lua/parallel.lua", "OPTIONS"))
     assert.same({ "client", "wait" }, code_list("stdlib/docker/stack.lua", "docker.stack.rm"))
+    local lists = code_option_lists()
+    assert.same("fs.stat", lists["src/fs.c stat_options"])                  -- named literally: checked by name
+    assert.same("docker.stack.rm", lists["stdlib/docker/stack.lua docker.stack.rm"])
+    assert.is_true(lists["src/proc.c run_options"])                        -- named by a variable
+    local auto = {}
+    for _, entry in ipairs(all_option_lists()) do auto[entry[1] .. " " .. entry[2]] = entry[3][1] end
+    assert.same("fs.remove", auto["src/fs.c remove_options"])
     assert.same({ "a", "b", "c" }, inline_keys("{a?: boolean, b: {x: integer, y?: string}, c?: fun(a: integer, b: string)}"))
     local classes, params = stub_options()
     assert.same({ "check", "cwd", "env", "env_clear", "kill_grace", "max_output", "stderr", "stdin", "stdout", "timeout" },
