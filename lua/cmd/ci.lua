@@ -69,7 +69,6 @@ local function str(s)
   end
   return require("slipway.json").encode(s)
 end
-M.yaml_string = str
 
 local function number_text(n)
   if math.type(n) == "integer" then return ("%d"):format(n) end
@@ -293,7 +292,6 @@ local function with_header(body, file)
     HASH_PREFIX .. hash,
   }, "\n") .. "\n" .. body
 end
-M.with_header = with_header
 
 -- Is text a file this command wrote, unchanged since? -> true, or false
 -- and why not.
