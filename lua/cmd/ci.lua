@@ -404,8 +404,12 @@ local function github(args)
     io.stderr:write(("slipway ci github: cannot write %s: %s\n"):format(o.output, tostring(werr)))
     return 1
   end
+  local inputs = 0
+  for _, p in ipairs(def.params.list) do
+    if INPUT_TYPE[p.kind] then inputs = inputs + 1 end
+  end
   io.stdout:write(("%s %s (%s, %s)\n"):format(old and "updated" or "wrote", o.output,
-    words.count(#def.params.list, "input"), words.count(#secret_env(M.secrets_of(def), function() end), "secret")))
+    words.count(inputs, "input"), words.count(#secret_env(M.secrets_of(def), function() end), "secret")))
   return 0
 end
 
