@@ -8,7 +8,11 @@
 #   make test-asan       the suite under the sanitizer build only
 #   make demo            the main job: the example pipeline, end to end
 #   make deps            install the Debian packages the build and tests need
-#   make install PREFIX=/usr/local
+#   make lint            luacheck (Debian's lua-check) over lua/ stdlib/ tests/ tools/
+#   make bench           every benchmark in tests/bench/, each printing its ratios
+#   make install PREFIX=/usr/local [DESTDIR=...]
+#                        the binary, the LuaLS stubs (share/slipway/meta), the
+#                        man page and the bash and zsh completion
 
 PREFIX   ?= /usr/local
 BUILD    ?= build
@@ -81,14 +85,34 @@ demo: all
 deps:
 	tools/install-deps
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 $(BUILD)/slipway $(DESTDIR)$(PREFIX)/bin/slipway
+# INSTALL_BIN: the binary to install (default the one `all` builds).
+INSTALL_BIN ?= $(BUILD)/slipway
+BASH_COMPLETION_DIR ?= $(PREFIX)/share/bash-completion/completions
+ZSH_COMPLETION_DIR  ?= $(PREFIX)/share/zsh/site-functions
+install: $(INSTALL_BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/slipway/meta \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(BASH_COMPLETION_DIR) $(DESTDIR)$(ZSH_COMPLETION_DIR)
+	install -m 755 $(INSTALL_BIN) $(DESTDIR)$(PREFIX)/bin/slipway
+	install -m 644 docs/meta/*.lua $(DESTDIR)$(PREFIX)/share/slipway/meta/
+	install -m 644 docs/slipway.1 $(DESTDIR)$(PREFIX)/share/man/man1/slipway.1
+	install -m 644 completion/slipway.bash $(DESTDIR)$(BASH_COMPLETION_DIR)/slipway
+	install -m 644 completion/_slipway $(DESTDIR)$(ZSH_COMPLETION_DIR)/_slipway
+
+# luacheck (Debian's lua-check); .luacheckrc says what each part may use.
+lint:
+	luacheck --quiet --formatter plain lua stdlib tests tools/gen-reference
+
+# Every benchmark, one after the other; each prints its figures and ratios
+# (tests/bench/README.md). The Docker ones use the tests' engine.
+BENCH_SH := $(sort $(wildcard tests/bench/*.sh))
+bench: all
+	@for b in $(BENCH_SH); do echo "== $$b"; $$b || echo "$$b: failed ($$?)"; done
+	@echo "== tests/bench/compose_schema.lua"; $(BUILD)/slipway tests/bench/compose_schema.lua
 
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all asan test test-fast test-asan demo deps install clean
+.PHONY: all asan test test-fast test-asan demo deps install lint bench clean
 
 # libFuzzer targets (tests/fuzz/): the runtime's objects built with clang's
 # coverage + ASan/UBSan into build-fuzz/, one binary per tests/fuzz/fuzz_*.c.

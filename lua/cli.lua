@@ -6,7 +6,7 @@
 local M = {}
 
 -- The commands `slipway help` lists, in that order; each is a module
--- lua/cmd/NAME.lua, except help.
+-- lua/cmd/NAME.lua (init: lua/cmd/scaffold.lua), except help.
 local COMMANDS = {
   { "run", "run the pipeline in FILE (default deploy.lua)" },
   { "plan", "show the task graph and what would run, without side effects" },
@@ -15,7 +15,9 @@ local COMMANDS = {
   { "probe", "health probes: `slipway probe URL...`" },
   { "history", "past runs of the pipeline" },
   { "sandbox", "a private local Docker engine + registry + swarm: up | down | status" },
-  { "version", "versions of slipway and the libraries it embeds" },
+  { "ci", "generate the CI workflow from the pipeline: `slipway ci github`" },
+  { "init", "scaffold a deploy.lua from what the repository holds" },
+  { "version", "versions of slipway and the libraries it embeds (--meta: the editor stubs)" },
   { "help", "this text; `slipway COMMAND --help` for one command" },
 }
 
@@ -102,8 +104,12 @@ local function run_code(argv)
   return run_chunk(fn, table.unpack(script_arg))
 end
 
+-- Commands whose module has another name: lua/cmd/init.lua would be the
+-- package slipway.cmd itself.
+local MODULE_OF = { init = "scaffold" }
+
 local function command_module(name)
-  local modname = "slipway.cmd." .. name
+  local modname = "slipway.cmd." .. (MODULE_OF[name] or name)
   if package.preload[modname] then return require(modname) end
   return nil
 end

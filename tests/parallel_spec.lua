@@ -72,6 +72,7 @@ describe("parallel", function()
     assert.is_false(ok)
     assert.matches("unknown option 'limt' %(valid: limit%)", err)
     ok, err = pcall(parallel, {}, { limit = 0 })
+    assert.is_false(ok)
     assert.matches("limit must be a positive integer", err)
   end)
 

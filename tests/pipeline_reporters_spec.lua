@@ -34,7 +34,8 @@ task("off", { when = function(p) return false end }, function() end)
 -- Parse docs/events.md: { [type] = { field = { type =, required = } } }.
 local function schema()
   local text = assert(fs.read("docs/events.md"))
-  local common, types, current = {}, {}, nil
+  local common, types = {}, {}
+  local current
   local target = common
   for line in text:gmatch("[^\n]*") do
     local name = line:match("^### `([%w_]+)`")

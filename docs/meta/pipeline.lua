@@ -75,21 +75,27 @@ function env.get(name, default) end
 function env.bool(name, default) end
 
 ---Facts about the git checkout (reading only, so allowed at the top level).
+---Each runs `git`: inside a task it waits for it (other tasks go on), at
+---the top level of a pipeline it blocks.
 git = {}
 
+---@async
 ---@param opts? {cwd: string}
 ---@return string sha the 40-hex id of HEAD
 function git.sha(opts) end
 
+---@async
 ---@param opts? {cwd: string}
 ---@return string short git's abbreviation of HEAD
 function git.short_sha(opts) end
 
+---@async
 ---@param opts? {cwd: string}
 ---@return string|nil branch the branch, or on a detached HEAD the CI's branch name, or nil
 function git.branch(opts) end
 
 ---sha and branch with one git process.
+---@async
 ---@param opts? {cwd: string}
 ---@return {sha: string, branch: string|nil}
 function git.head(opts) end

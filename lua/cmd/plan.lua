@@ -40,10 +40,10 @@ function M.main(args)
     local tasks = {}
     for i, t in ipairs(plan.order) do
       local d = plan.decision[t.name]
-      local labels = graph.list_labels(t)
+      local item_labels = graph.list_labels(t)
       tasks[i] = { name = t.name, needs = json.array(t.needs), run = d.run, reason = d.reason,
                    matrix = t.matrix ~= nil and (type(t.matrix) == "table" and #t.matrix or "at run time") or nil,
-                   items = labels and json.array(labels),
+                   items = item_labels and json.array(item_labels),
                    timeout_ms = t.timeout_ms, retries = t.retries, file = t.file, line = t.line,
                    description = t.description, rollback = t.rollback ~= nil,
                    only_items = d.only_items and json.array(sorted(d.only_items)) or nil,

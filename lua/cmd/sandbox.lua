@@ -562,12 +562,12 @@ local function up(o, p)
                 swarm_port = o.swarm_port, tls_port = o.tls_port, started = {} }
     -- A failed up leaves nothing half-up behind: what this call started
     -- is stopped again unless someone else uses the sandbox.
-    local ok, err = pcall(function()
+    local up_ok, up_err = pcall(function()
       s.dockerd_pid, s.started.dockerd = ensure_engine(p, o, dockerd)
       s.node_id, s.started.swarm = ensure_swarm(p, o)
       s.registry_pid, s.started.registry = ensure_registry(p, o, registry)
     end)
-    if not ok then
+    if not up_ok then
       if #live_users(p) == 0 then
         for i = #spawned, 1, -1 do
           if alive(spawned[i]) then
@@ -576,7 +576,7 @@ local function up(o, p)
           end
         end
       end
-      error(err, 0)
+      error(up_err, 0)
     end
     local state = { dir = s.dir, socket = s.socket, registry_port = s.registry_port,
                     swarm_port = s.swarm_port, tls_port = s.tls_port,

@@ -211,7 +211,7 @@ M.split_item = split_item
 
 -- The message for a selector naming an item the matrix does not have.
 function M.unknown_item(flag, name, labels)
-  local base, label = split_item(name)
+  local base = split_item(name)
   local valid = {}
   for i, l in ipairs(labels) do valid[i] = base .. "[" .. l .. "]" end
   return ("%s: unknown matrix item '%s'%s; items of %s: %s"):format(flag, name,

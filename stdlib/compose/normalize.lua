@@ -573,7 +573,7 @@ local function extras(raw)
   return out
 end
 
-function M.service(name, raw, ctx, path)
+function M.service(_name, raw, ctx, path)
   if raw == NULL then raw = {} end
   if not is_map(raw) then want(ctx, nil, nil, path, "a mapping", raw) end
   check_known(raw, SERVICE_KNOWN, ctx, path)

@@ -202,7 +202,7 @@ end
 
 local function ipv6_ok(s)
   if s:find("%%") then return false end
-  local head, tail = s, nil
+  local head = s
   local v4 = s:match(":([%d.]+)$")
   local groups_for_v4 = 0
   if v4 and v4:find("%.") then
@@ -666,11 +666,11 @@ local function pick_error(errs)
     local d, dm = depth(e), depth(errs[most])
     if d > dm or (d == dm and e.what == "type" and errs[most].what ~= "type") then most = i end
   end
-  local parent, child = errs[most], nil
-  if most < #errs and parent.what == "oneof" then child = errs[most + 1] end
+  local parent, inner = errs[most], nil
+  if most < #errs and parent.what == "oneof" then inner = errs[most + 1] end
   local text
   if parent.what == "type" then text = "must be a " .. human(parent.expected)
-  elseif parent.what == "oneof" then text = child and describe(child) or describe(parent)
+  elseif parent.what == "oneof" then text = inner and describe(inner) or describe(parent)
   else text = describe(parent) end
   return parent, field_of(parent) .. " " .. text
 end

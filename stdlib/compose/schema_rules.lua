@@ -329,7 +329,7 @@ end
 
 local compile_rule
 
-local function compile_list(xs, m, cache)
+local function compile_list(xs, m, _cache)
   if xs == nil then return nil end
   local out = {}
   for _, x in ipairs(xs) do

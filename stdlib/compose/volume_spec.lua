@@ -36,7 +36,7 @@ function M.parse(spec)
   while true do
     local c = i <= n and ":" or nil
     local section = spec:sub(start, i - 1)
-    if c and utf8.len(section) == 1 and section:match("^[%a\128-\255]") then
+    if c and utf8.len(section) == 1 and section:match("^[%a\128-\255]") then -- luacheck: ignore 542
       -- a Windows drive letter (C:\x): not a separator
     else
       local err

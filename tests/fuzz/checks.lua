@@ -266,13 +266,13 @@ local function check_compose(dir, data)
   -- load -> render -> load gives the same Stack
   local again_path = dir .. "/rendered.yml"
   write(again_path, escaped)
-  local again, err, code = load_quietly({ again_path }, { environ = {}, workdir = dir })
+  local again, err, again_code = load_quietly({ again_path }, { environ = {}, workdir = dir })
   if again == nil then
     -- docker's own output does not always pass its schema again (a network
     -- "a b" from a list becomes a map key the schema's pattern refuses), but
     -- it is always YAML and never an interpolation error.
-    if code == "ESCHEMA" or code == "ECOMPOSE" then return end
-    internal("the rendered config does not load again: %s %s\n--- rendered:\n%s", err, code, escaped)
+    if again_code == "ESCHEMA" or again_code == "ECOMPOSE" then return end
+    internal("the rendered config does not load again: %s %s\n--- rendered:\n%s", err, again_code, escaped)
   end
   local ok3, text2 = pcall(compose.render, again)
   if not ok3 then internal("compose.render of the reloaded Stack raised: %s", tostring(text2)) end
@@ -343,8 +343,8 @@ function M.json(text)
     local text2 = json.encode(v, opts)
     local again, err2 = json.decode(text2)
     if again == nil then internal("encoded text does not decode: %s\n--- text:\n%s", err2, text2) end
-    local same, where = same_json(v, again, "$")
-    if not same then internal("decode -> encode -> decode changed the value at %s\n--- text:\n%s", where, text2) end
+    local equal, where = same_json(v, again, "$")
+    if not equal then internal("decode -> encode -> decode changed the value at %s\n--- text:\n%s", where, text2) end
   end
   if json.encode(json.decode(encoded)) ~= encoded then internal("encode is not stable:\n%s", encoded) end
 end
