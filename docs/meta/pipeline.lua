@@ -13,6 +13,7 @@
 ---@field retries? integer extra attempts after a failure (default 0)
 ---@field backoff? string|number delay before the first retry, doubled each time (default "1s")
 ---@field continue_on_error? boolean a failure is reported but does not fail the run
+---@field finally? boolean run after everything else, whatever happened, as fn(p, release) (no needs, matrix or rollback)
 ---@field rollback? function run after a later failure, with the task's arguments and then what it returned
 ---@field description? string
 
