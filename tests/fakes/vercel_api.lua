@@ -1,10 +1,14 @@
 -- The stand-in Vercel REST API the tests deploy to (the real one cannot be
 -- reached here). Run by the slipway binary as a server:
 --
---   slipway tests/fakes/vercel_api.lua --tcp-module SO --specs DIR --port-file F
---       [--tokens-file F] [--team team_x] [--check-responses]
+--   slipway tests/fakes/vercel_api.lua [--tokens-file F] [--team team_x]
+--       [--port N] [--port-file F] [--check-responses]
+--       [--tcp-module SO] [--specs DIR]
 --
--- (the valid tokens come in a file, one a line, so that none is in argv)
+-- The valid tokens come in a file, one a line, so that none is in argv.
+-- Without --port-file it prints "listening on http://127.0.0.1:PORT". The
+-- TCP module is compiled when not given (tests/fakes/vercel_standin.lua),
+-- the specs default to ../shared/specs/vercel.
 --
 -- It implements, from ../shared/specs/vercel/ (NOTES.md, the OpenAPI
 -- documents) and the official client's behaviour (vercel/vercel
@@ -66,7 +70,9 @@ do
     else error("vercel_api: unknown argument " .. a) end
     i = i + 1
   end
-  assert(opts.specs and opts.tcp_module, "vercel_api: --specs and --tcp-module are required")
+  local standin = require("fakes.vercel_standin")
+  opts.specs = opts.specs or (require("support.repo").SHARED .. "/specs/vercel")
+  opts.tcp_module = opts.tcp_module or standin.tcp_module()
 end
 
 local subset = openapi.load(opts.specs .. "/vercel-openapi.deployments-subset.json")
@@ -592,6 +598,7 @@ if opts.port_file then
   fs.write(opts.port_file .. ".tmp", tostring(server.port))
   os.rename(opts.port_file .. ".tmp", opts.port_file)
 else
-  print("listening on " .. server.port)
+  print("listening on http://127.0.0.1:" .. server.port)
+  io.stdout:flush()
 end
 server.task:join()
