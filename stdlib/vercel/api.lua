@@ -24,6 +24,7 @@ local json = require("slipway.json")
 local task = require("slipway.task")
 local secret = require("slipway.secret")
 local context = require("slipway.context")
+local duration = require("slipway.duration")
 
 local M = {}
 
@@ -200,7 +201,7 @@ function Client:call(method, path, o)
     end
     if attempt == M.ATTEMPTS then break end
     say(("%s %s: %s; retrying in %s (attempt %d of %d)"):format(method, path, last.text,
-      require("slipway.duration").format(wait_ms), attempt + 1, M.ATTEMPTS))
+      duration.format(wait_ms), attempt + 1, M.ATTEMPTS))
     -- a little jitter, so that many uploads do not come back at once
     task.sleep((wait_ms + math.random(0, math.floor(wait_ms / 10))) / 1000)
   end
