@@ -2,11 +2,13 @@
  * hash.c: SHA-1 and SHA-256 of strings and files (the slipway.hash module),
  * computed by OpenSSL's libcrypto, which is opened on the first digest so
  * that it costs nothing at start-up (lazylib.h); and random identifiers
- * from the kernel (random_hex).
+ * from the kernel (random_hex). Natives that hash on the thread pool use
+ * sw_hash_require + sw_sha1_fd / sw_sha1_hex (slipway.h).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <openssl/evp.h>
 #include "slipway.h"
 #include "lazylib.h"
@@ -39,13 +41,18 @@ static const EVP_MD *algorithm(lua_State *L, int which) {
   return which == 256 ? crypto.sha256() : crypto.sha1();
 }
 
-static void push_hex(lua_State *L, const unsigned char *md, unsigned int n) {
+static void hex_of(const unsigned char *md, unsigned int n, char *hex) {
   static const char digits[] = "0123456789abcdef";
-  char hex[2 * EVP_MAX_MD_SIZE];
   for (unsigned int i = 0; i < n; i++) {
     hex[2 * i] = digits[md[i] >> 4];
     hex[2 * i + 1] = digits[md[i] & 15];
   }
+  hex[2 * n] = 0;
+}
+
+static void push_hex(lua_State *L, const unsigned char *md, unsigned int n) {
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  hex_of(md, n, hex);
   lua_pushlstring(L, hex, 2 * n);
 }
 
@@ -96,6 +103,51 @@ static int digest_file(lua_State *L, int which) {
   if (failed) return sw_push_errno(L, err, path);
   push_hex(L, md, n);
   return 1;
+}
+
+/* ------------------------------------------------ for other natives */
+
+void sw_hash_require(lua_State *L) {
+  algorithm(L, 1);
+}
+
+int sw_sha1_hex(const void *data, size_t len, char hex[41]) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_MD_CTX *ctx = crypto.ctx_new();
+  if (ctx == NULL) return ENOMEM;
+  crypto.init(ctx, crypto.sha1(), NULL);
+  crypto.update(ctx, data, len);
+  crypto.final(ctx, md, &n);
+  crypto.ctx_free(ctx);
+  hex_of(md, n, hex);
+  return 0;
+}
+
+int sw_sha1_fd(int fd, char hex[41], long long *size, unsigned char *buf, size_t len,
+               volatile int *stop) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  long long total = 0;
+  int err = 0;
+  EVP_MD_CTX *ctx = crypto.ctx_new();
+  if (ctx == NULL) return ENOMEM;
+  crypto.init(ctx, crypto.sha1(), NULL);
+  for (;;) {
+    if (stop && *stop) { err = ECANCELED; break; }
+    ssize_t got = read(fd, buf, len);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) { err = errno; break; }
+    if (got == 0) break;
+    crypto.update(ctx, buf, (size_t)got);
+    total += got;
+  }
+  crypto.final(ctx, md, &n);
+  crypto.ctx_free(ctx);
+  if (err) return err;
+  hex_of(md, n, hex);
+  *size = total;
+  return 0;
 }
 
 static int hash_sha1(lua_State *L) { return digest_string(L, 1, "hash.sha1"); }

@@ -120,4 +120,15 @@ void sw_outbuf_free(sw_outbuf *b);
 int sw_is_secret(lua_State *L, int idx);
 const char *sw_secret_value(lua_State *L, int idx, size_t *len);
 
+/* SHA-1 for natives that hash off the loop (hash.c). sw_hash_require loads
+ * libcrypto (raises if it cannot); afterwards the others may run on any
+ * thread. sw_sha1_fd digests what fd gives until EOF, reading through buf
+ * (len bytes, the caller's), and stores 40 lower-case hex digits + NUL in
+ * hex and the bytes read in *size; *stop set meanwhile ends it. Both return
+ * 0 or an errno value (ECANCELED when stopped). */
+void sw_hash_require(lua_State *L);
+int sw_sha1_hex(const void *data, size_t len, char hex[41]);
+int sw_sha1_fd(int fd, char hex[41], long long *size, unsigned char *buf, size_t len,
+               volatile int *stop);
+
 #endif

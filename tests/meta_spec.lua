@@ -26,6 +26,7 @@ local INTERNAL = {
   "^slipway%.term$", "^slipway%.version$", "^slipway%.compose%.",
   "^slipway%.docker%.client$", "^slipway%.docker%.convert$",
   "^slipway%.release$", "^slipway%.guard$", "^slipway%.words$", "^slipway%.caller$",
+  "^slipway%.vercel%.",
 }
 
 -- Objects that public functions return, reached without I/O, under their
