@@ -113,6 +113,16 @@ function M.ledger_args(command, args, flags, positional)
   return opts, def, store
 end
 
+-- Run fn(...) -> exit code as the main task (the swarm's store talks to
+-- the engine), once the pipeline was loaded outside tasks (where its top
+-- level cannot wait for anything).
+function M.in_task(command, fn, ...)
+  local ok, code = require("slipway.task").run(fn, ...)
+  if ok then return code end
+  io.stderr:write("slipway ", command, ": internal error: ", tostring(code), "\n")
+  return 70
+end
+
 -- "2026-12-05T09:26:43Z" -> "2026-12-05 09:26:43"
 function M.when(iso)
   return (tostring(iso or "-"):gsub("T", " "):gsub("Z$", ""))
@@ -159,9 +169,7 @@ local function short_sha(git)
   return type(git) == "table" and type(git.sha) == "string" and git.sha:sub(1, 7) .. (git.dirty and "+" or "") or "-"
 end
 
-function M.main(args)
-  local opts, def, store = M.ledger_args("history", args, { "--env", "-n", "--json", "--ledger" })
-  if not opts then return def end
+local function list_releases(opts, store)
   local list, skipped = ledger.read(store, { pipeline = opts.pipeline, environment = opts.env },
     { limit = opts.limit })
   if not list then
@@ -193,6 +201,12 @@ function M.main(args)
   end
   io.stdout:write(M.columns(text))
   return 0
+end
+
+function M.main(args)
+  local opts, def, store = M.ledger_args("history", args, { "--env", "-n", "--json", "--ledger" })
+  if not opts then return def end
+  return M.in_task("history", list_releases, opts, store)
 end
 
 return M

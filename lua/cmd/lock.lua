@@ -120,12 +120,14 @@ function M.main(args)
   local rest = table.move(args, 2, #args, 1, {})
   local opts, def, store = history.ledger_args("lock " .. action, rest, FLAGS[action])
   if not opts then return def end
-  local ok, code = pcall(ACTIONS[action], opts, store)
-  if not ok then
-    io.stderr:write(("slipway lock %s: %s\n"):format(action, tostring(code)))
-    return 1
-  end
-  return code
+  return history.in_task("lock " .. action, function()
+    local ok, code = pcall(ACTIONS[action], opts, store)
+    if not ok then
+      io.stderr:write(("slipway lock %s: %s\n"):format(action, tostring(code)))
+      return 1
+    end
+    return code
+  end)
 end
 
 return M

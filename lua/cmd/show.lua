@@ -87,13 +87,7 @@ local function describe(r, where)
   return table.concat(out, "\n") .. "\n"
 end
 
-function M.main(args)
-  local opts, def, store = history.ledger_args("show", args, { "--json", "--ledger" }, { "id", "file" })
-  if not opts then return def end
-  if not opts.id then
-    io.stderr:write("slipway show: which release? (give its id: `slipway history` lists them)\n")
-    return 2
-  end
+local function show(opts, store)
   local r, err = ledger.find(store, opts.id, { pipeline = opts.pipeline })
   if not r then
     io.stderr:write("slipway show: ", tostring(err), "\n")
@@ -108,6 +102,16 @@ function M.main(args)
   end
   io.stdout:write(describe(r, store:location(r.id)))
   return 0
+end
+
+function M.main(args)
+  local opts, def, store = history.ledger_args("show", args, { "--json", "--ledger" }, { "id", "file" })
+  if not opts then return def end
+  if not opts.id then
+    io.stderr:write("slipway show: which release? (give its id: `slipway history` lists them)\n")
+    return 2
+  end
+  return history.in_task("show", show, opts, store)
 end
 
 return M

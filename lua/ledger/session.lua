@@ -79,6 +79,8 @@ function M.open(o)
     s.held = held
   end
 
+  -- (the release starts once it holds the lock: the wait is not its time)
+  record.started_at = require("slipway.events").iso_time(os.time())
   local writer, err = ledger.begin(store, record, {
     reserve = o.reserve,
     warn = function(msg) s.warn(msg) end,

@@ -31,10 +31,13 @@ end
 
 local function round1(x) return x and (x * 10 + 0.5) // 1 / 10 or nil end
 
--- A run id no other run has: the time, and random bits from the OS (a
+-- A run id no other run has: the time to the millisecond (ids sort as the
+-- runs started: the ledger lists them so), and random bits from the OS (a
 -- seed from the clock and ASLR repeats when ASLR is off).
 local function new_run_id()
-  return os.date("!%Y%m%dT%H%M%SZ") .. "-" .. require("slipway.hash").random_hex(4)
+  local now = task.wall()
+  return os.date("!%Y%m%dT%H%M%S", math.floor(now)) .. ("%03dZ-"):format(math.floor(now * 1000) % 1000)
+    .. require("slipway.hash").random_hex(4)
 end
 
 local recordable = release.recordable
@@ -186,7 +189,7 @@ local function git_facts(dir)
   local got, head = pcall(git.head, { cwd = dir })
   if not got then return nil end
   local read, dirty = pcall(git.dirty, { cwd = dir })
-  head.dirty = read and dirty or nil
+  if read then head.dirty = dirty end
   return head
 end
 
@@ -212,6 +215,8 @@ function M.execute(def, values, plan, opts, reporter)
     return 1
   end
   run.ledger = session
+  -- (waiting for the lock is not the run's time)
+  bus.t0, bus.wall0, started_at = task.now(), os.time(), os.time()
   task.set_context(context._for_unit(run, nil))
   local restore_stdio = stdio.redirect()
   local restore_exit = refuse_exit()
