@@ -104,7 +104,7 @@ local function queue(store, name, now)
 end
 
 -- Take the next place: the next number after the highest one seen.
-local function enqueue(store, name, text)
+local function enqueue(store, name, text, labels)
   local prefix = name .. ".q"
   local top = 0
   for _, e in ipairs(call(store, "claims", prefix) or {}) do
@@ -112,7 +112,7 @@ local function enqueue(store, name, text)
     if n and n > top then top = n end
   end
   for n = top + 1, top + 1000 do
-    local entry, err = call(store, "claim", ("%s%010d"):format(prefix, n), text, { queue = name })
+    local entry, err = call(store, "claim", ("%s%010d"):format(prefix, n), text, labels)
     if entry then return entry end
     if err ~= "exists" then return nil, err end
   end
@@ -225,7 +225,7 @@ function M.acquire(store, opts)
       end
       if not place then
         local perr
-        place, perr = enqueue(store, name, text)
+        place, perr = enqueue(store, name, text, labels)
         if not place then return busy(("cannot wait for the lock of %s: %s"):format(label(opts), tostring(perr))) end
         place_renewed = task.now()
       elseif opts.lease > 0 and task.now() - place_renewed > opts.lease * 1000 / 3 then
