@@ -12,24 +12,15 @@ local fs = require("slipway.fs")
 local json = require("slipway.json")
 local leaks = require("support.leaks")
 
-local DOCKER = "/usr/local/bin/docker"
+local F = require("support.docker_fixtures")
 
 local function docker(...)
-  local res = assert(proc.run({ DOCKER, ... }, { timeout = 60 }))
-  assert(res.code == 0, ("docker %s: %s"):format(table.concat({ ... }, " "), res.stderr))
-  return (res.stdout:gsub("%s+$", ""))
+  local r = F.cli({ ... }, { timeout = 60 })
+  assert(r.code == 0, ("docker %s: %s"):format(table.concat({ ... }, " "), r.stderr))
+  return (r.stdout:gsub("%s+$", ""))
 end
 
 local function lit(s) return (s:gsub("%p", "%%%0")) end
-
-local serial = 0
-local function unique(prefix)
-  serial = serial + 1
-  local f = io.open("/proc/self/stat")
-  local pid = f:read("l"):match("^(%d+)")
-  f:close()
-  return ("%s-%s-%d"):format(prefix, pid, serial)
-end
 
 -- The configs of the ledger that belong to a pipeline: { name = size }.
 local function configs_of(pipeline)
@@ -73,15 +64,6 @@ local function run_on(host, dir, args, env)
   return assert(proc.run(argv, { cwd = dir, env = e, timeout = "60s" }))
 end
 
-local function spawn_run(dir, args, env)
-  local argv = { H.slipway, "run", "--reporter", "plain" }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local e = {}
-  for k, v in pairs(H.base_env) do e[k] = v end
-  for k, v in pairs(env or {}) do e[k] = v end
-  return assert(proc.spawn(argv, { cwd = dir, env = e }))
-end
-
 local WAITING = [[
 param.string("version", "v1")
 task("deploy", function(p)
@@ -103,7 +85,7 @@ describe("the swarm ledger", function()
     H.cleanup()
   end)
   local function name_for(prefix)
-    local n = unique(prefix)
+    local n = F.unique(prefix .. "-")
     pipelines[#pipelines + 1] = n
     return n
   end
@@ -181,7 +163,7 @@ task("big", function() return ("0123456789abcdef"):rep(70000) end)   -- 1.12 MB
   it("holds the lock in the swarm: a run from another checkout stops at once, or waits with --lock-wait", function()
     local name = name_for("ledger-lock")
     local a, b = checkouts(('pipeline { name = %q, ledger = "swarm" }\n'):format(name) .. WAITING)
-    local first = spawn_run(a, { "--reason", "deploying v1" })
+    local first = H.start_run(a, { "--reason", "deploying v1" })
     H.wait_file(a .. "/started-v1", 20000)
     local r = run_on("runner-2", b, { "run", "-p", "version=v2" })
     assert.same(1, r.code)
@@ -189,7 +171,7 @@ task("big", function() return ("0123456789abcdef"):rep(70000) end)   -- 1.12 MB
       .. ", run %S+%) since [%d%- :]+ UTC: deploying v1 %(wait for it with %-%-lock%-wait DURATION%)\n$", r.stderr)
     r = run_on("runner-2", b, { "lock", "status" })
     assert.matches("^the lock of " .. lit(name) .. "/default is held by [^\n]+: deploying v1\n  lease of 60s", r.stdout)
-    local waiter = spawn_run(b, { "-p", "version=v2", "--lock-wait", "60s" })
+    local waiter = H.start_run(b, { "-p", "version=v2", "--lock-wait", "60s" })
     task.sleep(1.5)
     assert.is_false(fs.exists(b .. "/started-v2"), "the waiter ran while the lock was held")
     assert(fs.write(a .. "/go-v1", ""))
@@ -208,7 +190,7 @@ task("big", function() return ("0123456789abcdef"):rep(70000) end)   -- 1.12 MB
     local name = name_for("ledger-kill")
     local a, b = checkouts(('pipeline { name = %q, ledger = "swarm" }\n'):format(name) .. WAITING)
     local env = { SLIPWAY_LOCK_LEASE = "2s" }
-    local p = spawn_run(a, { "--reason", "deploying v1" }, env)
+    local p = H.start_run(a, { "--reason", "deploying v1" }, env)
     H.wait_file(a .. "/started-v1", 20000)
     p:kill("SIGKILL")
     p:wait()

@@ -31,15 +31,6 @@ local function history(dir, args, env)
   return json.decode(r.stdout), r
 end
 
-local function spawn_run(dir, args, env)
-  local argv = { H.slipway, "run", "--reporter", "plain" }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local e = {}
-  for k, v in pairs(H.base_env) do e[k] = v end
-  for k, v in pairs(env or {}) do e[k] = v end
-  return assert(proc.spawn(argv, { cwd = dir, env = e }))
-end
-
 local function show(dir, id, env)
   local r = H.run(dir, { "show", id, "--json" }, { env = env })
   assert.same(0, r.code, r.stderr)
@@ -64,7 +55,7 @@ describe("the ledger", function()
 
   it("writes a release when the run starts: it reads running while the run runs, then its final status", function()
     local dir = H.project { ["deploy.lua"] = WAITING }
-    local p = spawn_run(dir)
+    local p = H.start_run(dir)
     H.wait_file(dir .. "/started", 10000)
     local rows = history(dir)
     assert.same(1, #rows)
@@ -91,7 +82,7 @@ describe("the ledger", function()
   it("a run killed with -9 reads interrupted; the next run says so and takes the lock over once its lease ran out", function()
     local dir = H.project { ["deploy.lua"] = WAITING }
     local env = { SLIPWAY_LOCK_LEASE = "2s" }
-    local p = spawn_run(dir, { "--reason", "deploying v1" }, env)
+    local p = H.start_run(dir, { "--reason", "deploying v1" }, env)
     H.wait_file(dir .. "/started", 10000)
     task.sleep(0.5)                                  -- (the release is rewritten with its running task)
     local first = history(dir, nil, env)[1].id

@@ -25,15 +25,6 @@ task("work", function(p)
 end)
 ]]
 
-local function spawn_run(dir, args, env)
-  local argv = { H.slipway, "run", "--reporter", "plain" }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local e = {}
-  for k, v in pairs(H.base_env) do e[k] = v end
-  for k, v in pairs(env or {}) do e[k] = v end
-  return assert(proc.spawn(argv, { cwd = dir, env = e }))
-end
-
 local function times(dir, tag)
   local a, b = assert(fs.read(dir .. "/times-" .. tag)):match("^(%S+) (%S+)$")
   return tonumber(a), tonumber(b)
@@ -51,7 +42,7 @@ describe("the deploy lock", function()
 
   it("a second run of the environment fails at once, naming the holder and the reason", function()
     local dir = H.project { ["deploy.lua"] = PIPELINE }
-    local first = spawn_run(dir, { "--reason", "release 1.4 (ticket OPS-7)" })
+    local first = H.start_run(dir, { "--reason", "release 1.4 (ticket OPS-7)" })
     H.wait_file(dir .. "/started-a", 10000)
     local t0 = task.now()
     local r = H.run(dir, { "run", "-p", "tag=b" })
@@ -76,16 +67,16 @@ describe("the deploy lock", function()
 
   it("--lock-wait waits for the holder, and waiters go in the order they came", function()
     local dir = H.project { ["deploy.lua"] = PIPELINE }
-    local a = spawn_run(dir, { "-p", "tag=a" })
+    local a = H.start_run(dir, { "-p", "tag=a" })
     H.wait_file(dir .. "/started-a", 10000)
-    local b = spawn_run(dir, { "-p", "tag=b", "--lock-wait", "30s" })
+    local b = H.start_run(dir, { "-p", "tag=b", "--lock-wait", "30s" })
     -- b has taken its place in line before c comes
     local deadline = task.now() + 10000
     while #fs.glob(dir .. "/.slipway/locks/*.q*") < 1 do
       assert(task.now() < deadline, "b never queued")
       task.sleep(0.02)
     end
-    local c = spawn_run(dir, { "-p", "tag=c", "--lock-wait", "30s" })
+    local c = H.start_run(dir, { "-p", "tag=c", "--lock-wait", "30s" })
     while #fs.glob(dir .. "/.slipway/locks/*.q*") < 2 do
       assert(task.now() < deadline, "c never queued")
       task.sleep(0.02)
@@ -111,7 +102,7 @@ describe("the deploy lock", function()
 
   it("--lock-wait gives up after its time, leaving no place in line", function()
     local dir = H.project { ["deploy.lua"] = PIPELINE }
-    local a = spawn_run(dir)
+    local a = H.start_run(dir)
     H.wait_file(dir .. "/started-a", 10000)
     local r = H.run(dir, { "run", "-p", "tag=b", "--lock-wait", "500ms" })
     assert.same(1, r.code)
@@ -126,7 +117,7 @@ describe("the deploy lock", function()
 task("fail", { needs = "work" }, function(p) if p.tag == "f" then error("broken") end end)
 ]] }
     local env = { SLIPWAY_LOCK_LEASE = "1s" }
-    local a = spawn_run(dir, {}, env)
+    local a = H.start_run(dir, {}, env)
     H.wait_file(dir .. "/started-a", 10000)
     task.sleep(2.5)                         -- more than two leases
     local r = H.run(dir, { "run", "-p", "tag=b" }, { env = env })
@@ -140,7 +131,7 @@ task("fail", { needs = "work" }, function(p) if p.tag == "f" then error("broken"
     assert.same({ 0, "the lock of " .. fs.basename(fs.realpath(dir)) .. "/default is free\n" },
       (function() local x = lock_cmd(dir, { "status" }) return { x.code, x.stdout } end)())
     -- and an interrupted one
-    local i = spawn_run(dir, { "-p", "tag=i" }, env)
+    local i = H.start_run(dir, { "-p", "tag=i" }, env)
     H.wait_file(dir .. "/started-i", 10000)
     i:kill("SIGINT")
     assert.same(130, i:wait().code)
@@ -149,7 +140,7 @@ task("fail", { needs = "work" }, function(p) if p.tag == "f" then error("broken"
 
   it("pipeline { lock = false } lets runs overlap", function()
     local dir = H.project { ["deploy.lua"] = "pipeline { lock = false }\n" .. PIPELINE }
-    local a = spawn_run(dir)
+    local a = H.start_run(dir)
     H.wait_file(dir .. "/started-a", 10000)
     assert(fs.write(dir .. "/go-b", ""))
     assert.same(0, H.run(dir, { "run", "-p", "tag=b" }).code)
@@ -204,7 +195,7 @@ describe("slipway lock", function()
 
   it("release refuses a running run's lock without --force", function()
     local dir = H.project { ["deploy.lua"] = PIPELINE }
-    local a = spawn_run(dir)
+    local a = H.start_run(dir)
     H.wait_file(dir .. "/started-a", 10000)
     local r = lock_cmd(dir, { "release" })
     assert.same(1, r.code)

@@ -34,6 +34,7 @@ function M.new(dir)
   return setmetatable({
     kind = "local", where = dir, dir = dir,
     flush_interval = 0.2,       -- at most 5 release writes a second
+    poll_interval = 0.1,        -- how often a run waiting for the lock looks
   }, Store)
 end
 

@@ -10,7 +10,8 @@
 -- stdlib/docker/ledger_store.lua (Docker configs in a swarm). A store is:
 --
 --   store.kind ("local" | "swarm"), store.where (for messages),
---   store.flush_interval (least seconds between two writes of a release)
+--   store.flush_interval (least seconds between two writes of a release),
+--   store.poll_interval (how often a run waiting for the lock looks)
 --   store:now() -> seconds since the epoch on the store's clock (leases)
 --   store:check() -> true           can it be used at all (optional)
 --   releases, one record per run:

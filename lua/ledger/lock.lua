@@ -172,7 +172,7 @@ function M.acquire(store, opts)
   local text = claim_text(opts, me)
   local labels = { pipeline = opts.pipeline, environment = opts.environment }
   local deadline = opts.wait and (task.now() + opts.wait * 1000)
-  local poll = opts.poll or math.min(0.25, math.max(0.05, (opts.lease > 0 and opts.lease or 60) / 8))
+  local poll = opts.poll or store.poll_interval or 0.25
   local place, place_renewed, told = nil, 0, nil
   local function leave_queue()
     if place then call(store, "drop", place) end

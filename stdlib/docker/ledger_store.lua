@@ -46,6 +46,7 @@ function M.new(opts)
   return setmetatable({
     kind = "swarm", client = c, where = "the swarm at " .. c.conn.host,
     flush_interval = 1,        -- each revision is a Raft commit (10-200 ms)
+    poll_interval = 0.5,       -- how often a run waiting for the lock looks
     revs = {},                 -- release id -> { rev =, ids = { config IDs } } we wrote last
     clock = nil,               -- { engine = seconds, at = task.now() }
   }, Store)
@@ -195,6 +196,9 @@ function Store:put(id, text, labels)
   end
   local n = math.max(1, (#text + M.CHUNK - 1) // M.CHUNK)
   local ids = {}
+  -- (a revision left incomplete is no reader's; the next write, which
+  -- lists what there is, removes it)
+  self.revs[id] = nil
   for i = 1, n do
     local lb = { [M.LABEL] = "release", [L .. "id"] = id, [L .. "rev"] = tostring(rev),
                  [L .. "chunk"] = tostring(i), [L .. "chunks"] = tostring(n) }
