@@ -132,7 +132,10 @@ describe("the swarm ledger", function()
     local name = name_for("ledger-flag")
     local dir = H.project { ["deploy.lua"] = ('pipeline { name = %q }\ntask("a", function() end)\n'):format(name) }
     assert.same(0, H.run(dir, { "run", "--ledger", "swarm" }).code)
-    assert.same({}, history(dir))
+    local r = H.run(dir, { "history" })
+    assert.same({ 0, "no releases of " .. name .. " in " .. fs.realpath(dir) .. "/.slipway\n", "" },
+      { r.code, r.stdout, r.stderr })
+    assert.same(1, #fs.glob(dir .. "/.slipway/runs/*/timeline.svg"))
     local rows = history(dir, { "--ledger", "swarm" })
     assert.same({ 1, "success" }, { #rows, rows[1].status })
   end)

@@ -100,6 +100,31 @@ describe("the deploy lock", function()
     assert.same({}, fs.glob(dir .. "/.slipway/locks/*"))
   end)
 
+  it("SIGINT while waiting in line ends the wait at once and gives the place back", function()
+    local dir = H.project { ["deploy.lua"] = PIPELINE }
+    local a = H.start_run(dir)
+    H.wait_file(dir .. "/started-a", 10000)
+    local b = H.start_run(dir, { "-p", "tag=b", "--lock-wait", "60s" })
+    local deadline = task.now() + 10000
+    while #fs.glob(dir .. "/.slipway/locks/*.q*") < 1 do
+      assert(task.now() < deadline, "b never queued")
+      task.sleep(0.02)
+    end
+    local t0 = task.now()
+    b:kill("SIGINT")
+    local rb = b:wait()
+    assert.is_true(task.now() - t0 < 2000)
+    assert.same(130, rb.code)
+    assert.matches("slipway: interrupted by SIGINT while waiting for the lock\n$", rb.stderr)
+    assert.same({}, fs.glob(dir .. "/.slipway/locks/*.q*"))
+    assert(fs.write(dir .. "/go-a", ""))
+    assert.same(0, a:wait().code)
+    -- nobody left in line: a run that does not wait goes at once
+    assert(fs.write(dir .. "/go-c", ""))
+    assert.same(0, H.run(dir, { "run", "-p", "tag=c" }).code)
+    assert.is_false(fs.exists(dir .. "/started-b"))
+  end)
+
   it("--lock-wait gives up after its time, leaving no place in line", function()
     local dir = H.project { ["deploy.lua"] = PIPELINE }
     local a = H.start_run(dir)
@@ -238,6 +263,17 @@ describe("the local store's claims", function()
     assert.is_true(store:drop(e2))
     assert.same({}, store:claims("lock-x"))
     fs.remove(dir, { recursive = true })
+  end)
+
+  it("names a lock after its pipeline and environment, one name each", function()
+    local lock = require("slipway.ledger.lock")
+    assert.same("lock-shop.production", lock.name("shop", "production"))
+    assert.same("lock-a_2Eb.c", lock.name("a.b", "c"))
+    assert.same("lock-a.b_2Ec", lock.name("a", "b.c"))
+    assert.same("lock-my_20app.eu_2Fwest", lock.name("my app", "eu/west"))
+    local long = lock.name(("x"):rep(40), "production")
+    assert.matches("^lock%-%x+$", long)
+    assert.same(21, #long)
   end)
 
   it("a free lock with runs waiting in line is not for a run that does not wait; an expired place is cleared", function()

@@ -103,7 +103,13 @@ function Store:list(labels)
   local only_running = labels and labels.status == "running"
   local out = {}
   for _, n in ipairs(names) do
-    if not only_running or fs.exists(dir .. "/" .. n .. "/running") then out[#out + 1] = { id = n } end
+    local d = dir .. "/" .. n
+    if only_running then
+      if fs.exists(d .. "/running") then out[#out + 1] = { id = n } end
+    -- (a run whose release is in the swarm leaves its timeline here alone)
+    elseif fs.exists(d .. "/record.json") or not fs.exists(d .. "/timeline.svg") then
+      out[#out + 1] = { id = n }
+    end
   end
   return out
 end
@@ -133,7 +139,8 @@ function Store:reserve(id, bytes)
   local dir = run_dir(self, id)
   local ok, err, code = fs.mkdir(dir)
   if not ok then return nil, err, code end
-  ok, err, code = fs.write(dir .. "/reserve", string.rep("\0", bytes))
+  local block = ("\0"):rep(65536)        -- (rep of one byte would copy byte by byte)
+  ok, err, code = fs.write(dir .. "/reserve", block:rep(bytes // 65536) .. block:sub(1, bytes % 65536))
   if not ok then fs.remove(dir .. "/reserve") end
   return ok, err, code
 end

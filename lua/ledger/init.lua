@@ -39,7 +39,8 @@
 --   ledger.pipeline_name(def), ledger.environment(values), ledger.version(values)
 --   ledger.verified(status, units) -> boolean
 --   ledger.begin(store, record, opts) -> writer | nil, err
---     writer:event(line), writer:touch(), writer:keepalive(interval),
+--     writer:event(fields), writer:task_finished(name, status, ms),
+--     writer:touch(), writer:keepalive(interval),
 --     writer:finish() -> true | nil, err
 --   ledger.decode(text) -> record | nil, why
 --   ledger.read(store, filter, opts) -> releases (newest first), skipped
@@ -184,8 +185,15 @@ local function labels_of(record)
   return { pipeline = record.pipeline, environment = record.environment, status = record.status }
 end
 
+local last_second, last_iso
+local function iso_now()
+  local t = os.time()
+  if t ~= last_second then last_second, last_iso = t, events.iso_time(t) end
+  return last_iso
+end
+
 local function line_of(fields)
-  fields.at = fields.at or events.iso_time(os.time())
+  fields.at = fields.at or iso_now()
   return json.encode(fields, { invalid_utf8 = "replace" }) .. "\n"
 end
 
@@ -258,6 +266,16 @@ end
 -- An event for the release's history (its fields; `at` is added).
 function Writer:event(fields)
   self.lines[#self.lines + 1] = line_of(fields)
+  self:touch()
+end
+
+-- The "task_finished" event, written without a table per line: a big run
+-- finishes thousands of tasks.
+local ENCODE_OPTS = { invalid_utf8 = "replace" }
+function Writer:task_finished(name, status, duration_ms)
+  self.lines[#self.lines + 1] = ('{"at":"%s","duration_ms":%s,"event":"task_finished","status":%s,"task":%s}\n')
+    :format(iso_now(), duration_ms and json.encode(duration_ms) or "null", json.encode(status),
+      json.encode(name, ENCODE_OPTS))
   self:touch()
 end
 

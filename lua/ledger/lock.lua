@@ -34,9 +34,18 @@ M.DEFAULT_LEASE = 60
 
 local call = ledger._call
 
+-- "lock-shop.production": readable, and a name a swarm config can have;
+-- each character other than letters, digits and "-" is written _XX, so
+-- two pipelines or environments never share a name. A long one is named
+-- by its hash instead (it has no ".": no readable name is the same).
+local function escape(s)
+  return (s:gsub("[^%w%-]", function(c) return ("_%02X"):format(c:byte()) end))
+end
+
 function M.name(pipeline, environment)
-  local h = require("slipway.hash").sha256(pipeline .. "\0" .. environment)
-  return "lock-" .. h:sub(1, 16)
+  local name = "lock-" .. escape(pipeline) .. "." .. escape(environment)
+  if #name <= 36 then return name end
+  return "lock-" .. require("slipway.hash").sha256(pipeline .. "\0" .. environment):sub(1, 16)
 end
 
 -- The info of a claim; a claim whose text cannot be read is kept for one
@@ -165,7 +174,18 @@ local function claim_text(opts, me)
   }
 end
 
+local acquire
+
+-- (a wait cut short, by a cancellation, gives its place in line back)
 function M.acquire(store, opts)
+  local place = {}
+  local r = table.pack(pcall(acquire, store, opts, place))
+  if r[1] then return table.unpack(r, 2, r.n) end
+  if place.entry then call(store, "drop", place.entry) end
+  error(r[2], 0)
+end
+
+acquire = function(store, opts, mine)
   local name = M.name(opts.pipeline, opts.environment)
   local me = ledger.identity()
   if opts.lease == nil then opts.lease = M.DEFAULT_LEASE end
@@ -176,7 +196,7 @@ function M.acquire(store, opts)
   local place, place_renewed, told = nil, 0, nil
   local function leave_queue()
     if place then call(store, "drop", place) end
-    place = nil
+    place, mine.entry = nil, nil
   end
   local function busy(why)
     leave_queue()
@@ -227,10 +247,10 @@ function M.acquire(store, opts)
         local perr
         place, perr = enqueue(store, name, text, labels)
         if not place then return busy(("cannot wait for the lock of %s: %s"):format(label(opts), tostring(perr))) end
-        place_renewed = task.now()
+        mine.entry, place_renewed = place, task.now()
       elseif opts.lease > 0 and task.now() - place_renewed > opts.lease * 1000 / 3 then
         place = call(store, "renew", place)       -- (dropped meanwhile: take a new place)
-        place_renewed = task.now()
+        mine.entry, place_renewed = place, task.now()
       end
       if told ~= waiting_for and opts.on_wait then
         opts.on_wait(waiting_for)

@@ -8,7 +8,8 @@
 -- changes update the release. At the end it writes the finished release
 -- and releases the lock.
 --
---   session.open(opts) -> session | nil, message
+--   session.open(opts) -> session | nil, message[, signal name (SIGINT or
+--   SIGTERM ended the wait for the lock)]
 --     opts: store, record (the run's, kept up to date by the run), def,
 --     values, lock (boolean), wait (seconds or nil), reason, lease
 --     (seconds), reserve (bytes), say(message) (before the run starts),
@@ -49,6 +50,33 @@ local function start_heartbeat(s, interval)
   end)
 end
 
+-- Waiting in line can take long: SIGINT/SIGTERM end the wait (the place
+-- in line is given back). -> held | nil, message[, signal name]
+local function acquire_interruptibly(store, opts)
+  if not opts.wait then return lock.acquire(store, opts) end
+  local watcher = require("slipway.signal").watch { "SIGINT", "SIGTERM" }
+  local waiting = task.spawn_with(false, lock.acquire, store, opts)
+  local got
+  local listener = task.spawn_with(false, function()
+    local ok, name = pcall(watcher.next, watcher)
+    if ok and name then
+      got = name
+      waiting:cancel()
+    end
+  end)
+  waiting:wait()
+  listener:cancel()
+  listener:wait()
+  watcher:close()
+  local r = table.pack(waiting:result())
+  if got then
+    if r[1] and r[2] then r[2]:release() end
+    return nil, ("interrupted by %s while waiting for the lock"):format(got), got
+  end
+  if not r[1] then error(r[2], 0) end
+  return r[2], r[3]
+end
+
 function M.open(o)
   local store, record = o.store, o.record
   local me = ledger.identity()
@@ -63,7 +91,7 @@ function M.open(o)
   local s = setmetatable({ store = store, record = record, notes = {}, warn = say }, Session)
 
   if o.lock then
-    local held, err = lock.acquire(store, {
+    local held, err, signame = acquire_interruptibly(store, {
       pipeline = record.pipeline, environment = record.environment, run_id = record.id, lease = o.lease,
       wait = o.wait,
       reason = o.reason or ("slipway run %s"):format(o.def.file),
@@ -75,7 +103,7 @@ function M.open(o)
           :format(record.pipeline, record.environment, lock.describe(old))
       end,
     })
-    if not held then return nil, err end
+    if not held then return nil, err, signame end
     s.held = held
   end
 
@@ -107,8 +135,8 @@ function Session:changed()
 end
 
 function Session:unit_finished(u)
-  self.writer:event { event = "task_finished", task = u.name, status = u.status,
-                      duration_ms = (u.started and u.finished) and ((u.finished - u.started) * 10 + 0.5) // 1 / 10 or nil }
+  self.writer:task_finished(u.name, u.status,
+    (u.started and u.finished) and ((u.finished - u.started) * 10 + 0.5) // 1 / 10 or nil)
 end
 
 function Session:change_recorded(entry)

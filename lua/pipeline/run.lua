@@ -164,10 +164,12 @@ local function open_ledger(def, values, plan, opts, record, run)
   return require("slipway.ledger.session").open {
     store = store, record = record, def = def, values = values,
     lock = lock_on, wait = o.wait, reason = o.reason, lease = o.lease or 60,
-    -- room for the record's last writes: 256 KiB and 1 KiB a task
-    reserve = 256 * 1024 + 1024 * #plan.order,
-    before_write = function()
-      if run.scheduler then record.tasks = json.array(unit_rows(run.scheduler.units, run.bus.t0)) end
+    -- room for the record's last writes: 256 KiB and 512 bytes a task
+    reserve = 256 * 1024 + 512 * #plan.order,
+    before_write = function()      -- (at the end, the run has set the final rows)
+      if run.scheduler and record.status == "running" then
+        record.tasks = json.array(unit_rows(run.scheduler.units, run.bus.t0))
+      end
     end,
   }
 end
@@ -208,10 +210,11 @@ function M.execute(def, values, plan, opts, reporter)
     record.git = git_facts(dirname(def.file))
     if run.ledger then run.ledger:changed() end
   end)
-  local session, why = open_ledger(def, values, plan, opts, record, run)
+  local session, why, signame = open_ledger(def, values, plan, opts, record, run)
   if not session then
     git_task:cancel()
     io.stderr:write("slipway: ", why, "\n")
+    if signame then return signame == "SIGTERM" and 143 or 130 end
     return 1
   end
   run.ledger = session
