@@ -218,6 +218,20 @@ describe("slipway lock", function()
     assert.same({ 0, ("the lock of %s/production is free\n"):format(name) }, { r.code, r.stdout })
   end)
 
+  it("names the CI job that holds the lock", function()
+    local dir = H.project { ["deploy.lua"] = 'task("a", function() end)\n' }
+    local gh = { GITHUB_ACTIONS = "true", GITHUB_ACTOR = "octocat", GITHUB_SERVER_URL = "https://github.example",
+                 GITHUB_REPOSITORY = "acme/shop", GITHUB_RUN_ID = "42" }
+    assert.same(0, lock_cmd(dir, { "acquire", "--reason", "hotfix window" }, gh).code)
+    local r = H.run(dir, { "run" })
+    assert.same(1, r.code)
+    assert.matches("is held by octocat on %S+ %(https://github%.example/acme/shop/actions/runs/42%) since [^\n]+: "
+      .. "hotfix window", r.stderr)
+    local j = json.decode(lock_cmd(dir, { "status", "--json" }).stdout)
+    assert.same({ "octocat", "https://github.example/acme/shop/actions/runs/42" }, { j.holder.user, j.holder.ci_url })
+    assert.same(0, lock_cmd(dir, { "release" }, gh).code)
+  end)
+
   it("release refuses a running run's lock without --force", function()
     local dir = H.project { ["deploy.lua"] = PIPELINE }
     local a = H.start_run(dir)

@@ -147,7 +147,10 @@ function M.pipeline_name(def)
   local path = fs.realpath(def.file) or def.file
   local dir, base = path:match("^(.*)/([^/]*)$")
   if not dir then dir, base = fs.realpath(".") or ".", path end
-  if base == "deploy.lua" then return dir:match("([^/]*)$") ~= "" and dir:match("([^/]*)$") or "/" end
+  if base == "deploy.lua" then
+    local name = dir:match("([^/]*)$")
+    return name ~= "" and name or "/"
+  end
   return (base:gsub("%.pipeline%.lua$", ""):gsub("%.lua$", ""))
 end
 
@@ -232,21 +235,25 @@ function Writer:write()
   if self.before_write then self.before_write() end
   local store = self.store
   if #self.lines > 0 then
-    local text = table.concat(self.lines)
-    local ok, err = call(store, "append", self.id, text)
+    local ok, err = call(store, "append", self.id, table.concat(self.lines))
     if ok then self.lines = {} end
-    if err then self:warned_once("append", err) end
+    self:warn_once(ok, err)
   end
   local ok, err = call(store, "put", self.id, release.encode(self.record), labels_of(self.record))
-  if err then self:warned_once(ok and "full" or "put", err) end
+  self:warn_once(ok, err)
   self.last = task.now()
-  return ok, err
+  if ok then return true end
+  return nil, err
 end
 
-function Writer:warned_once(kind, err)
+-- A write that failed (ok nil) or went through with a warning (the disk
+-- filled up): said once per kind.
+function Writer:warn_once(ok, err)
+  if err == nil then return end
+  local kind = ok and "warning" or "failure"
   if self.warned[kind] then return end
   self.warned[kind] = true
-  self.warn(kind == "full" and err or ("could not update the release in %s: %s"):format(self.store.where, err))
+  self.warn(ok and err or ("could not update the release in %s: %s"):format(self.store.where, tostring(err)))
 end
 
 -- Something changed: write it within flush_interval (coalescing what
