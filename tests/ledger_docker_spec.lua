@@ -175,7 +175,14 @@ task("big", function() return ("0123456789abcdef"):rep(70000) end)   -- 1.12 MB
     r = run_on("runner-2", b, { "lock", "status" })
     assert.matches("^the lock of " .. lit(name) .. "/default is held by [^\n]+: deploying v1\n  lease of 60s", r.stdout)
     local waiter = H.start_run(b, { "-p", "version=v2", "--lock-wait", "60s" })
-    task.sleep(1.5)
+    -- its place in line is a config of the swarm too
+    local place = "slipway-c-" .. require("slipway.ledger.lock").name(name, "default") .. ".q"
+    local deadline = task.now() + 30000
+    while not docker("config", "ls", "--format", "{{.Name}}", "--filter", "name=" .. place):find(place, 1, true) do
+      assert(task.now() < deadline, "the waiter never took a place in line")
+      task.sleep(0.2)
+    end
+    task.sleep(1)
     assert.is_false(fs.exists(b .. "/started-v2"), "the waiter ran while the lock was held")
     assert(fs.write(a .. "/go-v1", ""))
     assert(fs.write(b .. "/go-v2", ""))
@@ -192,19 +199,22 @@ task("big", function() return ("0123456789abcdef"):rep(70000) end)   -- 1.12 MB
   it("a holder killed with -9: another runner reads its release interrupted once the lease ran out, and takes over", function()
     local name = name_for("ledger-kill")
     local a, b = checkouts(('pipeline { name = %q, ledger = "swarm" }\n'):format(name) .. WAITING)
-    local env = { SLIPWAY_LOCK_LEASE = "2s" }
+    -- (a lease long enough for the first look below to come within it,
+    -- on a slow machine too: the heartbeat renewed it at most 3s before the kill)
+    local env = { SLIPWAY_LOCK_LEASE = "9s" }
     local p = H.start_run(a, { "--reason", "deploying v1" }, env)
     H.wait_file(a .. "/started-v1", 20000)
     p:kill("SIGKILL")
     p:wait()
+    local killed = task.now()
     -- another runner cannot see the process: the release is running until its lease runs out
     local r = run_on("runner-2", b, { "history", "--json" }, env)
     local rows = json.decode(r.stdout)
     assert.same({ 1, "running" }, { #rows, rows[1].status })
-    task.sleep(3)
+    task.sleep((killed + 10500 - task.now()) / 1000)
     rows = json.decode(run_on("runner-2", b, { "history", "--json" }, env).stdout)
     assert.same("interrupted", rows[1].status)
-    assert.matches("^nothing renewed it for %d+s %(its lease is 2s%)$", rows[1].interrupted)
+    assert.matches("^nothing renewed it for %d+s %(its lease is 9s%)$", rows[1].interrupted)
     assert(fs.write(b .. "/go-v2", ""))
     r = run_on("runner-2", b, { "run", "-p", "version=v2", "--reporter", "plain" }, env)
     assert.same(0, r.code, r.stderr)
