@@ -6,6 +6,8 @@
 --                     -- (GITHUB_HEAD_REF, GITHUB_REF_NAME, CI_COMMIT_REF_NAME)
 --                     -- or nil
 --   git.head()        -- { sha =, branch = } with one git process
+--   git.dirty()       -- true when tracked files differ from HEAD (changed
+--                     -- or staged; untracked files do not count)
 --   opts: { cwd = "path" } (default: the current directory)
 --
 -- Reading git is not a side effect, so these work at the top level of a
@@ -77,6 +79,10 @@ end
 
 function M.branch(opts)
   return branch_name(git("git.branch", check_opts("git.branch", opts), "rev-parse", "--abbrev-ref", "HEAD"))
+end
+
+function M.dirty(opts)
+  return git("git.dirty", check_opts("git.dirty", opts), "status", "--porcelain", "--untracked-files=no") ~= ""
 end
 
 function M.head(opts)

@@ -9,8 +9,9 @@
  * prefix) with a NUL byte among them: the system would read it only up to
  * the NUL, so "safe\0/../x" would name another file.
  *
- *   read(path) -> string            write(path, data) -> true
- *   write_atomic(path, data) -> true  append(path, data) -> true
+ *   read(path) -> string            write(path, data, [opts]) -> true
+ *   write_atomic(path, data) -> true  append(path, data, [opts]) -> true
+ *   (opts: sync = fsync before returning; write's exclusive = O_EXCL)
  *   mkdir(path) -> true (mkdir -p)  remove(path, {recursive}) -> true
  *   list(dir) -> {names...} sorted  stat(path, {follow}) -> {type, size, mode, mtime}
  *   exists(path) -> bool            glob(pattern) -> {paths...} sorted
@@ -112,14 +113,47 @@ static int write_all(int fd, const char *data, size_t len) {
   return 0;
 }
 
+/* The directory part of path into buf ("." when there is none). */
+static void dir_of(const char *path, char *buf, size_t size) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL) snprintf(buf, size, ".");
+  else if (slash == path) snprintf(buf, size, "/");
+  else snprintf(buf, size, "%.*s", (int)(slash - path), path);
+}
+
+/* fsync the directory that holds path, so that a name just created in it
+ * survives a crash. 0 or errno (EINVAL: a file system that cannot). */
+static int sync_dir_of(const char *path) {
+  char dir[4096];
+  dir_of(path, dir, sizeof dir);
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return 0;
+  int e = fsync(dfd) != 0 ? errno : 0;
+  close(dfd);
+  return e == EINVAL ? 0 : e;
+}
+
+/* write/append(path, data, [opts]): opts.sync fsyncs the file (and, for a
+ * file it created, its directory) before returning; opts.exclusive (write
+ * only) creates the file or fails with EEXIST, atomically (O_EXCL): two
+ * processes cannot both create it. */
 static int write_with_flags(lua_State *L, int flags, const char *fname) {
+  static const char *const write_opts[] = {"sync", "exclusive", NULL};
+  static const char *const append_opts[] = {"sync", NULL};
   const char *path = sw_check_cstring(L, 1, fname, "path");
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
+  int is_write = (flags & O_TRUNC) != 0;
+  sw_check_options(L, 3, fname, is_write ? write_opts : append_opts);
+  int sync = sw_opt_boolean(L, 3, "sync", 0, fname);
+  if (is_write && sw_opt_boolean(L, 3, "exclusive", 0, fname)) flags = O_EXCL;
+  int created = (flags & O_EXCL) != 0 || (sync && access(path, F_OK) != 0);
   int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0666);
   if (fd < 0) return sw_push_errno(L, errno, path);
   int e = write_all(fd, data, len);
+  if (e == 0 && sync && fsync(fd) != 0) e = errno;
   if (close(fd) != 0 && e == 0) e = errno;
+  if (e == 0 && sync && created) e = sync_dir_of(path);
   if (e) return sw_push_errno(L, e, path);
   lua_pushboolean(L, 1);
   return 1;
@@ -131,14 +165,6 @@ static int fs_write(lua_State *L) {
 
 static int fs_append(lua_State *L) {
   return write_with_flags(L, O_APPEND, "fs.append");
-}
-
-/* The directory part of path into buf ("." when there is none). */
-static void dir_of(const char *path, char *buf, size_t size) {
-  const char *slash = strrchr(path, '/');
-  if (slash == NULL) snprintf(buf, size, ".");
-  else if (slash == path) snprintf(buf, size, "/");
-  else snprintf(buf, size, "%.*s", (int)(slash - path), path);
 }
 
 /* write_atomic(path, data): readers see the old content or the new one,
@@ -181,14 +207,8 @@ static int fs_write_atomic(lua_State *L) {
     return sw_push_errno(L, e, path);
   }
   free(tmp);
-  char dir[4096];
-  dir_of(path, dir, sizeof dir);
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {                /* make the rename itself durable */
-    if (fsync(dfd) != 0) e = errno;
-    close(dfd);
-    if (e && e != EINVAL) return sw_push_errno(L, e, dir);
-  }
+  e = sync_dir_of(path);         /* make the rename itself durable */
+  if (e) return sw_push_errno(L, e, path);
   lua_pushboolean(L, 1);
   return 1;
 }

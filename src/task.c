@@ -941,6 +941,17 @@ static int task_now(lua_State *L) {
   return 1;
 }
 
+/* wall() -> seconds since the epoch, with the fraction: the wall clock
+ * (os.time() has whole seconds), for times that order events across
+ * processes. */
+static int task_wall(lua_State *L) {
+  uv_timeval64_t tv;
+  int rc = uv_gettimeofday(&tv);
+  if (rc != 0) return luaL_error(L, "task.wall: %s", uv_strerror(rc));
+  lua_pushnumber(L, (double)tv.tv_sec + (double)tv.tv_usec / 1e6);
+  return 1;
+}
+
 static void count_handle(uv_handle_t *h, void *arg) {
   if (h->data != &internal_tag && !uv_is_closing(h)) {
     (*(int *)arg)++;
@@ -1014,6 +1025,7 @@ static const luaL_Reg task_funcs[] = {
   {"is_cancelled", task_is_cancelled},
   {"stats", task_stats},
   {"now", task_now},
+  {"wall", task_wall},
   {"run", task_run},
   {NULL, NULL}
 };

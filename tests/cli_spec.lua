@@ -30,7 +30,8 @@ describe("slipway help", function()
     assert.is_string(section, r.stdout)
     local names = {}
     for name in section:gmatch("%f[^\n%z]  (%S+)") do names[#names + 1] = name end
-    assert.same({ "run", "plan", "graph", "compose", "probe", "history", "sandbox", "ci", "init", "version", "help" }, names)
+    assert.same({ "run", "plan", "graph", "compose", "probe", "history", "show", "lock", "sandbox", "ci", "init",
+      "version", "help" }, names)
     for _, name in ipairs(names) do
       local h = H.run(dir, { name, "--help" })
       assert.same({ name, 0, "" }, { name, h.code, h.stderr })
@@ -50,7 +51,7 @@ describe("slipway help", function()
     assert.same({ 2, "slipway: unknown command or file 'rollback'" }, { r.code, first_line(r.stderr) })
     r = H.run(dir, { "help", "pln" })
     assert.same({ 2, "", "slipway help: unknown command 'pln' (did you mean 'plan'?); commands: run, plan, graph, "
-      .. "compose, probe, history, sandbox, ci, init, version, help\n" }, { r.code, r.stdout, r.stderr })
+      .. "compose, probe, history, show, lock, sandbox, ci, init, version, help\n" }, { r.code, r.stdout, r.stderr })
   end)
 
   it("unknown flags and values of every command suggest the close ones", function()
@@ -59,12 +60,19 @@ describe("slipway help", function()
       { { "plan", "--onyl", "a" }, "slipway plan: unknown flag '--onyl' (did you mean '--only'?) (valid: --env, -p, "
         .. "--param, --only, --skip, --json, --no-color)\n" },
       { { "run", "-x" }, "slipway run: unknown flag '-x' (valid: --env, -p, --param, --only, --skip, -j, --jobs, "
-        .. "--json, --no-color, --timestamps, --reporter)\n" },
+        .. "--json, --no-color, --timestamps, --reporter, --ledger, --lock-wait, --reason)\n" },
+      { { "run", "--ledger", "swam" }, "slipway run: --ledger: expected local or swarm, got 'swam'\n" },
+      { { "run", "--lock-wait", "soon" }, "slipway run: --lock-wait: bad duration 'soon' (expected e.g. 250ms, 5s, 1h30m)\n" },
       { { "run", "--reporter", "jsn" }, "slipway run: --reporter: unknown reporter 'jsn' (did you mean 'json'?) "
         .. "(valid: terminal, plain, github, json)\n" },
       { { "graph", "--format", "mermiad" }, "slipway graph: unknown format 'mermiad' (did you mean 'mermaid'?) "
         .. "(valid: mermaid, dot)\n" },
-      { { "history", "--jsn" }, "slipway history: unknown flag '--jsn' (did you mean '--json'?) (valid: --env, -n, --json)\n" },
+      { { "history", "--jsn" }, "slipway history: unknown flag '--jsn' (did you mean '--json'?) (valid: --env, -n, "
+        .. "--json, --ledger)\n" },
+      { { "show" }, "slipway show: which release? (give its id: `slipway history` lists them)\n" },
+      { { "lock", "stats" }, "slipway lock: unknown action 'stats' (did you mean 'status'?) (valid: status, acquire, release)\n" },
+      { { "lock", "release", "--forse" }, "slipway lock release: unknown flag '--forse' (did you mean '--force'?) "
+        .. "(valid: --env, --force, --ledger)\n" },
       { { "probe", "http://127.0.0.1:9/", "--timout", "1s" }, "slipway probe: unknown option '--timout' (did you mean "
         .. "'--timeout'?) (valid: --backoff, --ca, --concurrency, --contains, --expect, --header, --insecure, "
         .. "--interval, --json, --method, --retries, --stable-for, --success-threshold, --timeout, --unix-socket, --within)\n" },
@@ -162,9 +170,9 @@ describe("slipway history with damaged records", function()
     local r = H.run(dir, { "history" })
     no_internal_error(r)
     assert.same(0, r.code)
-    assert.matches("^run +status +duration +environment +failed\n" .. good:gsub("%p", "%%%0") .. " +success +%d+ms  %- +\n$",
-      r.stdout)
-    local w = "slipway history: skipping ./.slipway/runs/%s/record.json: %s\n"
+    assert.matches("^release +started +who +git +version +environment +status +verified +duration\n"
+      .. good:gsub("%p", "%%%0") .. " +%d+%-%d+%-%d+ %d+:%d+:%d+ +%S+ +%- +%- +default +success +yes +%d+ms\n$", r.stdout)
+    local w = "slipway history: skipping " .. fs.realpath(dir) .. "/.slipway/runs/%s/record.json: %s\n"
     assert.same(table.concat {
       w:format("zz9-empty", "ENOENT: no such file or directory"),
       w:format("zz8-null", "status: expected string, got null"),
@@ -187,8 +195,9 @@ describe("slipway history with damaged records", function()
     assert(fs.mkdir(dir .. "/.slipway"))
     assert(fs.write(dir .. "/.slipway/runs", "x"))
     local r = H.run(dir, { "history" })
-    assert.same({ 2, "slipway history: cannot list the recorded runs: ENOTDIR: not a directory: ./.slipway/runs\n" },
-      { r.code, r.stderr })
+    local slipway = fs.realpath(dir) .. "/.slipway"
+    assert.same({ 2, ("slipway history: cannot list the releases in %s: ENOTDIR: not a directory: %s/runs\n")
+      :format(slipway, slipway) }, { r.code, r.stderr })
   end)
 end)
 

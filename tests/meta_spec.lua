@@ -27,6 +27,7 @@ local INTERNAL = {
   "^slipway%.docker%.client$", "^slipway%.docker%.convert$",
   "^slipway%.release$", "^slipway%.guard$", "^slipway%.words$", "^slipway%.caller$",
   "^slipway%.vercel%.",
+  "^slipway%.ledger$", "^slipway%.ledger%.", "^slipway%.docker%.ledger_store$",
 }
 
 -- Objects that public functions return, reached without I/O, under their
@@ -175,7 +176,8 @@ local function runtime_names()
     end
   end
 
-  -- The pipeline file's own globals: task(name, opts, fn) and param.*.
+  -- The pipeline file's own globals: task(name, opts, fn), param.* and
+  -- pipeline{...}.
   local dir = assert(fs.tempdir("slipway-meta-"))
   assert(fs.write(dir .. "/deploy.lua", 'task("t", function() end)\n'))
   local path = package.path
@@ -184,6 +186,7 @@ local function runtime_names()
   assert(fs.remove(dir, { recursive = true }))
   if getmetatable(def.env.task).__call then found["task()"] = true end
   for kind, f in pairs(def.params.api) do found["param." .. kind] = f end
+  if type(def.env.pipeline) == "function" then found["pipeline()"] = true end
 
   local walked = {}
   for modname, value in pairs(package.loaded) do

@@ -346,8 +346,9 @@ task("check", function(p) if p.environment == "production" then error("no") end 
     assert.same({ { "failed", "production", { "check" } }, { "success", "staging", {} } },
       { { rows[1].status, rows[1].environment, rows[1].failed }, { rows[2].status, rows[2].environment, rows[2].failed } })
     r = H.run(dir, { "history", "--env", "staging" })
-    assert.matches("^run +status +duration +environment +failed\n[%dTZ]+%-%x+ +success +%d+ms  staging +\n$", r.stdout)
-    assert.same({ 2, "slipway history: unknown flag '--all' (valid: --env, -n, --json)\n" },
+    assert.matches("^release +started +who +git +version +environment +status +verified +duration\n"
+      .. "[%dTZ]+%-%x+ +[%d:%- ]+ +%S+ +%- +%- +staging +success +yes +%d+ms\n$", r.stdout)
+    assert.same({ 2, "slipway history: unknown flag '--all' (valid: --env, -n, --json, --ledger)\n" },
       (function() local x = H.run(dir, { "history", "--all" }) return { x.code, x.stderr } end)())
   end)
 

@@ -13,12 +13,16 @@ fs = {}
 ---@return string? code
 function fs.read(path) end
 
+---opts.sync: fsync before returning (and the directory, for a new file);
+---opts.exclusive: create the file, or fail with EEXIST if it exists
+---(atomic: of two processes, one creates it).
 ---@param path string
 ---@param data string
+---@param opts? {sync?: boolean, exclusive?: boolean}
 ---@return true|nil ok
 ---@return string? message
 ---@return string? code
-function fs.write(path, data) end
+function fs.write(path, data, opts) end
 
 ---Temp file in the same directory, fsync, rename over, fsync the directory.
 ---Keeps the permission bits of a file it replaces.
@@ -29,12 +33,14 @@ function fs.write(path, data) end
 ---@return string? code
 function fs.write_atomic(path, data) end
 
+---opts.sync: fsync before returning (and the directory, for a new file).
 ---@param path string
 ---@param data string
+---@param opts? {sync?: boolean}
 ---@return true|nil ok
 ---@return string? message
 ---@return string? code
-function fs.append(path, data) end
+function fs.append(path, data, opts) end
 
 ---mkdir -p
 ---@param path string

@@ -1,6 +1,6 @@
 ---@meta
 -- Editor stubs (LuaLS) for the globals of a pipeline file (deploy.lua):
--- task, param, env, git. (Other globals: sh, proc, fs, json, parallel...
+-- task, param, pipeline, env, git. (Other globals: sh, proc, fs, json, parallel...
 -- have their own stubs.) See lua/pipeline/dsl.lua for the full contract.
 
 ---@alias slipway.Params table<string, any> the resolved parameter values
@@ -16,6 +16,7 @@
 ---@field finally? boolean run after everything else, whatever happened, as fn(p, release) (no needs, matrix or rollback)
 ---@field rollback? function run after a later failure, with the task's arguments and then what it returned
 ---@field description? string
+---@field verifies? boolean a validation task: the release is verified only when every such task passed (without any: when the run succeeded)
 
 ---Declare a task. Only at the top level of the pipeline file. The function
 ---gets the parameters (`fn(p)`), or the matrix item first (`fn(item, p)`).
@@ -25,6 +26,17 @@
 ---@param opts slipway.TaskOptions
 ---@param fn async fun(...): any
 function task(name, opts, fn) end
+
+---@class slipway.PipelineOptions
+---@field name? string the pipeline's name in the ledger and its lock (default: the directory of a deploy.lua, else the file's name without .lua)
+---@field ledger? "local"|"swarm" where releases and the lock live: .slipway/ next to the file (default), or configs in DOCKER_HOST's swarm
+---@field on_interrupt? "stop"|"rollback" what SIGINT/SIGTERM does to a run (default "stop": stop and record)
+---@field lock? boolean hold the lock of the pipeline and environment while a run runs (default true)
+
+---Declare the pipeline itself: its name, ledger, interrupt behaviour and
+---lock. At most once, at the top level of the file.
+---@param opts slipway.PipelineOptions
+function pipeline(opts) end
 
 ---@class slipway.ParamDecl
 param = {}
@@ -100,3 +112,9 @@ function git.branch(opts) end
 ---@param opts? {cwd: string}
 ---@return {sha: string, branch: string|nil}
 function git.head(opts) end
+
+---Whether tracked files differ from HEAD (changed or staged; untracked files
+---do not count).
+---@param opts? {cwd: string}
+---@return boolean
+function git.dirty(opts) end

@@ -106,6 +106,11 @@ function task.is_cancelled(err) end
 ---@return number
 function task.now() end
 
+---Seconds since the epoch from the wall clock, with the fraction
+---(os.time() has whole seconds).
+---@return number
+function task.wall() end
+
 ---Live counters for leak checks.
 ---@return {refs: integer, ops: integer, tasks: integer, handles: integer}
 function task.stats() end

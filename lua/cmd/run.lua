@@ -8,6 +8,7 @@ local M = {}
 M.help = [[
 usage: slipway [run] [FILE] [--env E] [-p name=value]... [--only T,..] [--skip T,..]
                      [-j N] [--json] [--no-color] [--timestamps] [--reporter NAME]
+                     [--ledger local|swarm] [--lock-wait DURATION] [--reason TEXT]
 
 Run the pipeline in FILE (default: deploy.lua). Tasks run as soon as the
 tasks they need are done, at most N at a time (-j; default: the number of
@@ -27,14 +28,25 @@ the completed tasks (and the undo steps of recorded changes) in reverse order.
   --timestamps      prefix plain output lines with the time since the start
   --reporter NAME   terminal | plain | github | json (default: terminal on a
                     terminal, github when GITHUB_ACTIONS=true, else plain)
+  --ledger KIND     where releases and the lock live: local (.slipway/ next to
+                    the pipeline file) or swarm (configs in DOCKER_HOST's
+                    swarm); default: the pipeline's `ledger`, else local
+  --lock-wait D     when another run holds the lock of this pipeline and
+                    environment, wait for it (in line, at most D) instead of
+                    failing
+  --reason TEXT     why this run holds the lock (shown to those it stops)
 
-Each run is recorded in .slipway/runs/<id>/ next to the pipeline file
-(record.json and timeline.svg). Exit codes: 0 success, 1 a task failed (rolled
-back if it could), 2 bad input, 130/143 interrupted by SIGINT/SIGTERM.
+Each run is a release in the ledger (`slipway history`, `slipway show ID`),
+written when it starts and as it goes; the timeline is in .slipway/runs/<id>/.
+A run holds the lock of its pipeline and environment while it runs (lease:
+SLIPWAY_LOCK_LEASE, default 60s, renewed by a heartbeat). Exit codes: 0
+success, 1 a task failed (rolled back if it could), or the run could not start
+(the lock is held, the ledger cannot be written), 2 bad input, 130/143
+interrupted by SIGINT/SIGTERM.
 ]]
 
 local FLAGS = { "--env", "-p", "--param", "--only", "--skip", "-j", "--jobs", "--json",
-                "--no-color", "--timestamps", "--reporter" }
+                "--no-color", "--timestamps", "--reporter", "--ledger", "--lock-wait", "--reason" }
 
 -- Is path a pipeline (rather than a plain script)? deploy.lua and
 -- *.pipeline.lua are; otherwise a file that declares a task or parameter
@@ -77,10 +89,38 @@ local function choose_reporter(opts)
   }, name
 end
 
+-- The lock's lease: SLIPWAY_LOCK_LEASE, else 60 s. -> seconds | nil, message
+function M.lock_lease()
+  local text = os.getenv("SLIPWAY_LOCK_LEASE")
+  if text == nil or text == "" then return 60 end
+  local ms, why = require("slipway.duration").parse(text)
+  if ms == nil or ms < 1000 then
+    return nil, ("SLIPWAY_LOCK_LEASE: %s"):format(why or ("expected a duration of 1s or more, got '" .. text .. "'"))
+  end
+  return ms / 1000
+end
+
+-- The ledger's store for pipeline def: `kind` (--ledger), else the
+-- pipeline's `ledger`: the project's .slipway/ directory, or the swarm of
+-- DOCKER_HOST.
+function M.ledger_store(def, kind)
+  kind = kind or (def.pipeline and def.pipeline.ledger) or "local"
+  if kind == "swarm" then return require("slipway.docker.ledger_store").new() end
+  local fs = require("slipway.fs")
+  local dir = def.file:match("^(.*)/[^/]*$") or "."
+  return require("slipway.ledger.files").new((fs.realpath(dir) or dir) .. "/.slipway")
+end
+
 function M.main(args)
   local opts, def, values, plan = prepare.from_args("run", args, FLAGS)
   if not opts then return def end
   opts.jobs = opts.jobs or argparse.default_jobs()
+  local lease, why = M.lock_lease()
+  if not lease then
+    io.stderr:write("slipway run: ", why, "\n")
+    return 2
+  end
+  opts.ledger = { store = M.ledger_store(def, opts.ledger), wait = opts.lock_wait, reason = opts.reason, lease = lease }
   local reporter = choose_reporter(opts)
   local r = table.pack(task.run(require("slipway.pipeline.run").execute, def, values, plan, opts, reporter))
   if r[1] then return r[2] end

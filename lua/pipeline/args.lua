@@ -2,10 +2,12 @@
 --
 --   [FILE] [--env E] [-p k=v]... [--only T,..] [--skip T,..] [-j N]
 --   [--json] [--no-color] [--timestamps] [--reporter NAME]
+--   [--ledger local|swarm] [--lock-wait DURATION] [--reason TEXT]
 --
 -- parse(args, allowed) -> opts | nil, message
 -- opts = { file, settings = {{name, value, origin}}, only = {}, skip = {},
---          jobs, json, no_color, timestamps, reporter, format }
+--          jobs, json, no_color, timestamps, reporter, format, ledger,
+--          lock_wait (seconds), reason }
 local words = require("slipway.words")
 
 local M = {}
@@ -19,7 +21,9 @@ local FLAGS = {
   ["--json"] = { "json", false }, ["--no-color"] = { "no_color", false },
   ["--timestamps"] = { "timestamps", false }, ["--reporter"] = { "reporter", true },
   ["--format"] = { "format", true },
+  ["--ledger"] = { "ledger", true }, ["--lock-wait"] = { "lock_wait", true }, ["--reason"] = { "reason", true },
 }
+M.LEDGERS = { "local", "swarm" }
 
 local REPORTERS = { "terminal", "plain", "github", "json" }
 local REPORTER_SET = {}
@@ -88,8 +92,19 @@ function M.parse(args, allowed)
             :format(value, words.did_you_mean(value, REPORTERS), table.concat(REPORTERS, ", "))
         end
         opts.reporter = value
-      elseif key == "format" then
-        opts.format = value
+      elseif key == "format" or key == "reason" then
+        opts[key] = value
+      elseif key == "ledger" then
+        if value ~= "local" and value ~= "swarm" then
+          return nil, ("--ledger: expected local or swarm, got '%s'"):format(value)
+        end
+        opts.ledger = value
+      elseif key == "lock_wait" then
+        local ms, why = require("slipway.duration").parse(value)
+        if ms == nil or ms < 0 then
+          return nil, ("--lock-wait: %s"):format(why or ("expected a duration like \"30s\" or \"5m\", got '" .. value .. "'"))
+        end
+        opts.lock_wait = ms / 1000
       else
         opts[key] = true
       end

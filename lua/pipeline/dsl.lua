@@ -1,5 +1,6 @@
 -- slipway.pipeline.dsl: evaluating a deploy.lua. Top-level code only
--- declares: `task(...)`, `param.*(...)`, reading the environment and git.
+-- declares: `task(...)`, `param.*(...)`, `pipeline{...}`, reading the
+-- environment and git.
 -- It runs on the main thread, outside any task, so every native that waits
 -- for I/O (processes, network, docker...) raises "...: call this inside a
 -- task", and while it runs slipway.guard makes the blocking side effects of
@@ -14,11 +15,17 @@
 --     finally (runs after everything else, whatever the outcome, with the
 --     release summary: fn(params, release); no needs, matrix or rollback),
 --     rollback (function, same arguments as fn, then what fn returned),
---     description.
+--     description, verifies (boolean: a validation task; the release is
+--     verified only when every such task passed).
 --     fn(params) for a plain task, fn(item, params) for a matrix task.
 --
+--   pipeline{ name, ledger, on_interrupt, lock }  (at most once)
+--     name (string; default: the directory of a deploy.lua, else the file's
+--     name), ledger ("local" | "swarm"), on_interrupt ("stop" | "rollback"),
+--     lock (boolean, default true): def.pipeline, defaults filled in.
+--
 -- load(path) -> def | raises { input_error = "deploy.lua:LINE: message" }
--- def = { file, tasks = { ... in declaration order }, by_name, params }
+-- def = { file, tasks = { ... in declaration order }, by_name, params, pipeline }
 local task = require("slipway.task")
 local params = require("slipway.pipeline.params")
 local duration = require("slipway.duration")
@@ -30,7 +37,7 @@ local M = {}
 
 local TASK_OPTIONS = {
   "needs", "when", "matrix", "timeout", "retries", "backoff",
-  "continue_on_error", "rollback", "description", "finally",
+  "continue_on_error", "rollback", "description", "finally", "verifies",
 }
 local DURATION_OPTIONS = { "timeout", "backoff" }
 
@@ -83,6 +90,10 @@ local function check_options(t, opts)
   if t.description ~= nil and type(t.description) ~= "string" then
     fail(file, line, ("task '%s': description must be a string, got %s"):format(name, type(t.description)))
   end
+  if opts.verifies ~= nil and type(opts.verifies) ~= "boolean" then
+    fail(file, line, ("task '%s': verifies must be true or false, got %s"):format(name, type(opts.verifies)))
+  end
+  t.verifies = opts.verifies or nil
   for i = 1, #DURATION_OPTIONS do
     local key = DURATION_OPTIONS[i]
     local v = opts[key]
@@ -102,6 +113,43 @@ local function check_options(t, opts)
     end
     t.retries = opts.retries
   end
+end
+
+-- pipeline{...}: its options, checked, with their defaults.
+local PIPELINE_OPTIONS = { "name", "ledger", "on_interrupt", "lock" }
+local PIPELINE_CHOICES = { ledger = { "local", "swarm" }, on_interrupt = { "stop", "rollback" } }
+M.DEFAULT_PIPELINE = { ledger = "local", on_interrupt = "stop", lock = true }
+
+local function pipeline_options(opts, file, line)
+  if type(opts) ~= "table" then
+    fail(file, line, ("pipeline: expected pipeline { name = ..., ledger = ..., on_interrupt = ..., lock = ... }, got %s")
+      :format(type(opts)))
+  end
+  local unknown = caller.unknown_option(opts, PIPELINE_OPTIONS)
+  if unknown ~= nil then
+    fail(file, line, ("pipeline: unknown option '%s'%s (valid: %s)"):format(tostring(unknown),
+      require("slipway.words").did_you_mean(tostring(unknown), PIPELINE_OPTIONS), table.concat(PIPELINE_OPTIONS, ", ")))
+  end
+  if opts.name ~= nil and (type(opts.name) ~= "string" or opts.name == "") then
+    fail(file, line, ("pipeline: name must be a non-empty string, got %s")
+      :format(opts.name == "" and "''" or type(opts.name)))
+  end
+  for _, key in ipairs({ "ledger", "on_interrupt" }) do
+    local choices, v = PIPELINE_CHOICES[key], opts[key]
+    local fine = v == nil
+    for _, c in ipairs(choices) do fine = fine or v == c end
+    if not fine then
+      fail(file, line, ("pipeline: %s must be \"%s\", got %s"):format(key, table.concat(choices, "\" or \""),
+        type(v) == "string" and ("'" .. v .. "'") or type(v)))
+    end
+  end
+  if opts.lock ~= nil and type(opts.lock) ~= "boolean" then
+    fail(file, line, ("pipeline: lock must be true or false, got %s"):format(type(opts.lock)))
+  end
+  return {
+    name = opts.name, ledger = opts.ledger or "local", on_interrupt = opts.on_interrupt or "stop",
+    lock = opts.lock ~= false, file = file, line = line,
+  }
 end
 
 -- The message of a load-time error, placed at the pipeline's own line.
@@ -238,9 +286,22 @@ function M.load(path)
     end,
   })
 
+  -- pipeline{...}: once, while the file loads.
+  local function declare_pipeline(opts)
+    local loc = where()
+    if not def.loading then
+      fail_at(loc, "pipeline: declare the pipeline at the top level of the file, not while it runs")
+    end
+    if def.pipeline then
+      fail_at(loc, ("pipeline: already declared at %s:%d (declare it once)"):format(def.pipeline.file, def.pipeline.line))
+    end
+    def.pipeline = pipeline_options(opts, loc.file, loc.line)
+  end
+
   local api = {
     task = task_global,
     param = param_global,
+    pipeline = declare_pipeline,
     print = pipeline_print,
   }
   local env = setmetatable({}, {
@@ -277,6 +338,10 @@ function M.load(path)
   restore()
   def.loading = false
   if not ok then error(err, 0) end
+  if not def.pipeline then
+    def.pipeline = {}
+    for k, v in pairs(M.DEFAULT_PIPELINE) do def.pipeline[k] = v end
+  end
   return def
 end
 

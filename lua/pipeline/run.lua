@@ -3,11 +3,15 @@
 -- names (slipway.context): the one output path (output, warn), and the
 -- changes integrations record; it turns tasks' own writes into output
 -- (slipway.pipeline.stdio), watches SIGINT/SIGTERM, runs the scheduler,
--- and writes the record and the timeline next to the pipeline file.
+-- and keeps the run's release in the ledger (slipway.ledger.session: the
+-- lock, the release written when the run starts, updated as units finish
+-- and changes are recorded, finished at the end), with the timeline in
+-- .slipway/runs/<id>/ next to the pipeline file.
 --
 --   run.execute(def, values, plan, opts, reporter) -> exit code
 --   (inside a task: the run's main task)
---   opts: jobs
+--   opts: jobs, ledger = { store, lock, wait, reason, lease } (default: the
+--   local store, locked, a 60 s lease)
 local task = require("slipway.task")
 local context = require("slipway.context")
 local events = require("slipway.events")
@@ -15,6 +19,7 @@ local scheduler = require("slipway.pipeline.scheduler")
 local params = require("slipway.pipeline.params")
 local stdio = require("slipway.pipeline.stdio")
 local release = require("slipway.release")
+local ledger = require("slipway.ledger")
 local json = require("slipway.json")
 local fs = require("slipway.fs")
 
@@ -28,19 +33,16 @@ end
 
 local function round1(x) return x and (x * 10 + 0.5) // 1 / 10 or nil end
 
--- A run id no other run has: the time, and random bits from the OS (a
+-- A run id no other run has: the time to the millisecond (ids sort as the
+-- runs started: the ledger lists them so), and random bits from the OS (a
 -- seed from the clock and ASLR repeats when ASLR is off).
 local function new_run_id()
-  return os.date("!%Y%m%dT%H%M%SZ") .. "-" .. require("slipway.hash").random_hex(4)
+  local now = task.wall()
+  return os.date("!%Y%m%dT%H%M%S", math.floor(now)) .. ("%03dZ-"):format(math.floor(now * 1000) % 1000)
+    .. require("slipway.hash").random_hex(4)
 end
 
--- A task's return value as the record keeps it: what JSON can hold.
-local function recordable(v)
-  if v == nil then return nil end
-  local ok = pcall(json.encode, v)
-  if ok then return v end
-  return tostring(v)
-end
+local recordable = release.recordable
 
 -- The rows of the run record and the timeline: times on the run's clock.
 local function unit_rows(units, t0)
@@ -53,6 +55,7 @@ local function unit_rows(units, t0)
       attempts = u.attempts > 0 and u.attempts or nil, error = u.error, file = u.file, line = u.line,
       allowed = u.allowed, rollback = u.rollback, rollback_error = u.rollback_error,
       result = u.status == "ok" and recordable(u.result) or nil,
+      verifies = u.node and u.node.task.verifies or nil,
     }
   end
   return rows
@@ -72,7 +75,10 @@ function Run:warn(unit, message)
 end
 
 function Run:change(unit, entry, what)
-  if what ~= "added" then return end
+  if what ~= "added" then
+    if self.ledger then self.ledger:changed() end
+    return
+  end
   entry.task = unit and unit.name
   entry.at = task.now() - self.bus.t0
   local changes = self.record.changes
@@ -80,6 +86,7 @@ function Run:change(unit, entry, what)
   if self.scheduler then self.scheduler:change_recorded(entry) end
   self.bus:emit { type = "change_recorded", task = entry.task, kind = entry.kind, target = entry.target,
                   summary = entry.summary }
+  if self.ledger then self.ledger:change_recorded(entry) end
 end
 
 ---------------------------------------------------------------- signals
@@ -125,21 +132,48 @@ end
 
 ---------------------------------------------------------------- the record
 
-local function write_record(record, rows, rollbacks, summary, def, duration_ms, run_id)
-  local project = fs.realpath(dirname(def.file)) or dirname(def.file)
-  local dir = project .. "/.slipway/runs/" .. run_id
-  local ok, err = release.write(record, dir)
-  if ok then
-    local timeline = require("slipway.timeline")
-    local svg = timeline.svg(rows, {
-      title = ("%s — %s in %s (run %s)"):format(def.file, summary.status:gsub("_", " "),
-        events.format_ms(duration_ms), run_id),
-      duration_ms = duration_ms, rollbacks = rollbacks,
-    })
-    ok, err = fs.write(dir .. "/timeline.svg", svg)     -- a picture: no fsync needed
-    if ok then return dir end
-  end
-  return nil, err
+-- The project's .slipway/ directory, next to the pipeline file.
+local function slipway_dir(def)
+  return (fs.realpath(dirname(def.file)) or dirname(def.file)) .. "/.slipway"
+end
+
+-- The run's own directory, .slipway/runs/<id>/ (the release's with the
+-- local ledger): the timeline goes there.
+local function run_dir(def, run_id)
+  return slipway_dir(def) .. "/runs/" .. run_id
+end
+
+local function write_timeline(dir, rows, rollbacks, summary, def, duration_ms, run_id)
+  local timeline = require("slipway.timeline")
+  local svg = timeline.svg(rows, {
+    title = ("%s — %s in %s (run %s)"):format(def.file, summary.status:gsub("_", " "),
+      events.format_ms(duration_ms), run_id),
+    duration_ms = duration_ms, rollbacks = rollbacks,
+  })
+  local ok, err = fs.mkdir(dir)
+  if ok then ok, err = fs.write(dir .. "/timeline.svg", svg) end    -- a picture: no fsync needed
+  return ok, err
+end
+
+-- The ledger's side of the run (slipway.ledger.session), opened before
+-- anything runs: nil and the message when the lock is held or the release
+-- cannot be written.
+local function open_ledger(def, values, plan, opts, record, run)
+  local o = opts.ledger or {}
+  local store = o.store or require("slipway.ledger.files").new(slipway_dir(def))
+  local lock_on = o.lock
+  if lock_on == nil then lock_on = not (def.pipeline and def.pipeline.lock == false) end
+  return require("slipway.ledger.session").open {
+    store = store, record = record, def = def, values = values,
+    lock = lock_on, wait = o.wait, reason = o.reason, lease = o.lease or 60,
+    -- room for the record's last writes: 256 KiB and 512 bytes a task
+    reserve = 256 * 1024 + 512 * #plan.order,
+    before_write = function()      -- (at the end, the run has set the final rows)
+      if run.scheduler and record.status == "running" then
+        record.tasks = json.array(unit_rows(run.scheduler.units, run.bus.t0))
+      end
+    end,
+  }
 end
 
 local function exit_code(summary)
@@ -166,10 +200,10 @@ local function release_summary(run, def, values, summary, run_id, git_task)
   for i, c in ipairs(run.record.changes) do
     changes[i] = { kind = c.kind, target = c.target, summary = c.summary, status = c.status, task = c.task }
   end
-  local got_git, git = pcall(git_task.join, git_task)
+  pcall(git_task.join, git_task)
   return {
-    id = run_id, file = def.file, status = summary.status, params = values,
-    version = values.version or values.tag, git = got_git and git or nil,
+    id = run_id, file = def.file, status = summary.status, params = release.params(values),
+    version = values.version or values.tag, git = run.record.git,
     tasks = tasks, durations = durations, changes = json.array(changes),
     started_at = run.record.started_at, duration_ms = round1(task.now() - run.bus.t0),
   }
@@ -179,7 +213,10 @@ local function git_facts(dir)
   local ok, git = pcall(require, "slipway.git")
   if not ok then return nil end
   local got, head = pcall(git.head, { cwd = dir })
-  return got and head or nil
+  if not got then return nil end
+  local read, dirty = pcall(git.dirty, { cwd = dir })
+  if read then head.dirty = dirty end
+  return head
 end
 
 function M.execute(def, values, plan, opts, reporter)
@@ -188,10 +225,25 @@ function M.execute(def, values, plan, opts, reporter)
   local run_id = new_run_id()
   local started_at = os.time()
   local record = release.new_record {
-    id = run_id, file = def.file, params = values,
-    started_at = events.iso_time(started_at), jobs = opts.jobs,
+    id = run_id, file = def.file, params = release.params(values),
+    started_at = events.iso_time(started_at), jobs = opts.jobs, tasks = json.array {},
   }
   local run = setmetatable({ bus = bus, record = record, scheduler = nil }, Run)
+  -- git facts for the record, gathered while the tasks run
+  local git_task = task.spawn(function()
+    record.git = git_facts(dirname(def.file))
+    if run.ledger then run.ledger:changed() end
+  end)
+  local session, why, signame = open_ledger(def, values, plan, opts, record, run)
+  if not session then
+    git_task:cancel()
+    io.stderr:write("slipway: ", why, "\n")
+    if signame then return signame == "SIGTERM" and 143 or 130 end
+    return 1
+  end
+  run.ledger = session
+  -- (waiting for the lock is not the run's time)
+  bus.t0, bus.wall0, started_at = task.now(), os.time(), os.time()
   task.set_context(context._for_unit(run, nil))
   local restore_stdio = stdio.redirect()
   local restore_exit = refuse_exit()
@@ -203,17 +255,20 @@ function M.execute(def, values, plan, opts, reporter)
     task_list[i] = { name = t.name, needs = json.array(t.needs), run = d.run, reason = d.reason,
                      matrix = t.matrix ~= nil or nil, file = t.file, line = t.line }
   end
-  bus:emit { type = "run_started", run_id = run_id, file = def.file, params = json.object(values),
+  bus:emit { type = "run_started", run_id = run_id, file = def.file, params = record.params,
              jobs = opts.jobs, tasks = json.array(task_list), time = events.iso_time(started_at) }
+  session.warn = function(message) bus:emit { type = "warning", message = message } end
+  for _, note in ipairs(session.notes) do session.warn(note) end
 
-  -- git facts for the record, gathered while the tasks run
-  local git_task = task.spawn(git_facts, dirname(def.file))
   local stop_watching
   -- (a bug of slipway's own must still put the signals, stdio and
   -- os.exit back: the signal watcher alone would keep the loop running)
   local ran, summary = xpcall(scheduler.run, debug.traceback, {
     def = def, plan = plan, values = params.guarded(values, def.params), jobs = opts.jobs, bus = bus, run = run,
-    on_unit_end = stdio.flush,
+    on_unit_end = function(u)
+      stdio.flush(u)
+      session:unit_finished(u)
+    end,
     release_of = function(summary) return release_summary(run, def, values, summary, run_id, git_task) end,
     on_start = function(S)
       run.scheduler = S
@@ -223,7 +278,11 @@ function M.execute(def, values, plan, opts, reporter)
   if stop_watching then stop_watching() end
   restore_exit()
   restore_stdio()
-  if not ran then error(summary, 0) end
+  if not ran then
+    record.status = "failed"
+    session:close()
+    error(summary, 0)
+  end
 
   local duration_ms = round1(task.now() - bus.t0)
   local code = exit_code(summary)
@@ -240,11 +299,18 @@ function M.execute(def, values, plan, opts, reporter)
   record.duration_ms = duration_ms
   record.tasks = json.array(rows)
   record.rollbacks = json.array(rollbacks)
-  local got_git, facts = pcall(git_task.join, git_task)
-  record.git = got_git and facts or nil
-  local record_dir, err = write_record(record, rows, rollbacks, summary, def, duration_ms, run_id)
-  if not record_dir then
+  record.verified = ledger.verified(summary.status, summary.units)
+  pcall(git_task.join, git_task)
+  local written, err = session:close()
+  if not written then
     bus:emit { type = "warning", message = "could not write the run record: " .. tostring(err) }
+  end
+  local record_path = written and session:location() or nil
+  local record_dir = run_dir(def, run_id)
+  local drawn, derr = write_timeline(record_dir, rows, rollbacks, summary, def, duration_ms, run_id)
+  if not drawn then
+    bus:emit { type = "warning", message = "could not write the timeline: " .. tostring(derr) }
+    record_dir = nil
   end
 
   local brief = {}
@@ -253,11 +319,11 @@ function M.execute(def, values, plan, opts, reporter)
   end
   bus:emit { type = "run_finished", run_id = run_id, status = summary.status, exit_code = code,
              duration_ms = duration_ms, summary = json.array(brief),
-             record = record_dir and (record_dir .. "/record.json") or nil,
-             timeline = record_dir and (record_dir .. "/timeline.svg") or nil }
+             record = record_path, timeline = record_dir and (record_dir .. "/timeline.svg") or nil }
   reporter.close {
     status = summary.status, exit_code = code, duration_ms = duration_ms, units = summary.units,
     rollbacks = summary.rollbacks, record_dir = record_dir, run_id = run_id, file = def.file,
+    record = record_path or ("release " .. run_id .. " in " .. session.store.where),
   }
   task.set_context(nil)
   return code

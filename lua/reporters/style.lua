@@ -112,7 +112,8 @@ function M.summary(units, result, paint)
   local line = ("%s in %s"):format(status:gsub("_", " "), M.format_ms(result.duration_ms))
   out[#out + 1] = paint("bold", paint(colour, line))
   if result.record_dir then
-    out[#out + 1] = paint("dim", ("record: %s/record.json  timeline: %s/timeline.svg"):format(result.record_dir, result.record_dir))
+    out[#out + 1] = paint("dim", ("record: %s  timeline: %s/timeline.svg"):format(
+      result.record or (result.record_dir .. "/record.json"), result.record_dir))
   end
   return table.concat(out, "\n") .. "\n"
 end

@@ -29,16 +29,30 @@ function M.cleanup()
   dirs = {}
 end
 
--- run(dir, {args...}, {env = {...}, timeout = "20s"}) -> {code, stdout, stderr}
-function M.run(dir, args, opts)
-  opts = opts or {}
+local function command(args, opts)
   local argv = { M.slipway }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
   local env = {}
   for k, v in pairs(M.base_env) do env[k] = v end
   for k, v in pairs(opts.env or {}) do env[k] = v end
+  return argv, env
+end
+
+-- run(dir, {args...}, {env = {...}, timeout = "20s"}) -> {code, stdout, stderr}
+function M.run(dir, args, opts)
+  opts = opts or {}
+  local argv, env = command(args, opts)
   local r = assert(proc.run(argv, { cwd = dir, env = env, timeout = opts.timeout or "30s" }))
   return r
+end
+
+-- start_run(dir, {args...}, env) -> a `slipway run --reporter plain
+-- args...` process, started (its output captured: p:wait() gives it)
+function M.start_run(dir, args, env)
+  local a = { "run", "--reporter", "plain" }
+  for _, x in ipairs(args or {}) do a[#a + 1] = x end
+  local argv, e = command(a, { env = env })
+  return assert(proc.spawn(argv, { cwd = dir, env = e }))
 end
 
 -- Run with --json and decode the events.
