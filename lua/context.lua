@@ -30,10 +30,13 @@ local M = {}
 
 local get = task.context
 
--- Outside runs: lines go where a plain Lua script would write them.
+local mask = require("slipway.secret").mask
+
+-- Outside runs: lines go where a plain Lua script would write them, masked
+-- (secret values, passwords in URLs) as a run's output events are.
 local function write_plain(stream, line)
   local f = stream == "stderr" and io.stderr or io.stdout
-  f:write(line, "\n")
+  f:write(mask(line), "\n")
 end
 
 function M.output(stream, line)

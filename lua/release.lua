@@ -4,7 +4,8 @@
 --
 --   release.new_record(fields) -> record (fields kept; changes = {})
 --   release.serializable(record) -> a copy fit for JSON
---   release.write(record, dir) -> true | nil, err   (dir/record.json, atomic)
+--   release.write(record, dir) -> true | nil, err   (dir/record.json, atomic;
+--                                                    masked: slipway.secret)
 --
 -- Change entry fields: kind, target, summary, data, undo (not written),
 -- task (the unit that made the change), at (ms since the run started),
@@ -38,14 +39,17 @@ end
 
 -- Write record.json into dir (created if needed), atomically: the record as
 -- pretty JSON; strings that are not UTF-8 (a program's output in an error
--- message) get U+FFFD for their bad bytes.
+-- message) get U+FFFD for their bad bytes. Secrets are masked: a Secret
+-- (a secret parameter) is "***", and so is every secret value or URL
+-- password in the text (slipway.secret.mask_deep, then mask).
 function M.write(record, dir)
   local fs = require("slipway.fs")
   local json = require("slipway.json")
+  local secret = require("slipway.secret")
   local ok, err = fs.mkdir(dir)
   if not ok then return nil, err end
-  local text = json.encode(M.serializable(record), { pretty = true, invalid_utf8 = "replace" })
-  return fs.write_atomic(dir .. "/record.json", text .. "\n")
+  local text = json.encode(secret.mask_deep(M.serializable(record)), { pretty = true, invalid_utf8 = "replace" })
+  return fs.write_atomic(dir .. "/record.json", secret.mask(text) .. "\n")
 end
 
 return M

@@ -25,7 +25,7 @@ local INTERNAL = {
   "^slipway%.reporters%.", "^slipway%.events$", "^slipway%.timeline$", "^slipway%.prelude$",
   "^slipway%.term$", "^slipway%.version$", "^slipway%.compose%.",
   "^slipway%.docker%.client$", "^slipway%.docker%.convert$",
-  "^slipway%.release$", "^slipway%.guard$", "^slipway%.words$", "^slipway%.caller$",
+  "^slipway%.release$", "^slipway%.guard$", "^slipway%.words$", "^slipway%.caller$", "^slipway%.dotenv$",
 }
 
 -- Objects that public functions return, reached without I/O, under their

@@ -77,8 +77,15 @@ local function choose_reporter(opts)
   }, name
 end
 
+-- With --json, stdout carries only NDJSON: GitHub's ::add-mask:: lines for
+-- secrets (made while the pipeline loads) go to stderr, which the runner
+-- reads for workflow commands too.
+local function announce_secrets_on(opts)
+  if opts.json or opts.reporter == "json" then require("slipway.secret")._announce_to("stderr") end
+end
+
 function M.main(args)
-  local opts, def, values, plan = prepare.from_args("run", args, FLAGS)
+  local opts, def, values, plan = prepare.from_args("run", args, FLAGS, announce_secrets_on)
   if not opts then return def end
   opts.jobs = opts.jobs or argparse.default_jobs()
   local reporter = choose_reporter(opts)

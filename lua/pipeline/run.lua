@@ -32,9 +32,11 @@ local function new_run_id()
   return os.date("!%Y%m%dT%H%M%SZ") .. "-" .. require("slipway.hash").random_hex(4)
 end
 
--- A task's return value as the record keeps it: what JSON can hold.
+-- A task's return value as the record keeps it: what JSON can hold, with
+-- secrets as *** (slipway.secret.mask_deep).
 local function recordable(v)
   if v == nil then return nil end
+  v = require("slipway.secret").mask_deep(v)
   local ok = pcall(json.encode, v)
   if ok then return v end
   return tostring(v)
@@ -134,7 +136,8 @@ local function write_record(record, rows, rollbacks, summary, def, duration_ms, 
         events.format_ms(duration_ms), run_id),
       duration_ms = duration_ms, rollbacks = rollbacks,
     })
-    ok, err = fs.write(dir .. "/timeline.svg", svg)     -- a picture: no fsync needed
+    -- (a picture: no fsync needed; masked like everything slipway writes)
+    ok, err = fs.write(dir .. "/timeline.svg", require("slipway.secret").mask(svg))
     if ok then return dir end
   end
   return nil, err
