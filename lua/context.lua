@@ -76,7 +76,7 @@ end
 function M.warn(message)
   local c = get()
   if c then return c.run:warn(c.unit, message) end
-  io.stderr:write("warning: ", message, "\n")
+  io.stderr:write("warning: ", mask(message), "\n")
 end
 
 local CHANGE_KEYS = { kind = "string", target = "string", summary = "string", data = "table", undo = "function" }

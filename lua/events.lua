@@ -39,7 +39,7 @@ end
 
 local now = task.now
 
-local mask_deep = require("slipway.secret").mask_deep
+local mask_event = require("slipway.secret")._mask_event
 
 -- at: the task.now() reading the event happened at, if the caller has it.
 -- The sinks get the event as people may see it (slipway.secret.mask_deep:
@@ -47,7 +47,7 @@ local mask_deep = require("slipway.secret").mask_deep
 -- anything); the emitter keeps its own.
 function Bus:emit(ev, at)
   ev.t = (((at or now()) - self.t0) * 10 + 0.5) // 1 / 10
-  local shown = mask_deep(ev)
+  local shown = mask_event(ev)
   local sinks = self.sinks
   for i = 1, self.nsinks do sinks[i](shown) end
   return ev

@@ -259,6 +259,44 @@ static int secret_mask_deep(lua_State *L) {
   return 1;
 }
 
+/* _mask_event(ev) -> ev as reporters may see it: mask_deep(ev); but while
+ * no secret exists, an output event (most of a run's events) only has its
+ * line looked at for a URL password, which costs a memchr instead of a
+ * walk over every field. */
+static int secret_mask_event(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!sw_mask_active() && lua_getfield(L, 1, "type") == LUA_TSTRING &&
+      strcmp(lua_tostring(L, -1), "output") == 0) {
+    if (lua_getfield(L, 1, "line") != LUA_TSTRING) {
+      lua_settop(L, 1);
+      return 1;
+    }
+    size_t n, len;
+    const char *line = lua_tolstring(L, -1, &n);
+    char *out;
+    int r = sw_redact_urls(line, n, &out, &len);
+    if (r < 0) return luaL_error(L, "secret: out of memory");
+    if (r == 0) {
+      lua_settop(L, 1);
+      return 1;
+    }
+    lua_createtable(L, 0, 6);                   /* a copy with the line redacted */
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
+    lua_pushlstring(L, out, len);
+    free(out);
+    lua_setfield(L, -2, "line");
+    return 1;
+  }
+  lua_settop(L, 1);
+  push_masked_deep(L, 1, 0);
+  return 1;
+}
+
 static int secret_redact_urls(lua_State *L) {
   size_t n, len;
   const char *s = luaL_checklstring(L, 1, &n);
@@ -286,14 +324,52 @@ static int secret_active(lua_State *L) {
   return 1;
 }
 
-/* _mask_args(...) -> the arguments as they are while no secret exists (or
- * when one is neither a string nor a number: the writer reports it); else
- * their concatenation, masked: for writers given a line in pieces. */
+#define WINDOW 512      /* boundary checks on the stack up to this long a form */
+
+/* Whether the text that args first..n make together holds a secret across
+ * the boundary between args first - 1 and first: the (longest - 1) bytes
+ * before it and after it, checked as one window. -1 when the forms are
+ * too long for the window (the caller then checks the concatenation). */
+static int spans_boundary(lua_State *L, int first, int n) {
+  size_t k = sw_mask_longest() - 1, len = 0;
+  if (k > WINDOW) return -1;
+  char window[2 * WINDOW];
+  char *back = window + k;                       /* bytes before, right to left */
+  for (int i = first - 1; i >= 1 && len < k; i--) {
+    size_t l;
+    const char *s = lua_tolstring(L, i, &l);
+    size_t take = l < k - len ? l : k - len;
+    memcpy(back - len - take, s + l - take, take);
+    len += take;
+  }
+  const char *start = back - len;
+  size_t after = 0;
+  for (int i = first; i <= n && after < k; i++) {
+    size_t l;
+    const char *s = lua_tolstring(L, i, &l);
+    size_t take = l < k - after ? l : k - after;
+    memcpy(back + after, s, take);
+    after += take;
+  }
+  return sw_mask_contains(start, len + after);
+}
+
+/* _mask_args(...) -> the arguments as they are when their text holds no
+ * secret (always while no secret exists, and when one is neither a string
+ * nor a number: the writer reports it); else their concatenation, masked.
+ * For writers given a line in pieces: the pieces are checked one by one
+ * and across their boundaries, so the usual line costs no copy. */
 static int secret_mask_args(lua_State *L) {
-  int n = lua_gettop(L);
+  int n = lua_gettop(L), hit = 0;
   if (!sw_mask_active()) return n;
   for (int i = 1; i <= n; i++)
     if (lua_type(L, i) != LUA_TSTRING && lua_type(L, i) != LUA_TNUMBER) return n;
+  for (int i = 1; i <= n && !hit; i++) {
+    size_t len;
+    const char *s = lua_tolstring(L, i, &len);   /* (a number becomes its text here) */
+    hit = sw_mask_contains(s, len) || (i > 1 && spans_boundary(L, i, n) != 0);
+  }
+  if (!hit) return n;
   if (n > 1) lua_concat(L, n);
   size_t len, out_len;
   const char *s = lua_tolstring(L, 1, &len);
@@ -379,6 +455,7 @@ static const luaL_Reg secret_funcs[] = {
   {"contains", secret_contains},
   {"active", secret_active},
   {"_mask_args", secret_mask_args},
+  {"_mask_event", secret_mask_event},
   {"_announce_to", secret_announce_to},
   {NULL, NULL}
 };

@@ -132,6 +132,7 @@ const char *sw_secret_value(lua_State *L, int idx, size_t *len);
 #define SW_MASK_MIN 4
 int sw_mask_add(const char *value, size_t len);
 int sw_mask_active(void);
+size_t sw_mask_longest(void);
 int sw_mask_contains(const char *s, size_t n);
 int sw_mask_text(const char *s, size_t n, char **out, size_t *outlen);
 int sw_redact_urls(const char *s, size_t n, char **out, size_t *outlen);

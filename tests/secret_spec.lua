@@ -236,4 +236,39 @@ describe("slipway.secret", function()
       assert.same({ "after\n", "" }, { r.stdout, r.stderr })
     end)
   end)
+
+  -- (last: the values it registers stay registered in this process)
+  describe("the masker, at random", function()
+      it("leaves no form of any value in random texts made of values, their forms and noise", function()
+        math.randomseed(20261205)
+        local alphabet = "ab+/= \"\\\nxyz0"
+        local function random_text(n)
+          local t = {}
+          for i = 1, n do
+            local k = math.random(#alphabet)
+            t[i] = alphabet:sub(k, k)
+          end
+          return table.concat(t)
+        end
+        local values = {}
+        while #values < 30 do
+          local v = random_text(math.random(4, 24))
+          if not v:find("\n", 1, true) and v:find("%S") then
+            secret.new(v)
+            values[#values + 1] = v
+          end
+        end
+        for _ = 1, 300 do
+          local parts = {}
+          for i = 1, math.random(1, 8) do
+            local fs_of = forms.of(values[math.random(#values)])
+            parts[i] = random_text(math.random(0, 6)) .. fs_of[math.random(#fs_of)].text
+          end
+          local text = table.concat(parts) .. random_text(3)
+          local masked = secret.mask(text)
+          assert(forms.find(masked, values) == nil, forms.find(masked, values))
+          assert.is_truthy(masked:find("***", 1, true))
+        end
+      end)
+  end)
 end)

@@ -98,6 +98,30 @@ describe("secrets in a pipeline", function()
       .. "SLIPWAY_TEST_TOKEN is not set\n" }, { r.code, r.stdout, r.stderr })
   end)
 
+  it("passwords in URLs are *** in output, events and records without any secret", function()
+    local dir = H.project { ["deploy.lua"] = [[
+task("a", function()
+  print("cloning https://bot:gh-pass-1@github.com/x.git")
+  return { db = "postgres://app:db-pass-2@db:5432/app" }
+end)
+task("b", { needs = "a" }, function()
+  local _, err = http.request("http://user:curl-pass-3@127.0.0.1:1/")
+  error(err)
+end)
+]] }
+    local r = H.run_json(dir)
+    assert.same(1, r.code)
+    for _, pw in ipairs({ "gh-pass-1", "db-pass-2", "curl-pass-3" }) do
+      assert.is_nil(r.stdout:find(pw, 1, true), pw)
+    end
+    assert.same("cloning https://bot:***@github.com/x.git", H.of(r.events, "output")[1].line)
+    assert.matches("ECONNREFUSED: connection refused: http://user:%*%*%*@127.0.0.1:1/$",
+      H.of(r.events, "task_finished")[2].error)
+    local record = assert(fs.read(H.of(r.events, "run_finished")[1].record))
+    assert.truthy(record:find("postgres://app:***@db:5432/app", 1, true))
+    assert.is_nil(record:find("pass-", 1, true))
+  end)
+
   it("a command runs at the top level (reading is no side effect), and plan shows nothing of it", function()
     local dir = H.project {
       ["deploy.lua"] = [[

@@ -91,7 +91,7 @@ function M.main(args)
   local reporter = choose_reporter(opts)
   local r = table.pack(task.run(require("slipway.pipeline.run").execute, def, values, plan, opts, reporter))
   if r[1] then return r[2] end
-  io.stderr:write("slipway: internal error: ", tostring(r[3] or r[2]), "\n")
+  io.stderr:write("slipway: internal error: ", require("slipway.secret").mask(tostring(r[3] or r[2])), "\n")
   return 70
 end
 
