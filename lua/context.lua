@@ -15,6 +15,7 @@
 --   context.output(stream, line)      -- one line of output ("stdout" or
 --                                     -- "stderr"), without its newline
 --   context.warn(message)             -- a warning of the current code
+--   (both masked, in runs and outside: slipway.secret)
 --   context.add_change{ kind, target, summary, data, undo } -> entry
 --   context.mark_change(entry, "rolled_back" | "undo_failed", details)
 --

@@ -145,7 +145,9 @@ local function lookup(name, opts, from)
   local r, msg = run_command(opts.cmd, opts.timeout)
   if r == nil then return nil, ("the command `%s` could not run: %s"):format(shown, msg) end
   if r.code ~= 0 then
-    local what = r.timed_out and ("timed out after " .. tostring(opts.timeout or "30s")) or ("exit code " .. r.code)
+    local limit = opts.timeout or "30s"
+    if type(limit) == "number" then limit = limit .. "s" end
+    local what = r.timed_out and ("timed out after " .. limit) or ("exit code " .. r.code)
     local first = (r.stderr or ""):match("^%s*([^\n]-)%s*\n") or (r.stderr or ""):match("^%s*(.-)%s*$")
     return nil, ("the command `%s` failed: %s%s"):format(shown, what, first ~= "" and (": " .. first) or "")
   end

@@ -136,6 +136,13 @@ describe("slipway.secret", function()
         print(secret.active(), secret._mask_args("a", "first-one", 1))]])
       assert.same("false\ttrue\ta\t1\tb\ntrue\ta***1\n", r.stdout)
     end)
+
+    it("masks a line written in pieces, across the pieces, without copying the usual line", function()
+      secret.new("split-across-pieces")
+      assert.same("x *** y", secret._mask_args("x split-", "across-", "pieces y"))
+      assert.same("***\n", secret._mask_args("split-across-pieces", "\n"))
+      assert.same({ "[t] ", "no secret here", "\n" }, { secret._mask_args("[t] ", "no secret here", "\n") })
+    end)
   end)
 
   describe("redact_urls", function()

@@ -13,24 +13,26 @@ fs = {}
 ---@return string? code
 function fs.read(path) end
 
+---Data that is a Secret, or holds a secret's value, makes the file 0600
+---(the writers below too).
 ---@param path string
----@param data string
+---@param data string|slipway.Secret
 ---@return true|nil ok
 ---@return string? message
 ---@return string? code
 function fs.write(path, data) end
 
 ---Temp file in the same directory, fsync, rename over, fsync the directory.
----Keeps the permission bits of a file it replaces.
+---Keeps the permission bits of a file it replaces (0600 for a secret).
 ---@param path string
----@param data string
+---@param data string|slipway.Secret
 ---@return true|nil ok
 ---@return string? message
 ---@return string? code
 function fs.write_atomic(path, data) end
 
 ---@param path string
----@param data string
+---@param data string|slipway.Secret
 ---@return true|nil ok
 ---@return string? message
 ---@return string? code
