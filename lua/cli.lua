@@ -66,7 +66,7 @@ local function run_main_task(fn, ...)
     err = (mt and mt.__tostring) and tostring(err) or ("(error object is a %s value)"):format(type(err))
     if tb then tb = tb:gsub("^[^\n]*", err) end
   end
-  stderr(tb or err, "\n")
+  stderr(require("slipway.secret").mask(tb or err), "\n")     -- (secrets and URL passwords as ***)
   return 1
 end
 M.run_main_task = run_main_task

@@ -15,6 +15,7 @@
 --   context.output(stream, line)      -- one line of output ("stdout" or
 --                                     -- "stderr"), without its newline
 --   context.warn(message)             -- a warning of the current code
+--   (both masked, in runs and outside: slipway.secret)
 --   context.add_change{ kind, target, summary, data, undo } -> entry
 --   context.mark_change(entry, "rolled_back" | "undo_failed", details)
 --
@@ -30,10 +31,13 @@ local M = {}
 
 local get = task.context
 
--- Outside runs: lines go where a plain Lua script would write them.
+local mask = require("slipway.secret").mask
+
+-- Outside runs: lines go where a plain Lua script would write them, masked
+-- (secret values, passwords in URLs) as a run's output events are.
 local function write_plain(stream, line)
   local f = stream == "stderr" and io.stderr or io.stdout
-  f:write(line, "\n")
+  f:write(mask(line), "\n")
 end
 
 function M.output(stream, line)
@@ -73,7 +77,7 @@ end
 function M.warn(message)
   local c = get()
   if c then return c.run:warn(c.unit, message) end
-  io.stderr:write("warning: ", message, "\n")
+  io.stderr:write("warning: ", mask(message), "\n")
 end
 
 local CHANGE_KEYS = { kind = "string", target = "string", summary = "string", data = "table", undo = "function" }

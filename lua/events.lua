@@ -39,11 +39,17 @@ end
 
 local now = task.now
 
--- at: the task.now() reading the event happened at, if the caller has it
+local mask_event = require("slipway.secret")._mask_event
+
+-- at: the task.now() reading the event happened at, if the caller has it.
+-- The sinks get the event as people may see it (slipway.secret.mask_deep:
+-- secret values and passwords in URLs as ***, a copy where that changed
+-- anything); the emitter keeps its own.
 function Bus:emit(ev, at)
   ev.t = (((at or now()) - self.t0) * 10 + 0.5) // 1 / 10
+  local shown = mask_event(ev)
   local sinks = self.sinks
-  for i = 1, self.nsinks do sinks[i](ev) end
+  for i = 1, self.nsinks do sinks[i](shown) end
   return ev
 end
 

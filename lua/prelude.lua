@@ -14,6 +14,7 @@ local lazy = {
   compose = "slipway.compose", docker = "slipway.docker", probe = "slipway.probe",
   git = "slipway.git", env = "slipway.env", context = "slipway.context",
   vercel = "slipway.vercel",
+  secret = "slipway.secrets",
 }
 
 setmetatable(_G, {

@@ -7,6 +7,7 @@
 --   release.serializable(record) -> a copy fit for JSON
 --   release.encode(record) -> its JSON text (what the ledger stores)
 --   release.write(record, dir) -> true | nil, err   (dir/record.json, atomic)
+--   (both masked: slipway.secret)
 --
 -- Change entry fields: kind, target, summary, data, undo (not written),
 -- task (the unit that made the change), at (ms since the run started),
@@ -37,9 +38,11 @@ local function jsonable(v, seen)
 end
 
 -- v as it is when JSON can hold it (a change's data is kept in full: it is
--- what a rollback re-applies), else its jsonable copy.
+-- what a rollback re-applies), else its jsonable copy; secrets as ***
+-- (slipway.secret.mask_deep).
 local function recordable(v)
   if v == nil then return nil end
+  v = require("slipway.secret").mask_deep(v)
   if pcall(require("slipway.json").encode, v) then return v end
   return jsonable(v, {})
 end
@@ -75,7 +78,9 @@ end
 
 -- Write record.json into dir (created if needed), atomically: the record as
 -- pretty JSON; strings that are not UTF-8 (a program's output in an error
--- message) get U+FFFD for their bad bytes.
+-- message) get U+FFFD for their bad bytes. Secrets are masked: a Secret
+-- (a secret parameter) is "***", and so is every secret value or URL
+-- password in the text (slipway.secret.mask_deep, then mask).
 function M.write(record, dir)
   local fs = require("slipway.fs")
   local ok, err = fs.mkdir(dir)
@@ -85,7 +90,9 @@ end
 
 function M.encode(record)
   local json = require("slipway.json")
-  return json.encode(M.serializable(record), { pretty = true, invalid_utf8 = "replace" }) .. "\n"
+  local secret = require("slipway.secret")
+  local text = json.encode(secret.mask_deep(M.serializable(record)), { pretty = true, invalid_utf8 = "replace" })
+  return secret.mask(text) .. "\n"
 end
 
 return M

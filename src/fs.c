@@ -16,6 +16,9 @@
  *   list(dir) -> {names...} sorted  stat(path, {follow}) -> {type, size, mode, mtime}
  *   exists(path) -> bool            glob(pattern) -> {paths...} sorted
  *   basename(p), dirname(p), join(...), tempdir([prefix]), realpath(p)
+ *
+ * The writers take a Secret (slipway.secret) as data, and a file written
+ * with data that is or holds a secret is made 0600: only its owner reads it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -113,6 +116,19 @@ static int write_all(int fd, const char *data, size_t len) {
   return 0;
 }
 
+/* The data to write (argument 2): a string, or a Secret's plain text.
+ * *secret: it is a Secret or holds a secret's value (slipway.secret), so
+ * the file is made readable by its owner only (0600). */
+static const char *check_data(lua_State *L, size_t *len, int *secret) {
+  if (sw_is_secret(L, 2)) {
+    *secret = 1;
+    return sw_secret_value(L, 2, len);
+  }
+  const char *data = luaL_checklstring(L, 2, len);
+  *secret = sw_mask_contains(data, *len);
+  return data;
+}
+
 /* The directory part of path into buf ("." when there is none). */
 static void dir_of(const char *path, char *buf, size_t size) {
   const char *slash = strrchr(path, '/');
@@ -142,15 +158,17 @@ static int write_with_flags(lua_State *L, int flags, const char *fname) {
   static const char *const append_opts[] = {"sync", NULL};
   const char *path = sw_check_cstring(L, 1, fname, "path");
   size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
+  int secret;
+  const char *data = check_data(L, &len, &secret);
   int is_write = (flags & O_TRUNC) != 0;
   sw_check_options(L, 3, fname, is_write ? write_opts : append_opts);
   int sync = sw_opt_boolean(L, 3, "sync", 0, fname);
   if (is_write && sw_opt_boolean(L, 3, "exclusive", 0, fname)) flags = O_EXCL;
   int created = (flags & O_EXCL) != 0 || (sync && access(path, F_OK) != 0);
-  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0666);
+  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | flags, secret ? 0600 : 0666);
   if (fd < 0) return sw_push_errno(L, errno, path);
-  int e = write_all(fd, data, len);
+  int e = secret && fchmod(fd, 0600) != 0 ? errno : 0;   /* a file that was there */
+  if (e == 0) e = write_all(fd, data, len);
   if (e == 0 && sync && fsync(fd) != 0) e = errno;
   if (close(fd) != 0 && e == 0) e = errno;
   if (e == 0 && sync && created) e = sync_dir_of(path);
@@ -170,11 +188,13 @@ static int fs_append(lua_State *L) {
 /* write_atomic(path, data): readers see the old content or the new one,
  * never a torn file, and after return the new content survives a crash:
  * temp file in the same directory, fsync, rename over, fsync the directory.
- * An existing file keeps its permission bits. */
+ * An existing file keeps its permission bits, unless the data holds a
+ * secret (then 0600). */
 static int fs_write_atomic(lua_State *L) {
   const char *path = sw_check_cstring(L, 1, "fs.write_atomic", "path");
   size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
+  int secret;
+  const char *data = check_data(L, &len, &secret);
   const char *slash = strrchr(path, '/');
   const char *base = slash ? slash + 1 : path;
   if (*base == '\0') return sw_push_errno(L, EISDIR, path);
@@ -189,7 +209,9 @@ static int fs_write_atomic(lua_State *L) {
   }
   struct stat st;
   mode_t mode;
-  if (stat(path, &st) == 0) {
+  if (secret) {
+    mode = 0600;
+  } else if (stat(path, &st) == 0) {
     mode = st.st_mode & 07777;
   } else {
     mode_t mask = umask(0);    /* read the umask: set it back at once */

@@ -32,6 +32,8 @@
  *                the status), max_body (bytes, default 64 MiB: the most of
  *                a body kept for the result; on_body and response_body =
  *                false keep none, so it does not apply to them)}
+ *     url, header values and body may be Secrets (slipway.secret): their
+ *     plain text is sent; errors show a password in the URL as ***
  *   http.request(url, opts)   -- the same, url given first
  *     -> {status, headers = {lower-case name = value}, body, time_ms, url}
  *        (body is nil when on_body(chunk) took it; a status >= 400 is data)
@@ -512,8 +514,30 @@ static const char *effective_url(request *r) {
   return u ? u : "";
 }
 
-/* Push nil, "CODE: message: url", "CODE" for a failed transfer. */
+/* Replace the message at idx by itself with every password in a URL as
+ * *** (an error names the URL, and its password is nobody's business). */
+static void redact_urls_at(lua_State *L, int idx) {
+  size_t n, len;
+  const char *s = lua_tolstring(L, idx, &n);
+  char *out;
+  if (sw_redact_urls(s, n, &out, &len) != 1) return;
+  idx = lua_absindex(L, idx);
+  lua_pushlstring(L, out, len);
+  free(out);
+  lua_replace(L, idx);
+}
+
+static int push_failure_text(lua_State *L, request *r);
+
+/* Push nil, "CODE: message: url", "CODE" for a failed transfer (the URL's
+ * password as ***). */
 static int push_failure(lua_State *L, request *r) {
+  int n = push_failure_text(L, r);
+  redact_urls_at(L, -2);
+  return n;
+}
+
+static int push_failure_text(lua_State *L, request *r) {
   const char *code = "EHTTP", *url = effective_url(r);
   char dur[40];
   const char *detail = r->errbuf[0] ? r->errbuf : C.easy_strerror(r->result);
@@ -786,8 +810,8 @@ static void set_headers(lua_State *L, request *r, int idx) {
     lua_pushnil(L);
     while (lua_next(L, h)) {
       if (lua_type(L, -2) != LUA_TSTRING ||
-          (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER))
-        luaL_error(L, "%s: headers must map a name to a string", F);
+          (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER && !sw_is_secret(L, -1)))
+        luaL_error(L, "%s: headers must map a name to a string (or a secret)", F);
       const char *name = sw_check_cstring(L, -2, F, "a header name");
       if (!is_token(name))
         sw_raise_at_caller(L, lua_pushfstring(L, "%s: header name '%s' is not an HTTP token "
@@ -865,8 +889,9 @@ static int http_request(lua_State *L) {
   const char *body = NULL;
   int bt = (given & G_BODY) ? lua_getfield(L, 1, "body") : (lua_pushnil(L), LUA_TNIL);
   if (bt == LUA_TSTRING) body = lua_tolstring(L, -1, &body_len);
+  else if (sw_is_secret(L, -1)) body = sw_secret_value(L, -1, &body_len);
   else if (bt != LUA_TNIL) luaL_error(L, "%s: option 'body' must be a string, got %s", F, luaL_typename(L, -1));
-  lua_pop(L, 1);                                   /* the string stays in opts */
+  lua_pop(L, 1);                                   /* the string (or Secret) stays in opts */
   if (body && body_file) luaL_error(L, "%s: give 'body' or 'body_file', not both", F);
   int ot = (given & G_ON_BODY) ? lua_getfield(L, 1, "on_body") : (lua_pushnil(L), LUA_TNIL);  /* [opts, on_body] */
   if (ot != LUA_TNIL && ot != LUA_TFUNCTION)
@@ -888,6 +913,7 @@ static int http_request(lua_State *L) {
   if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "EINVAL: bad URL (expected http:// or https://): %s", url);
+    redact_urls_at(L, -1);
     lua_pushliteral(L, "EINVAL");
     return 3;
   }

@@ -720,6 +720,9 @@ static void enc_value(lua_State *L, enc_state *e, int idx, int depth) {
       put(L, e, digits, strlen(digits));
       return;
     }
+    if (sw_is_secret(L, idx))       /* "***" would be sent silently instead */
+      enc_error(L, e, depth, "cannot encode a secret (pass secret.reveal(value) where "
+                "its plain text must be sent)");
     break;
   }
   }

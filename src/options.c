@@ -47,6 +47,14 @@ static void push_preview(lua_State *L, const char *s, size_t len, size_t at) {
 const char *sw_check_cstring(lua_State *L, int idx, const char *fname,
                              const char *what) {
   int t = lua_type(L, idx);
+  if (t == LUA_TUSERDATA && sw_is_secret(L, idx)) {
+    /* a Secret stands for its plain text here: the slot takes the string
+     * (the Secret keeps it alive wherever the caller found it) */
+    idx = lua_absindex(L, idx);
+    lua_getiuservalue(L, idx, 1);
+    lua_replace(L, idx);
+    t = LUA_TSTRING;
+  }
   if (t != LUA_TSTRING && t != LUA_TNUMBER) {
     lua_pushfstring(L, "%s: %s must be a string, got %s", fname, what,
                     luaL_typename(L, idx));
@@ -122,8 +130,9 @@ const char *sw_opt_string(lua_State *L, int idx, const char *key,
     return def;
   }
   /* Not a number either: its conversion would be a string nothing keeps
-   * alive once the copy is popped, and the pointer would dangle. */
-  if (t != LUA_TSTRING) wrong_type(L, fname, key, "a string");
+   * alive once the copy is popped, and the pointer would dangle. A Secret
+   * is its text (which the Secret in the options table keeps alive). */
+  if (t != LUA_TSTRING && !sw_is_secret(L, -1)) wrong_type(L, fname, key, "a string");
   lua_pushfstring(L, "option '%s'", key);
   /* the string stays alive in the options table */
   const char *s = sw_check_cstring(L, -2, fname, lua_tostring(L, -1));

@@ -14,6 +14,8 @@
  * (that stream is then not captured: the result has no field for it);
  * "inherit" inside a pipeline run means the running unit's output (the
  * context's `output` function: lua/context.lua), not slipway's own fds;
+ * outside runs, once a secret exists (slipway.secret), slipway's own fds
+ * through the masker, line by line;
  * timeout (a duration: SIGTERM to the group, SIGKILL after kill_grace,
  * default 2s; code 124, timed_out = true). A child killed by a signal has
  * code 128 + N and signal = "SIGKILL". Programs are looked up in slipway's
@@ -32,7 +34,9 @@
  * A child that exits non-zero is data; failing to start and output beyond
  * max_output are errors. Strings that reach the system (argv words, the
  * shell string, env names and values, cwd) must not contain a NUL byte:
- * that raises, like every other caller mistake.
+ * that raises, like every other caller mistake. No word of cmd may be a
+ * Secret or hold a secret's value (it would be readable in /proc by any
+ * user): that raises too, saying to use env or stdin, which take Secrets.
  *
  * Spawning uses posix_spawn (vfork-fast, setsid, signal dispositions reset)
  * rather than uv_spawn: libuv 1.44 reaps by calling waitpid() on every live
@@ -57,6 +61,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -659,9 +664,27 @@ static int stream_mode(lua_State *L, int opts, const char *key, const char *fnam
   return mode;
 }
 
+/* A line of output a child was to inherit, outside runs once a secret
+ * exists: masked (slipway.secret) on slipway's own stdout or stderr. */
+static int write_masked_line(lua_State *L) {
+  size_t n, len;
+  const char *s = luaL_checklstring(L, 1, &n);
+  FILE *f = strcmp(luaL_checkstring(L, 2), "stderr") == 0 ? stderr : stdout;
+  char *out = NULL;
+  int r = sw_mask_text(s, n, &out, &len);
+  if (r < 0) return luaL_error(L, "proc: out of memory masking output");
+  fwrite(r ? out : s, 1, r ? len : n, f);
+  putc('\n', f);
+  fflush(f);
+  free(out);
+  return 0;
+}
+
 /* Inside a pipeline run, output that a child was to inherit is the
  * running unit's output: push the context's `output` function (line,
- * stream) and return 1; outside runs push nothing and return 0. */
+ * stream) and return 1. Outside runs it is slipway's own stdout/stderr:
+ * once a secret exists, through write_masked_line (push it, return 1),
+ * else left to the child (push nothing, return 0). */
 static int push_inherit_sink(lua_State *L) {
   if (sw_push_context(L) == LUA_TTABLE) {
     if (lua_getfield(L, -1, "output") == LUA_TFUNCTION) {
@@ -671,6 +694,10 @@ static int push_inherit_sink(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
+  if (sw_mask_active()) {
+    lua_pushcfunction(L, write_masked_line);
+    return 1;
+  }
   return 0;
 }
 
@@ -689,8 +716,27 @@ static void *scratch(lua_State *L, int anchors, size_t size) {
   return m;
 }
 
+/* A secret on a command line is readable by every user of the machine
+ * (/proc/PID/cmdline, ps) and shows in error messages: refuse it, saying
+ * how to pass it instead. what: "cmd[2] is a secret", "the command
+ * contains the value of a secret". */
+static int refuse_secret(lua_State *L, const char *fname, const char *what) {
+  return arg_error(L, lua_pushfstring(L, "%s: %s: a secret never goes on a command line (any "
+    "user can read it there); pass it through env or stdin, e.g. sh('curl -H \"Authorization: "
+    "Bearer $TOKEN\" ...', { env = { TOKEN = token } })", fname, what));
+}
+
+/* The string at idx (a word of cmd) must not hold a secret's value. */
+static void check_no_secret(lua_State *L, int idx, const char *fname, const char *what) {
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  if (sw_mask_contains(s, len))
+    refuse_secret(L, fname, lua_pushfstring(L, "%s contains the value of a secret", what));
+}
+
 /* argv from cmd (index 1) as a NULL-terminated array; the array and its
- * strings are kept alive by the anchor table. */
+ * strings are kept alive by the anchor table. No word may be or hold a
+ * secret. */
 static char **build_argv(lua_State *L, int anchors, const char *fname) {
   char **argv;
   if (lua_type(L, 1) == LUA_TSTRING) {
@@ -698,9 +744,11 @@ static char **build_argv(lua_State *L, int anchors, const char *fname) {
     argv[0] = "/bin/sh";
     argv[1] = "-c";
     argv[2] = (char *)sw_check_cstring(L, 1, fname, "cmd");
+    check_no_secret(L, 1, fname, "the command");
     argv[3] = NULL;
     return argv;
   }
+  if (sw_is_secret(L, 1)) refuse_secret(L, fname, "the command is a secret");
   if (lua_type(L, 1) != LUA_TTABLE)
     arg_error(L, lua_pushfstring(L, "%s: cmd must be an argv list or a "
                                  "shell string, got %s", fname, luaL_typename(L, 1)));
@@ -708,11 +756,15 @@ static char **build_argv(lua_State *L, int anchors, const char *fname) {
   if (n < 1) arg_error(L, lua_pushfstring(L, "%s: cmd is an empty argv list", fname));
   for (lua_Integer i = 1; i <= n; i++) {
     int t = lua_rawgeti(L, 1, i);
+    if (sw_is_secret(L, -1))
+      refuse_secret(L, fname, lua_pushfstring(L, "cmd[%d] is a secret", (int)i));
     if (t != LUA_TSTRING && t != LUA_TNUMBER)
       arg_error(L, lua_pushfstring(L, "%s: cmd[%d] must be a string, got %s", fname,
                                    (int)i, luaL_typename(L, -1)));
-    if (t == LUA_TSTRING)
+    if (t == LUA_TSTRING) {
       sw_check_cstring(L, -2, fname, lua_pushfstring(L, "cmd[%d]", (int)i));
+      check_no_secret(L, -2, fname, lua_tostring(L, -1));
+    }
     lua_pop(L, t == LUA_TSTRING ? 2 : 1);
   }
   argv = (char **)scratch(L, anchors, (size_t)(n + 1) * sizeof *argv);
@@ -745,6 +797,7 @@ static char **build_env(lua_State *L, int opts, int clear, int anchors,
     lua_pushnil(L);
     while (lua_next(L, envt)) {
       int kt = lua_type(L, -2), vt = lua_type(L, -1);
+      if (sw_is_secret(L, -1)) vt = LUA_TSTRING;    /* its plain text */
       if (kt != LUA_TSTRING || (vt != LUA_TSTRING && vt != LUA_TNUMBER &&
                                 !(vt == LUA_TBOOLEAN && !lua_toboolean(L, -1))))
         arg_error(L, lua_pushfstring(L, "%s: env entries must be name = string "
@@ -776,7 +829,8 @@ static char **build_env(lua_State *L, int opts, int clear, int anchors,
     lua_pushnil(L);
     while (lua_next(L, envt)) {
       if (lua_type(L, -1) != LUA_TBOOLEAN) {
-        const char *v = lua_tostring(L, -1);   /* a number value becomes a string */
+        /* a number value becomes a string, a Secret its plain text */
+        const char *v = sw_is_secret(L, -1) ? sw_secret_value(L, -1, NULL) : lua_tostring(L, -1);
         lua_pushfstring(L, "%s=%s", lua_tostring(L, -2), v);
         env[n++] = anchor(L, anchors);
       }
@@ -883,8 +937,9 @@ static run_state *start_run(lua_State *L, const char *fname) {
   if (!lua_isnil(L, 2)) {
     int t = lua_getfield(L, 2, "stdin");
     if (t == LUA_TSTRING) stdin_data = lua_tolstring(L, -1, &stdin_len);
+    else if (sw_is_secret(L, -1)) stdin_data = sw_secret_value(L, -1, &stdin_len);
     else if (t != LUA_TNIL)
-      arg_error(L, lua_pushfstring(L, "%s: option 'stdin' must be a string "
+      arg_error(L, lua_pushfstring(L, "%s: option 'stdin' must be a string or a secret "
                                    "(the data to send), got %s", fname, luaL_typename(L, -1)));
     lua_pop(L, 1);
   }

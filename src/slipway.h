@@ -41,7 +41,8 @@ int sw_unknown_option(lua_State *L, int idx, const char *const allowed[]);
 /* The string (or number) at idx as a C string for the system: raises
  * "<fname>: <what> must be a string, got T", or "<fname>: <what> contains
  * a NUL byte: "a\0b"" (a C string would silently end there), naming the
- * caller's file:line. A number is converted in place. (options.c) */
+ * caller's file:line. A number is converted in place, and so is a Secret
+ * (slipway.secret): its plain text is what the system gets. (options.c) */
 const char *sw_check_cstring(lua_State *L, int idx, const char *fname,
                              const char *what);
 
@@ -130,5 +131,21 @@ void sw_hash_require(lua_State *L);
 int sw_sha1_hex(const void *data, size_t len, char hex[41]);
 int sw_sha1_fd(int fd, char hex[41], long long *size, unsigned char *buf, size_t len,
                volatile int *stop);
+
+/* The output masker (mask.c). sw_mask_add registers a secret value (every
+ * form of it: see mask.c; a value under SW_MASK_MIN bytes is ignored):
+ * 0, or -1 when memory ran out. sw_mask_active: anything registered?
+ * sw_mask_contains: does s hold a registered value in any form?
+ * sw_mask_text and sw_redact_urls write s with every registered value,
+ * respectively every password in a URL, replaced by "***" into *out
+ * (malloc'ed, the caller frees it) and return 1; 0 when there was nothing
+ * to replace (*out untouched); -1 when memory ran out. */
+#define SW_MASK_MIN 4
+int sw_mask_add(const char *value, size_t len);
+int sw_mask_active(void);
+size_t sw_mask_longest(void);
+int sw_mask_contains(const char *s, size_t n);
+int sw_mask_text(const char *s, size_t n, char **out, size_t *outlen);
+int sw_redact_urls(const char *s, size_t n, char **out, size_t *outlen);
 
 #endif

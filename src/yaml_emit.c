@@ -639,6 +639,9 @@ static int put_scalar(lua_State *L, enc_t *e, int idx, int indent, int key) {
   }
   default: break;
   }
+  if (sw_is_secret(L, idx))           /* "***" would be written silently instead */
+    return enc_error(L, e, "cannot encode a secret (pass secret.reveal(value) where its plain "
+                     "text must be written)");
   lua_pushfstring(L, "cannot encode a %s", luaL_typename(L, idx));
   return enc_error(L, e, lua_tostring(L, -1));
 }

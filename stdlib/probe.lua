@@ -33,7 +33,9 @@
 --   name              a label for reports (default the target)
 --
 -- Result: { ok, kind, target, name, attempts, passes, status, latency_ms,
--- elapsed_ms, error, reason }. `reason` says in words what happened
+-- elapsed_ms, error, reason }. `target` shows a URL's password as *** (a
+-- url given as a secret shows as *** whole; url and header values may be
+-- secrets). `reason` says in words what happened
 -- ("status 503, expected 2xx", "connection refused", "timeout after 5s",
 -- "certificate verify failed: ..."); `error` is the code (ECONNREFUSED,
 -- ETIMEDOUT, ECERT, EDNS, ESTATUS, EBODY, EJSON, ECODE, EUNHEALTHY...).
@@ -42,6 +44,7 @@ local http = require("slipway.http")
 local duration = require("slipway.duration")
 local native = require("slipway._probe")
 local words = require("slipway.words")
+local secret = require("slipway.secret")
 
 local M = {}
 
@@ -211,15 +214,20 @@ local function plan(kind, spec, defaults, fname)
 
   if kind == "http" then
     local url = spec.url
+    local hidden = secret.is_secret(url)             -- a URL that is a secret (a webhook's)
+    if hidden then url = secret.reveal(url) end
     if type(url) ~= "string" then raise(fname, "option 'url' is required (a string)") end
+    -- Reports show the URL with its password as *** (http.request's
+    -- errors do the same), a secret URL as ***.
+    local shown = secret.redact_urls(url)
     -- http:// or https:// (any case), then a host: not empty, not starting
     -- with / ? or #; no white space or NUL anywhere
     local rest = url:match("^[hH][tT][tT][pP][sS]?://()")
     local c = rest and url:byte(rest)
     if not c or c == 47 or c == 63 or c == 35 or not url:find("^[^%s\0]*$", rest) then
-      raise(fname, "bad URL '%s' (expected http(s)://host[:port]/path)", url)
+      raise(fname, "bad URL '%s' (expected http(s)://host[:port]/path)", hidden and "***" or shown)
     end
-    p.target = url
+    p.target, p.url_in_errors = hidden and "***" or shown, shown
     p.match, p.expect_text = parse_expect(fname, spec.expect)
     if typed then
       opt_type(fname, spec, "body_contains", "string")
@@ -322,7 +330,7 @@ function attempt.http(p, timeout_ms)
   end
   local res, msg, code = http.request(req)
   if not res then
-    return false, { error = code, reason = plain_reason(msg, s.url) }
+    return false, { error = code, reason = plain_reason(msg, p.url_in_errors) }
   end
   local out = { status = res.status, latency_ms = res.time_ms, error = nil, reason = nil }  -- sized for 4
   if not p.match(res.status) then

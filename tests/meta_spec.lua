@@ -28,6 +28,7 @@ local INTERNAL = {
   "^slipway%.release$", "^slipway%.guard$", "^slipway%.words$", "^slipway%.caller$",
   "^slipway%.vercel%.",
   "^slipway%.ledger$", "^slipway%.ledger%.", "^slipway%.docker%.ledger_store$",
+  "^slipway%.dotenv$",
 }
 
 -- Objects that public functions return, reached without I/O, under their

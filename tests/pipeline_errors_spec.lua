@@ -201,7 +201,7 @@ task("build", { matrix = function(p) return { p.region } end }, function(item, p
 
   it("a mistyped parameter kind suggests the right one", function()
     assert.same("slipway: deploy.lua:1: param.boolean: no such parameter kind (did you mean 'param.bool'?) (valid: "
-      .. "param.bool, param.choice, param.list, param.number, param.string)\n", bad('param.boolean("fast")\n'))
+      .. "param.bool, param.choice, param.list, param.number, param.secret, param.string)\n", bad('param.boolean("fast")\n'))
   end)
 
   it("unknown flags and tasks on the command line list the valid ones", function()

@@ -170,7 +170,7 @@ describe("pipeline params", function()
     assert.same("deploy.lua:7: param.list: the first argument must be a parameter name (letters, digits, _ and -), got 'a b'",
       input_error(set.api.list, "a b"))
     assert.has_error(function() return set.api.integer end,
-      "param.integer: no such parameter kind (valid: param.bool, param.choice, param.list, param.number, param.string)")
+      "param.integer: no such parameter kind (valid: param.bool, param.choice, param.list, param.number, param.secret, param.string)")
   end)
 end)
 

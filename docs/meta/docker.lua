@@ -68,7 +68,7 @@ function docker.client(opts) end
 ---@field dockerfile? string path inside the context (default "Dockerfile")
 ---@field tag? string
 ---@field tags? string[]
----@field build_args? table<string, string|number>
+---@field build_args? table<string, string|number|slipway.Secret> (a Secret is sent as its plain text and masked in the output)
 ---@field target? string
 ---@field labels? table<string, string>
 ---@field no_cache? boolean
@@ -338,10 +338,11 @@ function docker.swarm.network(name, body, opts) end
 ---@field client? slipway.docker.Client
 
 ---A secret named "<name>_<12 hex of sha256(data)>": a rotated value is a
----new secret (created unless it exists).
+---new secret (created unless it exists). The value is masked in all output
+---from then on (slipway.secret).
 ---@async
 ---@param name string
----@param data string|nil
+---@param data string|slipway.Secret|nil
 ---@param opts? slipway.docker.SwarmObjectOptions
 ---@return {id: string, name: string, created: boolean}
 function docker.swarm.secret(name, data, opts) end

@@ -15,9 +15,10 @@ function fs.read(path) end
 
 ---opts.sync: fsync before returning (and the directory, for a new file);
 ---opts.exclusive: create the file, or fail with EEXIST if it exists
----(atomic: of two processes, one creates it).
+---(atomic: of two processes, one creates it). Data that is a Secret, or
+---holds a secret's value, makes the file 0600 (the writers below too).
 ---@param path string
----@param data string
+---@param data string|slipway.Secret
 ---@param opts? {sync?: boolean, exclusive?: boolean}
 ---@return true|nil ok
 ---@return string? message
@@ -25,9 +26,9 @@ function fs.read(path) end
 function fs.write(path, data, opts) end
 
 ---Temp file in the same directory, fsync, rename over, fsync the directory.
----Keeps the permission bits of a file it replaces.
+---Keeps the permission bits of a file it replaces (0600 for a secret).
 ---@param path string
----@param data string
+---@param data string|slipway.Secret
 ---@return true|nil ok
 ---@return string? message
 ---@return string? code
@@ -35,7 +36,7 @@ function fs.write_atomic(path, data) end
 
 ---opts.sync: fsync before returning (and the directory, for a new file).
 ---@param path string
----@param data string
+---@param data string|slipway.Secret
 ---@param opts? {sync?: boolean}
 ---@return true|nil ok
 ---@return string? message

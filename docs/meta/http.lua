@@ -6,10 +6,10 @@
 http = {}
 
 ---@class slipway.HttpOptions
----@field url string http:// or https:// (required)
+---@field url string|slipway.Secret http:// or https:// (required); errors show its password as ***
 ---@field method? string default "GET", or "POST" when a body is given; an HTTP token (letters, digits, !#$%&'*+-.^_`|~), else it raises
----@field headers? table<string, string|number> request headers, name -> value (names are HTTP tokens; a value with CR or LF raises)
----@field body? string request body
+---@field headers? table<string, string|number|slipway.Secret> request headers, name -> value (names are HTTP tokens; a value with CR or LF raises)
+---@field body? string|slipway.Secret request body
 ---@field body_file? string stream the request body from this file
 ---@field unix_socket? string talk HTTP over this unix socket (Docker)
 ---@field timeout? string|number whole request (default "30s"; 0 = no limit)

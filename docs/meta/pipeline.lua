@@ -70,6 +70,17 @@ function param.number(name, default, description) end
 ---@param description? string|{description: string}
 function param.list(name, default, description) end
 
+---@class slipway.SecretParamOptions: slipway.SecretOptions
+---@field description? string
+
+---A secret parameter: its value is a slipway.Secret (*** in plans, events
+---and records), from -p NAME=VALUE or SLIPWAY_PARAM_<NAME> (better: the
+---process list shows -p), else resolved like secret(name, opts) when opts
+---has `from`; otherwise required, unless optional = true (then false).
+---@param name string
+---@param opts? string|slipway.SecretParamOptions a description, or options
+function param.secret(name, opts) end
+
 ---An environment variable, or the default; raises when unset without one.
 ---@class slipway.env
 ---@overload fun(name: string, default?: string): string

@@ -6,9 +6,9 @@ proc = {}
 
 ---@class slipway.ProcOptions
 ---@field cwd? string working directory of the child
----@field env? table<string, string|number|false> adds or replaces variables (false removes one)
+---@field env? table<string, string|number|false|slipway.Secret> adds or replaces variables (false removes one; a Secret gives its plain text)
 ---@field env_clear? boolean start from an empty environment
----@field stdin? string data written to the child's stdin (default: /dev/null)
+---@field stdin? string|slipway.Secret data written to the child's stdin (default: /dev/null)
 ---@field stdout? "capture"|"inherit"|"null"|fun(line: string, stream: "stdout") default "capture"
 ---@field stderr? "capture"|"inherit"|"null"|fun(line: string, stream: "stderr") default "capture"
 ---@field timeout? string|number duration; on expiry SIGTERM to the group, SIGKILL after kill_grace; code 124
@@ -28,7 +28,9 @@ proc = {}
 ---process group and wait for it. A non-zero exit is data; failing to start
 ---returns nil, "ENOENT: no such file or directory: cmd", "ENOENT", output
 ---beyond max_output nil, "EOUTPUTTOOLARGE: ...", "EOUTPUTTOOLARGE". A NUL
----byte in an argv word, the shell string, env or cwd raises.
+---byte in an argv word, the shell string, env or cwd raises; so does a
+---Secret, or a secret's value, in an argv word or the shell string (pass it
+---through env or stdin: a command line is readable by every user).
 ---@async
 ---@param cmd string|string[]
 ---@param opts? slipway.ProcOptions

@@ -49,7 +49,8 @@ function M.main(args)
                    only_items = d.only_items and json.array(sorted(d.only_items)) or nil,
                    skip_items = d.skip_items and json.array(sorted(d.skip_items)) or nil }
     end
-    io.stdout:write(json.encode({ file = def.file, params = json.object(values), tasks = json.array(tasks) }), "\n")
+    local shown = require("slipway.secret").mask_deep(values)      -- secret parameters as ***
+    io.stdout:write(json.encode({ file = def.file, params = json.object(shown), tasks = json.array(tasks) }), "\n")
     return 0
   end
   local out = {}

@@ -213,7 +213,7 @@ function M.main(args)
   end
   if not ok then
     local msg = getmetatable(targets) == BadInput and targets.msg or tostring(targets)
-    io.stderr:write("slipway probe: ", msg, "\n")
+    io.stderr:write("slipway probe: ", require("slipway.secret").redact_urls(msg), "\n")   -- (URL passwords as ***)
     return 2
   end
   local task = require("slipway.task")
@@ -221,7 +221,7 @@ function M.main(args)
     return probe.all(specs, { concurrency = concurrency, check = false })
   end)
   if not done then
-    io.stderr:write("slipway probe: ", tostring(out), "\n")
+    io.stderr:write("slipway probe: ", require("slipway.secret").redact_urls(tostring(out)), "\n")
     return 1
   end
   if flags.json then

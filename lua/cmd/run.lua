@@ -111,8 +111,15 @@ function M.ledger_store(def, kind)
   return require("slipway.ledger.files").new((fs.realpath(dir) or dir) .. "/.slipway")
 end
 
+-- With --json, stdout carries only NDJSON: GitHub's ::add-mask:: lines for
+-- secrets (made while the pipeline loads) go to stderr, which the runner
+-- reads for workflow commands too.
+local function announce_secrets_on(opts)
+  if opts.json or opts.reporter == "json" then require("slipway.secret")._announce_to("stderr") end
+end
+
 function M.main(args)
-  local opts, def, values, plan = prepare.from_args("run", args, FLAGS)
+  local opts, def, values, plan = prepare.from_args("run", args, FLAGS, announce_secrets_on)
   if not opts then return def end
   opts.jobs = opts.jobs or argparse.default_jobs()
   local lease, why = M.lock_lease()
@@ -124,7 +131,7 @@ function M.main(args)
   local reporter = choose_reporter(opts)
   local r = table.pack(task.run(require("slipway.pipeline.run").execute, def, values, plan, opts, reporter))
   if r[1] then return r[2] end
-  io.stderr:write("slipway: internal error: ", tostring(r[3] or r[2]), "\n")
+  io.stderr:write("slipway: internal error: ", require("slipway.secret").mask(tostring(r[3] or r[2])), "\n")
   return 70
 end
 

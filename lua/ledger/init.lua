@@ -195,9 +195,10 @@ local function iso_now()
   return last_iso
 end
 
+-- (masked: an error message may hold a secret's value)
 local function line_of(fields)
   fields.at = fields.at or iso_now()
-  return json.encode(fields, { invalid_utf8 = "replace" }) .. "\n"
+  return require("slipway.secret").mask(json.encode(fields, { invalid_utf8 = "replace" })) .. "\n"
 end
 
 -- begin(store, record, opts) -> writer | nil, err: the first write of a

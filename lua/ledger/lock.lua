@@ -165,13 +165,13 @@ end
 
 -- The text of a claim: who, why, since when, the lease.
 local function claim_text(opts, me)
-  return json.encode {
+  return require("slipway.secret").mask(json.encode {
     holder = { user = me.user, host = me.host, pid = not opts.manual and me.pid or nil, run_id = opts.run_id,
                ci_url = me.ci and me.ci.url or nil },
     reason = opts.reason, since = events.iso_time(os.time()), lease_s = opts.lease,
     manual = opts.manual or nil, pipeline = opts.pipeline, environment = opts.environment,
     token = require("slipway.hash").random_hex(8),
-  }
+  })
 end
 
 local acquire

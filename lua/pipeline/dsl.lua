@@ -262,14 +262,15 @@ function M.load(path)
     __index = task,
   })
 
-  -- At load time print goes to stderr, so that `slipway plan` output stays
-  -- what plan prints; inside tasks it is the task's output.
+  -- At load time print goes to stderr (masked, like all output: secrets
+  -- may be resolved already), so that `slipway plan` output stays what
+  -- plan prints; inside tasks it is the task's output.
   local function pipeline_print(...)
     if task.current() then return print(...) end
     local n = select("#", ...)
     local parts = {}
     for i = 1, n do parts[i] = tostring((select(i, ...))) end
-    io.stderr:write(table.concat(parts, "\t"), "\n")
+    io.stderr:write(require("slipway.secret").mask(table.concat(parts, "\t")), "\n")
   end
 
   -- Parameters too are declared only while the file loads.

@@ -6,6 +6,7 @@
 --   param.string("region", "eu-west-1")
 --   param.number("replicas", 2)
 --   param.list("services", { "api", "worker" })   -- -p services=api,web
+--   param.secret("deploy_token", { from = "cmd", cmd = "op read op://ci/deploy" })
 --
 -- The last argument may be a description string or a table
 -- { description = "..." }. A parameter without a default (other than bool,
@@ -13,11 +14,20 @@
 -- `-p name=value`, `--env NAME` (the parameter `environment`),
 -- SLIPWAY_PARAM_<NAME> (upper case, '-' as '_'), the default. Every value
 -- is checked before anything runs; a bad one names the declaration line.
+--
+-- param.secret's value is a slipway.Secret (prints as ***, masked in all
+-- output, shown as *** in plans, events and records). Its table takes,
+-- besides description, the options of secret() (slipway.secrets): given
+-- `from`, a parameter set neither by -p nor by SLIPWAY_PARAM_<NAME> is
+-- resolved like secret(name, opts); without it, it is required, unless
+-- optional = true (then false when not set). Messages never show its value.
 local words = require("slipway.words")
 
 local M = {}
 
-local KINDS = { choice = true, bool = true, string = true, number = true, list = true }
+local KINDS = { choice = true, bool = true, string = true, number = true, list = true, secret = true }
+local SECRET_OPTIONS = { description = true, from = true, path = true, key = true, cmd = true, timeout = true,
+                         optional = true }
 
 -- Parsers: text (from the command line or environment) -> value | nil, why.
 local TRUE = { ["true"] = true, yes = true, ["1"] = true, on = true }
@@ -106,8 +116,9 @@ function M.new_set(where)
       description = extra
     elseif type(extra) == "table" then
       for k in pairs(extra) do
-        if k ~= "description" then
-          fail(("%s: unknown option '%s' (valid: description)"):format(fname, tostring(k)))
+        if k ~= "description" and not (kind == "secret" and SECRET_OPTIONS[k]) then
+          fail(("%s: unknown option '%s' (valid: %s)"):format(fname, tostring(k), kind == "secret"
+            and "description, from, path, key, cmd, timeout, optional" or "description"))
         end
       end
       description = extra.description
@@ -128,6 +139,16 @@ function M.new_set(where)
         p.choices[i], p.choices_text[i] = c, tostring(c)
       end
     end
+    if kind == "secret" and type(extra) == "table" then
+      local source = {}
+      for k, v in pairs(extra) do
+        if k ~= "description" then source[k] = v end
+      end
+      local ok, why = require("slipway.secrets")._check(name, source)
+      if not ok then fail(("%s: '%s': %s"):format(fname, name, why)) end
+      if source.from then p.source = source end
+      p.optional = source.optional
+    end
     if default == nil and kind == "bool" then default = false end
     if default ~= nil then
       local ok, why = check_value(p, default)
@@ -136,7 +157,7 @@ function M.new_set(where)
       end
       p.default = default
     end
-    p.required = default == nil
+    p.required = default == nil and not p.source and not p.optional
     set.list[#set.list + 1] = p
     set.by_name[name] = p
     return p
@@ -148,6 +169,7 @@ function M.new_set(where)
   function api.string(name, default, extra) return declare("string", name, nil, default, extra) end
   function api.number(name, default, extra) return declare("number", name, nil, default, extra) end
   function api.list(name, default, extra) return declare("list", name, nil, default, extra) end
+  function api.secret(name, extra) return declare("secret", name, nil, nil, extra) end
   set.api = setmetatable(api, {
     __index = function(_, k)
       local kinds, valid = {}, {}
@@ -207,6 +229,32 @@ function M.guarded(values, set)
   })
 end
 
+-- The value of secret parameter p: text given (-p, SLIPWAY_PARAM_*, named
+-- by `given`) or resolved from its source; false when optional and not
+-- there. Raises {input_error = msg}; no message shows the value.
+local function resolve_secret(p, text, given)
+  local secrets = require("slipway.secrets")
+  local function fail(msg)
+    error({ input_error = ("%s:%d: parameter '%s': %s"):format(p.file, p.line, p.name, msg) }, 0)
+  end
+  if text ~= nil then
+    if #text < secrets.MIN_LENGTH then
+      fail(("the value from %s is %s long; a secret must be %d or more (masking so short a value would "
+        .. "hide ordinary text everywhere)"):format(given, words.count(#text, "character"), secrets.MIN_LENGTH))
+    end
+    return secrets.new(text, p.name)
+  end
+  if p.source then
+    local s, why, missing = secrets._lookup(p.name, p.source)
+    if s then return s end
+    if not (missing and p.optional) then fail(why) end
+    return false
+  end
+  if p.optional then return false end
+  fail(("a secret is required: set %s (or -p %s=VALUE, which other users can see in the process list)")
+    :format(env_name(p.name), p.name))
+end
+
 -- resolve(set, settings, opts) -> values | raises {input_error = msg}
 -- settings: list of { name =, value = text, origin = "-p name=value" }
 -- in command-line order (later wins). opts.getenv (default os.getenv),
@@ -261,7 +309,9 @@ function M.resolve(set, settings, opts)
       local ev = getenv(env_name(p.name))
       if ev ~= nil then text, origin = ev, env_name(p.name) .. "=" .. ev end
     end
-    if text ~= nil then
+    if p.kind == "secret" then
+      values[p.name] = resolve_secret(p, text, s and ("-p " .. p.name) or env_name(p.name))
+    elseif text ~= nil then
       local v, why = parse_text(p, text)
       if v == nil then
         fail(("%s:%d: parameter '%s': bad value '%s' (from %s): %s")

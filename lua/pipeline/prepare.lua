@@ -78,7 +78,7 @@ function M.report_input_error(err)
   if dsl.is_input_error(err) then
     local msg = err.input_error
     if not msg:match("^slipway:") then msg = "slipway: " .. msg end
-    io.stderr:write(msg, "\n")
+    io.stderr:write(require("slipway.secret").mask(msg), "\n")
     return 2
   end
   error(err, 0)

@@ -151,7 +151,8 @@ local function write_timeline(dir, rows, rollbacks, summary, def, duration_ms, r
     duration_ms = duration_ms, rollbacks = rollbacks,
   })
   local ok, err = fs.mkdir(dir)
-  if ok then ok, err = fs.write(dir .. "/timeline.svg", svg) end    -- a picture: no fsync needed
+  -- (a picture: no fsync needed; masked like everything slipway writes)
+  if ok then ok, err = fs.write(dir .. "/timeline.svg", require("slipway.secret").mask(svg)) end
   return ok, err
 end
 

@@ -19,12 +19,15 @@ local real_stdout, real_stderr = io.stdout, io.stderr
 local file_methods = getmetatable(io.stdout).__index
 local raw_write = file_methods.write
 
+local mask_args = require("slipway.secret")._mask_args
+
 -- Writers for the reporters: slipway's own stdout and stderr, never
--- redirected.
+-- redirected, and masked (a line written in pieces is masked whole; while
+-- no secret exists the pieces pass untouched).
 local function raw_file(f)
   return {
     write = function(self, ...)
-      raw_write(f, ...)
+      raw_write(f, mask_args(...))
       return self
     end,
     flush = function() f:flush() end,

@@ -9,7 +9,10 @@
 --   * the summary table is appended to $GITHUB_STEP_SUMMARY as Markdown;
 --   * outputs go to $GITHUB_OUTPUT: status, run_id, and each task's result
 --     (a string or number -> <task>=<value>; a table of them ->
---     <task>_<key>=<value>), names made of [A-Za-z0-9_-].
+--     <task>_<key>=<value>), names made of [A-Za-z0-9_-];
+--   * the step summary and the outputs are masked (slipway.secret), and
+--     every secret was announced with ::add-mask:: when it was made
+--     (src/secret.c), before anything could print it.
 local style = require("slipway.reporters.style")
 
 local M = {}
@@ -27,8 +30,11 @@ local function output_name(s)
   return (tostring(s):gsub("[^%w_%-]", "_"))
 end
 
+local mask = require("slipway.secret").mask
+
+-- (name and value masked: a task may return a secret's value)
 local function write_output(f, name, value)
-  value = tostring(value)
+  name, value = mask(name), mask(tostring(value))
   if value:find("\n") then
     local delim = "SLIPWAY_EOF"
     while value:find(delim, 1, true) do delim = delim .. "_" end
@@ -108,15 +114,15 @@ function M.new(opts)
     if path and path ~= "" then
       local f = io.open(path, "a")
       if f then
-        f:write(("### slipway: %s — %s in %s\n\n"):format(result.file or "pipeline",
-          result.status:gsub("_", " "), style.format_ms(result.duration_ms)))
-        f:write("| task | status | duration |\n|---|---|---|\n")
+        local md = { ("### slipway: %s — %s in %s\n\n"):format(result.file or "pipeline",
+          result.status:gsub("_", " "), style.format_ms(result.duration_ms)),
+          "| task | status | duration |\n|---|---|---|\n" }
         for _, u in ipairs(result.units) do
           local word, _, mark = style.status(u)
           local dur = (u.started and u.finished) and style.format_ms(u.finished - u.started) or "-"
-          f:write(("| %s | %s %s | %s |\n"):format(u.name:gsub("|", "\\|"), mark, word, dur))
+          md[#md + 1] = ("| %s | %s %s | %s |\n"):format(u.name:gsub("|", "\\|"), mark, word, dur)
         end
-        f:write("\n")
+        f:write(mask(table.concat(md)), "\n")
         f:close()
       end
     end

@@ -90,8 +90,7 @@ local function home()
   return os.getenv("HOME") or "/root"
 end
 
--- Parse a DOCKER_HOST value into { kind, socket | base_url, ... }.
-function M.parse_host(host, env)
+local function parse_host(host, env)
   env = env or os.getenv
   host = host or env("DOCKER_HOST")
   if host == nil or host == "" then host = "unix:///var/run/docker.sock" end
@@ -123,6 +122,16 @@ function M.parse_host(host, env)
     return { kind = "ssh", host = host, target = userhost, port = port }
   end
   error(("docker: bad DOCKER_HOST %q (expected unix://PATH, tcp://HOST:PORT or ssh://USER@HOST)"):format(host), 0)
+end
+
+-- Parse a DOCKER_HOST value into { kind, host (as messages show it: a
+-- password in it as ***, here and in errors), socket | base_url, ... }.
+function M.parse_host(host, env)
+  local redact = require("slipway.secret").redact_urls
+  local ok, h = pcall(parse_host, host, env)
+  if not ok then error(redact(tostring(h)), 0) end
+  h.host = redact(h.host)
+  return h
 end
 
 ---------------------------------------------------------------- client

@@ -4,6 +4,7 @@ local client = require("slipway.docker.client")
 local native = require("slipway._docker")
 local json = require("slipway.json")
 local fs = require("slipway.fs")
+local secret = require("slipway.secret")
 
 local M = {}
 
@@ -55,7 +56,7 @@ function M._context_excludes(context, dockerfile)
 end
 
 -- docker.build{ context = dir, dockerfile = "Dockerfile", tag = "x:1" | tags = {..},
---   build_args = {}, target =, labels = {}, no_cache = false, pull = false,
+--   build_args = {} (values may be secrets), target =, labels = {}, no_cache = false, pull = false,
 --   platform =, network =, on_output = function(line), quiet = false, timeout = "30m" }
 -- -> { id = "sha256:...", tags = {...}, output = "all build output" }
 function M.build(opts)
@@ -96,8 +97,10 @@ function M.build(opts)
   if opts.platform then q.platform = opts.platform end
   if opts.network then q.networkmode = opts.network end
   if opts.build_args and next(opts.build_args) then
+    -- a Secret is sent as its plain text (and masked in the build's output,
+    -- and in any error naming the request)
     local args = {}
-    for k, v in pairs(opts.build_args) do args[k] = tostring(v) end
+    for k, v in pairs(opts.build_args) do args[k] = secret.is_secret(v) and secret.reveal(v) or tostring(v) end
     q.buildargs = json.encode(args)
   end
   if opts.labels and next(opts.labels) then

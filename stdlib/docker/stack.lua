@@ -40,6 +40,7 @@ local json = require("slipway.json")
 local task = require("slipway.task")
 local duration = require("slipway.duration")
 local context = require("slipway.context")
+local secret = require("slipway.secret")
 
 local M = {}
 
@@ -107,7 +108,7 @@ local function ensure_objects(c, ns, objects, defs, kind, fname)
       data, err = fs.read(o.file)
       if not data then client.raise(("%s: %s: %s %s: %s"):format(fname, ns, kind, o.key, err)) end
     elseif o.content then
-      data = tostring(o.content)
+      data = secret.is_secret(o.content) and secret.reveal(o.content) or tostring(o.content)
     elseif o.environment then
       data = os.getenv(o.environment)
       if not data then

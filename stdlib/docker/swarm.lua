@@ -10,8 +10,11 @@
 -- "<name>_<first 12 hex of sha256(data)>". A rotated value becomes a new
 -- object, the services move to it on the next deploy, and cleanup removes
 -- the old versions no service uses any more. Labels record the logical
--- name and the hash; secret values are never logged or returned.
+-- name and the hash; secret values are never logged or returned, and each
+-- is registered with the masker (slipway.secret) so that nothing slipway
+-- writes shows it. data may be a Secret.
 local client = require("slipway.docker.client")
+local secret = require("slipway.secret")
 local json = require("slipway.json")
 local base64 = require("slipway.base64")
 local hash = require("slipway.hash")
@@ -87,11 +90,24 @@ end
 
 local object_opts = set("client", "labels", "driver", "template_driver")
 
+-- A secret's value is masked in everything slipway writes from now on
+-- (slipway.secret); one too short to mask is said so.
+local function register_secret(fname, name, data)
+  if #data >= secret.MIN_LENGTH then
+    secret.new(data, name)
+  elseif #data > 0 then
+    require("slipway.context").warn(("%s: %s: the value is shorter than %d characters, so it cannot be "
+      .. "masked in output"):format(fname, name, secret.MIN_LENGTH))
+  end
+end
+
 local function ensure_object(kind, name, data, opts)
   local fname = "docker.swarm." .. kind
   if type(name) ~= "string" or name == "" then
     error(client.where() .. fname .. ": name must be a non-empty string", 0)
   end
+  if secret.is_secret(data) then data = secret.reveal(data) end
+  if kind == "secret" and type(data) == "string" then register_secret(fname, name, data) end
   if type(data) ~= "string" and not (kind == "secret" and opts and opts.driver) then
     error(client.where() .. fname .. ": data must be a string", 0)
   end
