@@ -13,6 +13,7 @@ local lazy = {
   parallel = "slipway.parallel", sh = "slipway.sh",
   compose = "slipway.compose", docker = "slipway.docker", probe = "slipway.probe",
   git = "slipway.git", env = "slipway.env", context = "slipway.context",
+  pulumi = "slipway.pulumi",
 }
 
 setmetatable(_G, {
