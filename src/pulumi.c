@@ -10,10 +10,12 @@
  * (apitype.EngineEvent: {"sequence": n, "timestamp": n, "<kind>": {...}}).
  * read() takes what was appended since the last call (nothing while the
  * file does not exist yet: the CLI creates it when it starts) and returns
- * the complete lines as events, in order; with final = true an
- * unterminated last line too (its writer is gone). Reading is synchronous,
- * like slipway.fs: a regular file on a local disk, at most 128 KiB a call
- * (small batches keep the events a call makes in the cache).
+ * the complete lines as events, in order; with final = true, once the
+ * end of the file is reached, an unterminated last line too (its writer is
+ * gone). A call takes about 128 KiB (more when no line ends in that):
+ * call it until it gives no event. Reading is synchronous, like
+ * slipway.fs: a regular file on a local disk (small batches keep the
+ * events of a call in the cache).
  *
  * An event is { kind = "resOutputsEvent", sequence = n, timestamp = n,
  * body = the event's object }. Most of a log is resource events, and most
@@ -37,7 +39,7 @@
 #include <unistd.h>
 #include "slipway.h"
 
-#define EVENTLOG_MT "slipway.PulumiEventLog"
+#define EVENTLOG_MT "slipway._pulumi.EventLog"
 #define MAX_LINE ((size_t)64 << 20)
 #define MAX_READ ((size_t)128 << 10)   /* bytes taken by one read() call */
 #define MAX_DEPTH 1000                 /* nesting, like slipway.json */
@@ -97,29 +99,22 @@ static int skip_string(scanner *sc, int *plain) {
   return scan_fail(sc, "unterminated string");
 }
 
-/* At '"', when whether it is plain does not matter: memchr finds the
- * quotes (most of a line is strings), a quote after an odd number of
- * backslashes is escaped. */
+/* At '"', when whether it is plain does not matter (most of a line is
+ * strings: this is the loop that counts). */
+static unsigned char string_stop[256];     /* '"' and '\\': the bytes that end a run */
+
 static int skip_string_fast(scanner *sc) {
-  const char *start = sc->p + 1, *p = start;
-  /* most strings are short keys and values: a call to memchr costs more */
-  for (const char *stop = p + 24 < sc->end ? p + 24 : sc->end; p < stop; p++) {
-    if (*p == '\\') break;
-    if (*p == '"') {
-      sc->p = p + 1;
-      return 0;
-    }
-  }
+  const unsigned char *p = (const unsigned char *)sc->p + 1, *end = (const unsigned char *)sc->end;
   for (;;) {
-    const char *q = (const char *)memchr(p, '"', (size_t)(sc->end - p));
-    if (q == NULL) return scan_fail(sc, "unterminated string");
-    const char *b = q;
-    while (b > start && b[-1] == '\\') b--;
-    if (((q - b) & 1) == 0) {
-      sc->p = q + 1;
+    while (p + 4 <= end && !(string_stop[p[0]] | string_stop[p[1]] | string_stop[p[2]] | string_stop[p[3]]))
+      p += 4;
+    while (p < end && !string_stop[*p]) p++;
+    if (p >= end) return scan_fail(sc, "unterminated string");
+    if (*p == '"') {
+      sc->p = (const char *)p + 1;
       return 0;
     }
-    p = q + 1;
+    p += 2;                                 /* a backslash and what it escapes */
   }
 }
 
@@ -491,7 +486,9 @@ static int log_read(lua_State *L) {
     }
   }
   size_t taken = 0;
-  while (taken < MAX_READ) {
+  int at_end = 0;             /* read() said there is no more: final applies */
+  int line_ends = e->len > e->scanned && memchr(e->buf + e->scanned, '\n', e->len - e->scanned) != NULL;
+  while (taken < MAX_READ || !line_ends) {
     if (e->cap - e->len < 65536) {
       size_t cap = e->cap ? e->cap * 2 : 131072;
       char *nb = (char *)realloc(e->buf, cap);
@@ -504,9 +501,14 @@ static int log_read(lua_State *L) {
       if (errno == EINTR) continue;
       return read_fail(L, errno);
     }
-    if (got == 0) break;
+    if (got == 0) {
+      at_end = 1;
+      break;
+    }
+    if (!line_ends) line_ends = memchr(e->buf + e->len, '\n', (size_t)got) != NULL;
     e->len += (size_t)got;
     taken += (size_t)got;
+    if (e->len > MAX_LINE + MAX_READ) break;     /* the EFBIG check below */
   }
   size_t start = 0;
   for (;;) {
@@ -516,7 +518,7 @@ static int log_read(lua_State *L) {
     add_line(L, 3, 2, e->buf + start, end - start);
     start = e->scanned = end + 1;
   }
-  if (final && start < e->len) {
+  if (final && at_end && start < e->len) {
     add_line(L, 3, 2, e->buf + start, e->len - start);
     start = e->len;
   }
@@ -565,6 +567,7 @@ static const luaL_Reg pulumi_funcs[] = {
 };
 
 int luaopen_slipway__pulumi(lua_State *L) {
+  string_stop['"'] = string_stop['\\'] = 1;
   if (luaL_newmetatable(L, EVENTLOG_MT)) {
     luaL_newlib(L, log_methods);
     lua_setfield(L, -2, "__index");

@@ -215,6 +215,25 @@ describe("the event log reader", function()
     log:close()
   end)
 
+  it("reads in batches, an event longer than a batch whole, and takes the unterminated rest only at the end", function()
+    local w = workspace()
+    local path = w.root .. "/events.ndjson"
+    local big = ('{"sequence":1,"timestamp":2,"stdoutEvent":{"message":"%s","color":"raw"}}\n'):format(("x"):rep(300000))
+    local small = {}
+    for i = 1, 3000 do small[i] = ('{"sequence":%d,"timestamp":2,"cancelEvent":{}}'):format(i + 1) end
+    assert(fs.write(path, big .. table.concat(small, "\n")))      -- the last one unterminated
+    local log = native.event_log(path, json.decode)
+    local got = {}
+    repeat
+      local list = assert(log:read(true))
+      for _, e in ipairs(list) do got[#got + 1] = e end
+    until #list == 0
+    log:close()
+    assert.same(3001, #got)
+    assert.same(300000, #got[1].body.message)
+    for i = 2, 3001 do assert.same({ i, "cancelEvent" }, { got[i].sequence, got[i].kind }) end
+  end)
+
   it("decodes escaped values in a resource event with the JSON decoder", function()
     local w = workspace()
     local path = w.root .. "/events.ndjson"

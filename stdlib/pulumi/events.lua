@@ -7,7 +7,8 @@
 -- POLL, on a task of its own, until the CLI exits, then the rest). Events
 -- (apitype.EngineEvent) become:
 --   resource steps   "+ aws:s3/bucket:Bucket media created [diff: ~acl]"
---                    (planned ones in a preview: "+ ... media create")
+--                    (planned ones in a preview: "+ ... media create",
+--                    also kept as the preview's steps)
 --   resOpFailedEvent "! aws:... media update failed"
 --   diagnostics      warnings -> context.warn, errors -> stderr lines (and
 --                    the failure's message), info -> program output lines
@@ -36,8 +37,13 @@ local DONE = {
 local PAST = { create = "created", update = "updated", delete = "deleted", replace = "replaced", same = "unchanged" }
 local SUMMARY_ORDER = { "create", "update", "replace", "delete", "same" }
 
+-- The name in a URN (urn:pulumi:stack::project::type::name): what follows
+-- the last colon, found from the end (a pattern would try every start).
 local function resource_name(urn)
-  return urn and urn:match("::([^:]*)$") or urn or "?"
+  if type(urn) ~= "string" then return "?" end
+  local i = #urn
+  while i > 0 and urn:byte(i) ~= 58 do i = i - 1 end
+  return urn:sub(i + 1)
 end
 
 local function skipped_type(t)
@@ -101,9 +107,9 @@ function Progress:resource(kind, body)
       self:say("stdout", ("%s %s %s %s%s"):format(SYMBOL[op] or op, m.type, resource_name(m.urn), op, diff_text(m)))
     end
   elseif kind == "resOutputsEvent" then
+    -- (not kept in a list: a table per resource of a 50,000-event update
+    -- costs more, in collecting garbage, than reading the event did)
     self.counts[op] = (self.counts[op] or 0) + 1
-    self.steps[#self.steps + 1] = { op = op, type = m.type, name = resource_name(m.urn), urn = m.urn,
-                                    diffs = m.diffs, detailed_diff = m.detailedDiff }
     self:say("stdout", ("%s %s %s %s%s"):format(SYMBOL[op] or op, m.type, resource_name(m.urn),
       DONE[op] or op, diff_text(m)))
   end

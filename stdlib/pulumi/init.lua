@@ -250,7 +250,7 @@ local function operation(kind, fname, opts, allowed)
   local r, progress, permalink = run_operation(kind, c, args)
   local seconds = (task.now() - started) / 1000
   local result = { stack = c.stack, changes = progress:changes(), duration = seconds, permalink = permalink,
-                   steps = progress.steps, warnings = progress.warnings }
+                   steps = progress.steps, warnings = progress.warnings, events = progress.events }
   context.output("stdout", progress:summary_line(seconds))
   if r.code ~= 0 then
     local changed = false
