@@ -776,6 +776,9 @@ task("infra", { description = pulumi.describe("up", opts()) }, function() pulumi
     assert.same(0, r.code, r.stderr)
     local plan = json.decode(r.stdout)
     assert.same("pulumi up --yes --skip-preview --stack dev (in " .. w.project .. ")", plan.tasks[1].description)
+    r = H.run(dir, { "plan" }, { env = ENV })
+    assert.same(0, r.code, r.stderr)
+    assert.truthy(r.stdout:find("  run  infra  -- pulumi up --yes --skip-preview --stack dev (in " .. w.project .. ")\n", 1, true), r.stdout)
     assert.same({}, w.runs())                -- nothing was run
   end)
 end)
