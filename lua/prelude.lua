@@ -15,6 +15,7 @@ local lazy = {
   git = "slipway.git", env = "slipway.env", context = "slipway.context",
   vercel = "slipway.vercel",
   secret = "slipway.secrets",
+  pulumi = "slipway.pulumi",
 }
 
 setmetatable(_G, {

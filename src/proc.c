@@ -4,7 +4,7 @@
  *   proc.run(cmd, opts) -> {code, signal, stdout, stderr, pid, duration_ms
  *                           [, timed_out]}  |  nil, "ENOENT: ...", "ENOENT"
  *   proc.spawn(cmd, opts) -> Process (.pid, :wait(), :kill([sig]))
- *   proc.kill_all([signal]) -> number of process groups signalled
+ *   proc.kill_all([signal [, {spare_cancelling}]]) -> groups signalled
  *   proc.live() -> {{pid=, pgid=}, ...}
  *
  * Options: cwd; env (name = value adds or replaces, name = false removes);
@@ -20,6 +20,15 @@
  * default 2s; code 124, timed_out = true). A child killed by a signal has
  * code 128 + N and signal = "SIGKILL". Programs are looked up in slipway's
  * own PATH (posix_spawnp), whatever env gives the child.
+ * cancel_signal (a signal name, for programs that clean up when asked, as
+ * the Pulumi CLI releases its stack lock on SIGINT): a timeout sends it
+ * instead of SIGTERM, and a cancelled task (or a line callback that
+ * raised) no longer SIGKILLs the group at once but sends it this signal,
+ * then SIGKILL when kill_grace passes. The task unwinds at once; the child
+ * winds down on its own, its output read and dropped (a closed pipe would
+ * kill it with SIGPIPE), and the loop keeps running, so slipway does not
+ * exit, until it is reaped. proc.kill_all(sig, {spare_cancelling = true})
+ * leaves such children to their grace.
  * max_output (bytes, default 64 MiB): the most read from each of stdout
  * and stderr, captured or handed to a line function. One byte more and the
  * run stops reading, SIGKILLs the group and, once the child is reaped,
@@ -131,6 +140,8 @@ struct run_state {
   size_t max_output;          /* bytes each of stdout, stderr may bring */
   size_t got[3];              /* bytes read from each so far */
   int stopped;                /* 0, or the stream that passed max_output */
+  int cancel_signal;          /* 0, or what a cancellation sends first */
+  int winding_down;           /* abandoned with cancel_signal: in its grace */
   int out_of_memory;          /* ...or could not be kept */
   char what[96];              /* the command, for the error message */
   double grace_ms;
@@ -168,13 +179,20 @@ static void push_signal_name(lua_State *L, int sig) {
   lua_pushfstring(L, "SIG%d", sig);
 }
 
+/* The number of "SIGTERM" or "TERM", or 0. */
+static int signal_number(const char *s) {
+  for (int i = 0; signals[i].name; i++)
+    if (strcmp(signals[i].name, s) == 0 || strcmp(signals[i].name + 3, s) == 0)
+      return signals[i].num;
+  return 0;
+}
+
 /* "SIGTERM", "TERM" or a number; raises on anything else. */
 static int check_signal(lua_State *L, int idx, const char *def, const char *fname) {
   if (lua_type(L, idx) == LUA_TNUMBER) return (int)luaL_checkinteger(L, idx);
   const char *s = luaL_optstring(L, idx, def);
-  for (int i = 0; signals[i].name; i++)
-    if (strcmp(signals[i].name, s) == 0 || strcmp(signals[i].name + 3, s) == 0)
-      return signals[i].num;
+  int sig = signal_number(s);
+  if (sig) return sig;
   return luaL_error(L, "%s: unknown signal '%s' (expected e.g. SIGTERM)", fname, s);
 }
 
@@ -250,9 +268,35 @@ static void finish(run_state *p) {
  * kill the whole group and close the pipes now; the exit watcher stays
  * until the child is reaped. Once everything is over the group is left
  * alone (its id may belong to someone else by now). */
+static void on_timer(uv_timer_t *t);
+static void resume_reading(run_state *p);
+static void drop_lines(run_state *p);
+
+/* Abandoned with a cancel_signal: send it, and SIGKILL when kill_grace
+ * passes unless the child is reaped first (child_exited closes the timer).
+ * Its output is drained and dropped meanwhile. */
+static void wind_down(run_state *p) {
+  p->winding_down = 1;
+  p->in_grace = 1;            /* the timer's next expiry is the SIGKILL */
+  drop_lines(p);
+  if (p->paused) resume_reading(p);
+  close_pipe(p, S_IN);
+  kill_group(p, p->cancel_signal);
+  if (!p->has_timer) {
+    uv_timer_init(sw_loop(), &p->timer);
+    p->has_timer = 1;
+    p->timer.data = p;
+  }
+  uv_timer_start(&p->timer, on_timer, (uint64_t)p->grace_ms, 0);
+}
+
 static void abandon(run_state *p) {
   if (p->abandoned) return;
   p->abandoned = 1;
+  if (p->cancel_signal && !p->exited) {
+    wind_down(p);
+    return;
+  }
   if (!finished(p)) kill_group(p, SIGKILL);
   close_pipe(p, S_IN);
   close_pipe(p, S_OUT);
@@ -299,7 +343,11 @@ static void child_exited(run_state *p, int status, int known) {
     uv_close((uv_handle_t *)&p->exit_poll, on_poll_closed);
   }
   if (p->reap_by_signal && --sigchld_users == 0) uv_signal_stop(&sigchld);
-  if (!p->abandoned) {
+  if (p->winding_down) {      /* reaped within its grace: nothing left to do */
+    close_pipe(p, S_OUT);
+    close_pipe(p, S_ERR);
+    close_timer(p);
+  } else if (!p->abandoned) {
     /* After a timeout the group was killed: a grandchild that escaped it
      * must not keep the run alive by holding the pipes. */
     if (p->timed_out) {
@@ -366,7 +414,7 @@ static void on_timer(uv_timer_t *t) {
   if (!p->in_grace) {
     p->timed_out = 1;
     p->in_grace = 1;
-    kill_group(p, SIGTERM);
+    kill_group(p, p->cancel_signal ? p->cancel_signal : SIGTERM);
     if (p->exited) {        /* only the pipes kept it alive */
       close_pipe(p, S_OUT);
       close_pipe(p, S_ERR);
@@ -486,7 +534,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   run_state *p = (run_state *)s->data;
   int i = (s == (uv_stream_t *)&p->pipes[S_OUT]) ? S_OUT : S_ERR;
   if (nread > 0) {
-    if (p->detached) return;  /* nobody will ever read it */
+    if (p->detached || p->winding_down) return;  /* nobody will ever read it */
     if ((size_t)nread > p->max_output - p->got[i]) {
       stop_output(p, i, 0);
       return;
@@ -504,7 +552,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == 0) return;
   /* EOF or a read error: this stream is over */
-  if (p->mode[i] == M_LINES && p->partial[i].len && !p->detached) {
+  if (p->mode[i] == M_LINES && p->partial[i].len && !p->detached && !p->winding_down) {
     if (queue_line(p, i, p->partial[i].p, p->partial[i].len) != 0) {
       stop_output(p, i, 1);
       return;
@@ -908,7 +956,7 @@ out:
 
 static const char *const run_options[] = {
   "cwd", "env", "env_clear", "stdin", "stdout", "stderr", "timeout",
-  "kill_grace", "max_output", NULL
+  "kill_grace", "max_output", "cancel_signal", NULL
 };
 
 /* The command as the error messages show it: argv[0], or the shell string,
@@ -932,6 +980,11 @@ static run_state *start_run(lua_State *L, const char *fname) {
   double timeout = sw_opt_duration(L, 2, "timeout", -1, fname);
   double grace = sw_opt_duration(L, 2, "kill_grace", 2000, fname);
   size_t max_output = sw_opt_size(L, 2, "max_output", DEFAULT_MAX_OUTPUT, fname);
+  const char *cancel_name = sw_opt_string(L, 2, "cancel_signal", NULL, fname);
+  int cancel_signal = cancel_name ? signal_number(cancel_name) : 0;
+  if (cancel_name && !cancel_signal)
+    arg_error(L, lua_pushfstring(L, "%s: option 'cancel_signal' must be a signal name "
+                                 "such as \"SIGINT\", got '%s'", fname, cancel_name));
   size_t stdin_len = 0;
   const char *stdin_data = NULL;
   if (!lua_isnil(L, 2)) {
@@ -969,6 +1022,7 @@ static run_state *start_run(lua_State *L, const char *fname) {
   p->mode[S_ERR] = mode[S_ERR];
   p->grace_ms = grace;
   p->max_output = max_output;
+  p->cancel_signal = cancel_signal;
   describe_cmd(p->what, sizeof p->what, argv);
   if (stdin_len > 0) {         /* copied before the child exists */
     p->stdin_data = (char *)malloc(stdin_len);
@@ -1135,12 +1189,18 @@ static int process_tostring(lua_State *L) {
   return 1;
 }
 
-/* proc.kill_all([signal]) -> how many process groups were signalled */
+static const char *const kill_all_options[] = {"spare_cancelling", NULL};
+
+/* proc.kill_all([signal [, opts]]) -> how many process groups were
+ * signalled; opts.spare_cancelling leaves out the children winding down
+ * after their cancel_signal (their own timer SIGKILLs them in time). */
 static int proc_kill_all(lua_State *L) {
   int sig = check_signal(L, 1, "SIGKILL", "proc.kill_all");
+  sw_check_options(L, 2, "proc.kill_all", kill_all_options);
+  int spare = lua_isnoneornil(L, 2) ? 0 : sw_opt_boolean(L, 2, "spare_cancelling", 0, "proc.kill_all");
   int n = 0;
   for (run_state *p = live_head; p; p = p->next)
-    if (kill(-p->pid, sig) == 0) n++;
+    if (!(spare && p->winding_down) && kill(-p->pid, sig) == 0) n++;
   lua_pushinteger(L, n);
   return 1;
 }

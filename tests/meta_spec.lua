@@ -24,7 +24,7 @@ local INTERNAL = {
   "^slipway%._", "^slipway%.cli$", "^slipway%.cmd%.", "^slipway%.pipeline%.",
   "^slipway%.reporters%.", "^slipway%.events$", "^slipway%.timeline$", "^slipway%.prelude$",
   "^slipway%.term$", "^slipway%.version$", "^slipway%.compose%.",
-  "^slipway%.docker%.client$", "^slipway%.docker%.convert$",
+  "^slipway%.docker%.client$", "^slipway%.docker%.convert$", "^slipway%.pulumi%.",
   "^slipway%.release$", "^slipway%.guard$", "^slipway%.words$", "^slipway%.caller$",
   "^slipway%.vercel%.",
   "^slipway%.ledger$", "^slipway%.ledger%.", "^slipway%.docker%.ledger_store$",
@@ -171,7 +171,8 @@ local function runtime_names()
   end
   for class, new in pairs(OBJECTS) do methods(class, getmetatable(new()).__index) end
   for name, mt in pairs(debug.getregistry()) do
-    if type(name) == "string" and name:match("^slipway%.") and type(mt) == "table" then
+    -- (the userdata of internal modules, slipway._x.Class, are theirs)
+    if type(name) == "string" and name:match("^slipway%.") and not name:match("^slipway%._") and type(mt) == "table" then
       local index = type(mt.__index) == "table" and mt.__index or mt.methods
       if type(index) == "table" then methods(name, index) end
     end

@@ -311,6 +311,104 @@ describe("proc", function()
     end)
   end)
 
+  describe("cancel_signal", function()
+    -- A shell that writes which signal reached it into `file`, then exits
+    -- after `linger` seconds (or never, when it ignores the signal).
+    local function trapping(file, linger)
+      return ("trap 'echo INT >> %s; sleep %s; exit 3' INT; trap 'echo TERM >> %s; exit 4' TERM; "
+        .. "echo $$; while :; do sleep 0.02; done"):format(file, linger, file)
+    end
+
+    local function tmpfile()
+      local dir = assert(require("slipway.fs").tempdir("slipway-proc-"))
+      return dir .. "/signals", dir
+    end
+
+    it("sends it to a cancelled run's group and lets the child finish, the task unwinding at once", function()
+      local file, dir = tmpfile()
+      local pid
+      local t = task.spawn(proc.run, trapping(file, "0.2"), { cancel_signal = "SIGINT", kill_grace = "5s",
+        stdout = function(line) pid = tonumber(line) end })
+      support.wait_for(function() return pid end)
+      local t0 = task.now()
+      t:cancel()
+      t:wait()
+      assert.same("cancelled", t:status())
+      assert.is_true(task.now() - t0 < 150)              -- did not wait for the child
+      assert.same({ { pid = pid, pgid = pid } }, proc.live())
+      assert.is_true(support.gone(pid, 3000))
+      support.wait_for(function() return #proc.live() == 0 end)
+      assert.same("INT\n", require("slipway.fs").read(file))
+      require("slipway.fs").remove(dir, { recursive = true })
+    end)
+
+    it("SIGKILLs the group when the child outlives kill_grace", function()
+      local pid
+      local t = task.spawn(proc.run, "trap '' INT; echo $$; while :; do sleep 0.02; done",
+        { cancel_signal = "INT", kill_grace = "150ms", stdout = function(line) pid = tonumber(line) end })
+      support.wait_for(function() return pid end)
+      local t0 = task.now()
+      t:cancel()
+      t:wait()
+      assert.is_false(support.gone(pid, 50))
+      assert.is_true(support.gone(pid, 3000))
+      assert.is_true(task.now() - t0 >= 150)
+      support.wait_for(function() return #proc.live() == 0 end)
+    end)
+
+    it("drains a chatty child's output while it winds down", function()
+      local pid
+      local t = task.spawn(proc.run, "trap 'seq 1 200000; exit 0' INT; echo $$; while :; do sleep 0.02; done",
+        { cancel_signal = "SIGINT", kill_grace = "5s", stdout = function(line) pid = pid or tonumber(line) end })
+      support.wait_for(function() return pid end)
+      t:cancel()
+      t:wait()
+      assert.is_true(support.gone(pid, 3000))
+      support.wait_for(function() return #proc.live() == 0 end)
+    end)
+
+    it("is what a timeout sends first", function()
+      local file, dir = tmpfile()
+      local r = proc.run(trapping(file, "0"), { timeout = "100ms", cancel_signal = "SIGINT" })
+      assert.same({ code = 124, timed_out = true, stderr = "" }, { code = r.code, timed_out = r.timed_out, stderr = r.stderr })
+      assert.same("INT\n", require("slipway.fs").read(file))
+      require("slipway.fs").remove(dir, { recursive = true })
+    end)
+
+    it("is spared by kill_all{spare_cancelling} and not by a plain kill_all", function()
+      local file, dir = tmpfile()
+      local pids = {}
+      local a = task.spawn(proc.run, trapping(file, "0.3"), { cancel_signal = "SIGINT", kill_grace = "5s",
+        stdout = function(line) pids[1] = tonumber(line) end })
+      local b = task.spawn(proc.run, { "sleep", "100" })
+      support.wait_for(function() return pids[1] and #proc.live() == 2 end)
+      a:cancel()
+      a:wait()
+      assert.same(1, proc.kill_all("SIGKILL", { spare_cancelling = true }))
+      assert.same(137, b:join().code)
+      assert.is_true(support.gone(pids[1], 3000))
+      support.wait_for(function() return #proc.live() == 0 end)
+      assert.same("INT\n", require("slipway.fs").read(file))
+
+      pids = {}
+      a = task.spawn(proc.run, "trap '' INT; echo $$; while :; do sleep 0.02; done",
+        { cancel_signal = "SIGINT", kill_grace = "10s", stdout = function(line) pids[1] = tonumber(line) end })
+      support.wait_for(function() return pids[1] end)
+      a:cancel()
+      a:wait()
+      assert.same(1, proc.kill_all("SIGKILL"))
+      assert.is_true(support.gone(pids[1], 3000))
+      support.wait_for(function() return #proc.live() == 0 end)
+      require("slipway.fs").remove(dir, { recursive = true })
+    end)
+
+    it("rejects what is not a signal name", function()
+      local line = debug.getinfo(1, "l").currentline; local ok, err = pcall(proc.run, { "true" }, { cancel_signal = "SIGNOPE" })
+      assert.same({ false, ("tests/proc_spec.lua:%d: proc.run: option 'cancel_signal' must be a signal name such as \"SIGINT\", got 'SIGNOPE'"):format(line) }, { ok, err })
+      assert.has_error(function() proc.kill_all("SIGKILL", { spare = true }) end)
+    end)
+  end)
+
   describe("spawn", function()
     it("starts a process and waits for its result later", function()
       local p = proc.spawn({ "sh", "-c", "echo hi; sleep 0.05; exit 5" })
@@ -445,7 +543,7 @@ describe("proc", function()
   describe("bad input", function()
     it("raises on unknown options naming the caller's line", function()
       local line = debug.getinfo(1, "l").currentline; local ok, err = pcall(proc.run, "true", { check = false })
-      assert.same({ false, ("tests/proc_spec.lua:%d: proc.run: unknown option 'check' (valid: cwd, env, env_clear, stdin, stdout, stderr, timeout, kill_grace, max_output)"):format(line) }, { ok, err })
+      assert.same({ false, ("tests/proc_spec.lua:%d: proc.run: unknown option 'check' (valid: cwd, env, env_clear, stdin, stdout, stderr, timeout, kill_grace, max_output, cancel_signal)"):format(line) }, { ok, err })
     end)
 
     it("raises on a NUL byte in what reaches the system, instead of cutting the string there", function()

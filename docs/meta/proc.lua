@@ -12,7 +12,8 @@ proc = {}
 ---@field stdout? "capture"|"inherit"|"null"|fun(line: string, stream: "stdout") default "capture"
 ---@field stderr? "capture"|"inherit"|"null"|fun(line: string, stream: "stderr") default "capture"
 ---@field timeout? string|number duration; on expiry SIGTERM to the group, SIGKILL after kill_grace; code 124
----@field kill_grace? string|number duration between SIGTERM and SIGKILL (default "2s")
+---@field kill_grace? string|number duration between SIGTERM (or cancel_signal) and SIGKILL (default "2s")
+---@field cancel_signal? string sent first on timeout instead of SIGTERM and, when the task is cancelled, instead of an immediate SIGKILL ("SIGINT" for the Pulumi CLI); SIGKILL follows after kill_grace while the task unwinds at once
 ---@field max_output? integer bytes each of stdout and stderr may bring, captured or handed to a line function (default 64 MiB); one more kills the group and the run returns nil, "EOUTPUTTOOLARGE: stdout passed max_output (64 MiB), ...", "EOUTPUTTOOLARGE"
 
 ---@class slipway.ProcResult
@@ -64,9 +65,12 @@ function Process:kill(signal) end
 function proc.spawn(cmd, opts) end
 
 ---Signal every live child's process group (default "SIGKILL").
+---`spare_cancelling = true` leaves out children winding down after their
+---cancel_signal (their own timer SIGKILLs them when kill_grace ends).
 ---@param signal? string|integer
+---@param opts? {spare_cancelling?: boolean}
 ---@return integer groups how many groups were signalled
-function proc.kill_all(signal) end
+function proc.kill_all(signal, opts) end
 
 ---Children started and not yet reaped.
 ---@return {pid: integer, pgid: integer}[]

@@ -81,7 +81,8 @@ function M.main(args)
     if d.only_items then notes[#notes + 1] = "only items " .. labels(d.only_items) end
     if d.skip_items then notes[#notes + 1] = "skip items " .. labels(d.skip_items) end
     if not d.run then notes[#notes + 1] = d.reason end
-    out[#out + 1] = ("  %s %s%s"):format(mark, t.name, #notes > 0 and ("  (" .. table.concat(notes, "; ") .. ")") or "")
+    out[#out + 1] = ("  %s %s%s%s"):format(mark, t.name, #notes > 0 and ("  (" .. table.concat(notes, "; ") .. ")") or "",
+      t.description and ("  -- " .. t.description) or "")
   end
   out[#out + 1] = ("%d to run, %d skipped"):format(nrun, #plan.order - nrun)
   io.stdout:write(table.concat(out, "\n"), "\n")

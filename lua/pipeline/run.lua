@@ -111,7 +111,9 @@ local function watch_signals(run, S)
     end
     run.bus:emit { type = "warning", message = ("interrupted by %s: cancelling all tasks (again to exit at once)"):format(name) }
     S:interrupt(name)
-    if proc then proc.kill_all("SIGKILL") end
+    -- (children cancelled with a cancel_signal, such as the Pulumi CLI
+    -- releasing its lock, get their grace; a second signal kills them too)
+    if proc then proc.kill_all("SIGKILL", { spare_cancelling = true }) end
   end)
   return function()
     sigtask:cancel()
