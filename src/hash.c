@@ -2,10 +2,12 @@
  * hash.c: SHA-1 and SHA-256 of strings and files (the slipway.hash module),
  * computed by OpenSSL's libcrypto, which is opened on the first digest so
  * that it costs nothing at start-up (lazylib.h); and random identifiers
- * from the kernel (random_hex).
+ * from the kernel (random_hex). For other natives, a streaming SHA-256
+ * (sw_sha256_begin/update/finish, slipway.h) that a worker thread can feed.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <openssl/evp.h>
 #include "slipway.h"
@@ -102,6 +104,48 @@ static int hash_sha1(lua_State *L) { return digest_string(L, 1, "hash.sha1"); }
 static int hash_sha256(lua_State *L) { return digest_string(L, 256, "hash.sha256"); }
 static int hash_sha1_file(lua_State *L) { return digest_file(L, 1); }
 static int hash_sha256_file(lua_State *L) { return digest_file(L, 256); }
+
+/* The streaming SHA-256 of slipway.h: begin on the loop thread (it may
+ * open libcrypto, raising when it cannot), update and finish anywhere. */
+struct sw_sha256 {
+  EVP_MD_CTX *ctx;
+};
+
+sw_sha256 *sw_sha256_begin(lua_State *L) {
+  const EVP_MD *md_type = algorithm(L, 256);
+  sw_sha256 *h = malloc(sizeof *h);
+  if (h == NULL) return NULL;
+  h->ctx = crypto.ctx_new();
+  if (h->ctx == NULL || crypto.init(h->ctx, md_type, NULL) != 1) {
+    if (h->ctx) crypto.ctx_free(h->ctx);
+    free(h);
+    return NULL;
+  }
+  return h;
+}
+
+void sw_sha256_update(sw_sha256 *h, const void *data, size_t len) {
+  if (len > 0) crypto.update(h->ctx, data, len);
+}
+
+void sw_sha256_finish(sw_sha256 *h, char hex[65]) {
+  static const char digits[] = "0123456789abcdef";
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  crypto.final(h->ctx, md, &n);
+  for (unsigned int i = 0; i < n && i < 32; i++) {
+    hex[2 * i] = digits[md[i] >> 4];
+    hex[2 * i + 1] = digits[md[i] & 15];
+  }
+  hex[64] = 0;
+  sw_sha256_free(h);
+}
+
+void sw_sha256_free(sw_sha256 *h) {
+  if (h == NULL) return;
+  crypto.ctx_free(h->ctx);
+  free(h);
+}
 
 /* random_hex(nbytes) -> 2 * nbytes hex digits from the kernel's random
  * source (getrandom), e.g. for ids that must not repeat even when ASLR is

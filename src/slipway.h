@@ -120,4 +120,15 @@ void sw_outbuf_free(sw_outbuf *b);
 int sw_is_secret(lua_State *L, int idx);
 const char *sw_secret_value(lua_State *L, int idx, size_t *len);
 
+/* A streaming SHA-256 (hash.c, libcrypto opened on first use). begin
+ * runs on the loop thread and raises when libcrypto cannot be loaded (NULL:
+ * out of memory); update and finish may then run on any one thread.
+ * finish writes 64 hex digits and a NUL, and frees; free drops an
+ * unfinished one (NULL is fine). */
+typedef struct sw_sha256 sw_sha256;
+sw_sha256 *sw_sha256_begin(lua_State *L);
+void sw_sha256_update(sw_sha256 *h, const void *data, size_t len);
+void sw_sha256_finish(sw_sha256 *h, char hex[65]);
+void sw_sha256_free(sw_sha256 *h);
+
 #endif
