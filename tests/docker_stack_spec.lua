@@ -343,10 +343,14 @@ describe("docker.stack", function()
         return ids
       end
       local before = running_tasks()
+      local version = docker.service.inspect(name .. "_app").Version.Index
       local r = docker.stack.deploy(name, stack, { timeout = "60s" })
-      assert.same("updated", r.services.app.action)
+      assert.same("unchanged", r.services.app.action)
+      assert.same("1 unchanged", r.summary)
       assert.same(before, running_tasks())
       assert.same(1, #before)
+      -- nothing was sent: the service's version did not move
+      assert.same(version, docker.service.inspect(name .. "_app").Version.Index)
       fx.remove_stack(name)
     end)
 
