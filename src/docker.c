@@ -11,11 +11,18 @@
  *       one of its parent directories decides; "*" and "?" stop at "/",
  *       "**" spans directories, "[...]" classes, "\" escapes.
  *   _docker.tar_context(dir, { excludes = {...}, out = path })  (awaits)
- *       -> { files = n, bytes = n } | nil, msg, code
+ *       -> { files = n, bytes = n, digest = "sha256:..." } | nil, msg, code
  *       write the build context under dir as a tar file, leaving out what
  *       the patterns exclude, on the libuv thread pool so that a matrix of
  *       builds does not stall the loop. Entries are owned by 0:0 with
  *       mtimes truncated to seconds, as `docker build` sends them.
+ *       Without `out`, nothing is written: the walk only computes the
+ *       digest (a cache check that costs reading the files, no tar).
+ *       digest: SHA-256 of what the tar holds, entry by entry in tar order
+ *       ("<type> <perm> <size> <path>\0<symlink target>\0" and the data,
+ *       padded with zeros like the tar when a file shrank meanwhile) but
+ *       not the mtimes: touching a file does not change it, editing,
+ *       adding, removing, renaming or chmod-ing one does.
  *       Symlinks inside the context go in as symlinks, never followed:
  *       files and directories are opened with O_NOFOLLOW after lstat, and
  *       a file must still be the one lstat saw, so an entry swapped for a
@@ -356,7 +363,9 @@ typedef struct {
   sw_op op;
   uv_work_t req;
   char *dir;
-  char *out;
+  char *out;               /* NULL: digest only */
+  sw_sha256 *sha;
+  char digest[65];
   patterns ps;
   volatile int stop;       /* set by cancel while the worker runs */
   long files;
@@ -366,11 +375,24 @@ typedef struct {
 } tar_op;
 
 typedef struct {
-  struct archive *a;
+  struct archive *a;       /* NULL: digest only */
   struct archive_entry *e;
   tar_op *x;
+  char link[4096];         /* the symlink target of the entry being added */
   char buf[65536];
 } tar_state;
+
+/* The digest's record of one entry (see the header comment): what the tar
+ * header says about it, minus the mtime and the owner (always 0:0). */
+static void hash_entry(tar_op *x, const struct stat *st, const char *rel, const char *link) {
+  char head[64];
+  char type = S_ISDIR(st->st_mode) ? 'd' : S_ISLNK(st->st_mode) ? 'l' : 'f';
+  long long size = S_ISREG(st->st_mode) ? (long long)st->st_size : 0;
+  int n = snprintf(head, sizeof head, "%c %04o %lld ", type, (unsigned)(st->st_mode & 07777), size);
+  sw_sha256_update(x->sha, head, (size_t)n);
+  sw_sha256_update(x->sha, rel, strlen(rel) + 1);
+  sw_sha256_update(x->sha, link, strlen(link) + 1);
+}
 
 static int tar_fail(tar_op *x, const char *code, const char *fmt, const char *arg,
                     const char *why) {
@@ -407,11 +429,11 @@ static int add_entry(tar_state *t, int dfd, const char *name, const char *rel,
   if (S_ISDIR(st->st_mode)) {
     la.entry_set_filetype(t->e, AE_IFDIR);
   } else if (S_ISLNK(st->st_mode)) {
-    char target[4096];
-    ssize_t n = readlinkat(dfd, name, target, sizeof target - 1);
+    char *target = t->link;
+    ssize_t n = readlinkat(dfd, name, target, sizeof t->link - 1);
     if (n < 0 && errno == EINVAL) return changed(x, full);   /* no longer a symlink */
     if (n < 0) return tar_fail(x, "EIO", "%s: %s", full, strerror(errno));
-    if ((size_t)n == sizeof target - 1)   /* maybe cut short */
+    if ((size_t)n == sizeof t->link - 1)   /* maybe cut short */
       return tar_fail(x, "ENAMETOOLONG", "%s: %s", full, "symlink target too long");
     target[n] = 0;
     la.entry_set_filetype(t->e, AE_IFLNK);
@@ -434,22 +456,30 @@ static int add_entry(tar_state *t, int dfd, const char *name, const char *rel,
   } else {
     return 0;   /* sockets, fifos, devices: not build context material */
   }
-  if (la.write_header(t->a, t->e) != ARCHIVE_OK) {
+  if (t->a && la.write_header(t->a, t->e) != ARCHIVE_OK) {
     if (fd >= 0) close(fd);
     return tar_fail(x, "EIO", "%s: %s", rel, la.error_string(t->a));
   }
+  hash_entry(x, st, rel, S_ISLNK(st->st_mode) ? t->link : "");
   if (fd >= 0) {
     long long left = st->st_size;
     while (left > 0 && !x->stop) {
       ssize_t n = read(fd, t->buf, left < (long long)sizeof t->buf ? (size_t)left : sizeof t->buf);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;             /* shrank meanwhile: libarchive pads */
-      if (la.write_data(t->a, t->buf, (size_t)n) < 0) {
+      if (t->a && la.write_data(t->a, t->buf, (size_t)n) < 0) {
         close(fd);
         return tar_fail(x, "EIO", "%s: %s", rel, la.error_string(t->a));
       }
+      sw_sha256_update(x->sha, t->buf, (size_t)n);
       left -= n;
       x->bytes += n;
+    }
+    memset(t->buf, 0, sizeof t->buf);  /* the zeros the tar pads a shrunk file with */
+    while (left > 0) {
+      size_t n = left < (long long)sizeof t->buf ? (size_t)left : sizeof t->buf;
+      sw_sha256_update(x->sha, t->buf, n);
+      left -= (long long)n;
     }
     close(fd);
     x->files++;
@@ -561,17 +591,17 @@ static int walk_into(tar_state *t, int dfd, const char *name, const char *full,
 static void tar_work(uv_work_t *req) {
   tar_op *x = req->data;
   tar_state *t = malloc(sizeof *t);
-  if (t == NULL || (t->a = la.write_new()) == NULL) {
+  if (t == NULL || (t->a = x->out ? la.write_new() : NULL, x->out && t->a == NULL)) {
     free(t);
     out_of_memory(x);
     return;
   }
   t->x = x;
   t->e = la.entry_new();
-  la.set_format_pax_restricted(t->a);
+  if (t->a) la.set_format_pax_restricted(t->a);
   if (t->e == NULL) {
     out_of_memory(x);
-  } else if (la.open_filename(t->a, x->out) != ARCHIVE_OK) {
+  } else if (t->a && la.open_filename(t->a, x->out) != ARCHIVE_OK) {
     tar_fail(x, "EIO", "%s: %s", x->out, la.error_string(t->a));
   } else {
     /* the context directory itself may be reached through symlinks */
@@ -582,12 +612,14 @@ static void tar_work(uv_work_t *req) {
       tar_fail(x, errno == ENOENT ? "ENOENT" : "EIO", "%s: %s", x->dir, strerror(errno));
     else
       walk(t, fd, x->dir, "");
-    if (la.write_close(t->a) != ARCHIVE_OK && x->code[0] == 0)
+    if (t->a && la.write_close(t->a) != ARCHIVE_OK && x->code[0] == 0)
       tar_fail(x, "EIO", "%s: %s", x->out, la.error_string(t->a));
   }
   if (t->e) la.entry_free(t->e);
-  la.write_free(t->a);
+  if (t->a) la.write_free(t->a);
   free(t);
+  sw_sha256_finish(x->sha, x->digest);
+  x->sha = NULL;
 }
 
 static void tar_after(uv_work_t *req, int status) {
@@ -597,22 +629,25 @@ static void tar_after(uv_work_t *req, int status) {
     if (status == UV_ECANCELED) {
       sw_op_fail(&x->op, "docker.tar_context: cancelled", "ECANCELED");
     } else if (x->code[0]) {
-      unlink(x->out);
+      if (x->out) unlink(x->out);
       lua_pushnil(T);
       lua_pushfstring(T, "docker.tar_context: %s", x->err);
       lua_pushstring(T, x->code);
       sw_op_done(&x->op, 3);
     } else {
-      lua_createtable(T, 0, 2);
+      lua_createtable(T, 0, 3);
       lua_pushinteger(T, x->files);
       lua_setfield(T, -2, "files");
       lua_pushinteger(T, (lua_Integer)x->bytes);
       lua_setfield(T, -2, "bytes");
+      lua_pushfstring(T, "sha256:%s", x->digest);
+      lua_setfield(T, -2, "digest");
       sw_op_done(&x->op, 1);
     }
-  } else {
+  } else if (x->out) {
     unlink(x->out);     /* cancelled: the half-written tar is of no use */
   }
+  sw_sha256_free(x->sha);   /* the work never ran (cancelled before) */
   patterns_free(&x->ps);
   free(x->dir);
   free(x->out);
@@ -632,8 +667,8 @@ static int docker_tar_context(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   sw_check_options(L, 2, "docker.tar_context", tar_opts);
   const char *out = sw_opt_string(L, 2, "out", NULL, "docker.tar_context");
-  if (out == NULL) return luaL_error(L, "docker.tar_context: option 'out' is required");
   sw_check_task(L, "docker.tar_context");
+  sw_sha256_free(sw_sha256_begin(L));   /* opens libcrypto now: raising later would leak */
   patterns ps;
   lua_getfield(L, 2, "excludes");
   if (lua_isnil(L, -1)) {
@@ -643,9 +678,13 @@ static int docker_tar_context(lua_State *L) {
   patterns_check(L, lua_gettop(L), &ps, "docker.tar_context");   /* may raise */
   lua_pop(L, 1);
   tar_op *x = calloc(1, sizeof *x);
-  if (x == NULL || (x->dir = strdup(dir)) == NULL || (x->out = strdup(out)) == NULL) {
+  if (x == NULL || (x->dir = strdup(dir)) == NULL || (out && (x->out = strdup(out)) == NULL) ||
+      (x->sha = sw_sha256_begin(L)) == NULL) {
     patterns_free(&ps);
-    if (x) free(x->dir);
+    if (x) {
+      free(x->dir);
+      free(x->out);
+    }
     free(x);
     return sw_push_errno(L, ENOMEM, "docker.tar_context");
   }
@@ -656,6 +695,7 @@ static int docker_tar_context(lua_State *L) {
   int rc = uv_queue_work(sw_loop(), &x->req, tar_work, tar_after);
   if (rc < 0) {
     patterns_free(&x->ps);
+    sw_sha256_free(x->sha);
     free(x->dir); free(x->out); free(x);
     return sw_push_uverror(L, rc, "docker.tar_context");
   }

@@ -3,10 +3,12 @@
  * computed by OpenSSL's libcrypto, which is opened on the first digest so
  * that it costs nothing at start-up (lazylib.h); and random identifiers
  * from the kernel (random_hex). Natives that hash on the thread pool use
- * sw_hash_require + sw_sha1_fd / sw_sha1_hex (slipway.h).
+ * sw_hash_require + sw_sha1_fd / sw_sha1_hex, or a streaming SHA-256
+ * (sw_sha256_begin/update/finish) that a worker thread can feed (slipway.h).
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <openssl/evp.h>
@@ -154,6 +156,48 @@ static int hash_sha1(lua_State *L) { return digest_string(L, 1, "hash.sha1"); }
 static int hash_sha256(lua_State *L) { return digest_string(L, 256, "hash.sha256"); }
 static int hash_sha1_file(lua_State *L) { return digest_file(L, 1); }
 static int hash_sha256_file(lua_State *L) { return digest_file(L, 256); }
+
+/* The streaming SHA-256 of slipway.h: begin on the loop thread (it may
+ * open libcrypto, raising when it cannot), update and finish anywhere. */
+struct sw_sha256 {
+  EVP_MD_CTX *ctx;
+};
+
+sw_sha256 *sw_sha256_begin(lua_State *L) {
+  const EVP_MD *md_type = algorithm(L, 256);
+  sw_sha256 *h = malloc(sizeof *h);
+  if (h == NULL) return NULL;
+  h->ctx = crypto.ctx_new();
+  if (h->ctx == NULL || crypto.init(h->ctx, md_type, NULL) != 1) {
+    if (h->ctx) crypto.ctx_free(h->ctx);
+    free(h);
+    return NULL;
+  }
+  return h;
+}
+
+void sw_sha256_update(sw_sha256 *h, const void *data, size_t len) {
+  if (len > 0) crypto.update(h->ctx, data, len);
+}
+
+void sw_sha256_finish(sw_sha256 *h, char hex[65]) {
+  static const char digits[] = "0123456789abcdef";
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  crypto.final(h->ctx, md, &n);
+  for (unsigned int i = 0; i < n && i < 32; i++) {
+    hex[2 * i] = digits[md[i] >> 4];
+    hex[2 * i + 1] = digits[md[i] & 15];
+  }
+  hex[64] = 0;
+  sw_sha256_free(h);
+}
+
+void sw_sha256_free(sw_sha256 *h) {
+  if (h == NULL) return;
+  crypto.ctx_free(h->ctx);
+  free(h);
+}
 
 /* random_hex(nbytes) -> 2 * nbytes hex digits from the kernel's random
  * source (getrandom), e.g. for ids that must not repeat even when ASLR is

@@ -37,7 +37,16 @@
  * limit were delivered). Memory that cannot be had ends a run the same way
  * with ENOMEM.
  *
- * cmd is an argv list {"ls", "-l"} or a string run by /bin/sh -c. Every
+ * cmd is an argv list {"ls", "-l"} or a string run by /bin/sh -c. Like
+ * GNU make, a string the shell would only split into words (no quoting,
+ * expansion, redirection, builtin...: shell_words.c) is run directly
+ * instead, with what the shell would have given it: the environment
+ * without names that are not identifiers and with PWD naming the
+ * directory it runs in. When that cannot start (no such program, not
+ * executable, a script without #!), or the child's PATH differs from
+ * slipway's (env sets PATH, env_clear), the shell runs the string as
+ * before, so messages and exit codes (127, 126) are the shell's.
+ * proc.spawn's Process says which: p.shell is true or false. Every
  * child leads its own process group (a new session: setsid), so
  * a timeout, a cancelled task or kill_all() reaches its grandchildren too.
  * A child that exits non-zero is data; failing to start and output beyond
@@ -74,10 +83,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "slipway.h"
+#include "shell_words.h"
 
 extern char **environ;
 
@@ -109,6 +120,7 @@ typedef struct run_state run_state;
 typedef struct {
   run_state *run;
   int pid;
+  int shell;                  /* see run_state.shell */
   int waiting;
 } process_ud;
 
@@ -150,6 +162,7 @@ struct run_state {
   run_state *prev, *next;      /* live registry: spawned, not yet exited */
   process_ud *ud;             /* the proc.spawn handle, if any */
   int detached;               /* its handle was collected: drop the output */
+  int shell;                  /* a string cmd: 1 run by /bin/sh, 0 directly; -1 argv */
 };
 
 static run_state *live_head = NULL;
@@ -954,6 +967,61 @@ out:
   return err;
 }
 
+/* The argv a shell string (cmd, index 1) runs without the shell, anchored;
+ * NULL when it needs the shell or the child's PATH is not slipway's. */
+static char **direct_argv(lua_State *L, int opts, int clear, int anchors) {
+  if (lua_type(L, 1) != LUA_TSTRING || clear) return NULL;
+  if (!lua_isnil(L, opts)) {
+    int t = lua_getfield(L, opts, "env");
+    int sets_path = t == LUA_TTABLE && lua_getfield(L, -1, "PATH") != LUA_TNIL;
+    lua_pop(L, t == LUA_TTABLE ? 2 : 1);
+    if (sets_path) return NULL;
+  }
+  size_t len;
+  const char *line = lua_tolstring(L, 1, &len);
+  size_t max = len / 2 + 2;                 /* words are at least 1 byte and a blank apart */
+  char *buf = (char *)scratch(L, anchors, len + 1);
+  char **argv = (char **)scratch(L, anchors, max * sizeof *argv);
+  return sw_shell_words(line, len, buf, argv, max) > 0 ? argv : NULL;
+}
+
+/* The environment the shell would pass on (env, or environ when NULL):
+ * only identifier names, and PWD as dash sets it: kept when it is an
+ * absolute path to the directory the child runs in (cwd, else ours),
+ * else that directory's physical path. NULL when the directory cannot be
+ * read (the shell path reports that); src itself when nothing changes. */
+static char **shell_env(lua_State *L, int anchors, char **env, const char *cwd) {
+  char **src = env ? env : environ;
+  struct stat here, pwd;
+  const char *dir = cwd ? cwd : ".";
+  if (stat(dir, &here) != 0) return NULL;
+  size_t n = 0, dropped = 0;
+  const char *pwd_value = NULL;
+  for (; src[n]; n++) {
+    if (!sw_shell_env_name(src[n])) dropped++;
+    else if (strncmp(src[n], "PWD=", 4) == 0) pwd_value = src[n] + 4;
+  }
+  int pwd_ok = pwd_value && pwd_value[0] == '/' && stat(pwd_value, &pwd) == 0 &&
+               pwd.st_dev == here.st_dev && pwd.st_ino == here.st_ino;
+  if (dropped == 0 && pwd_ok) return src;
+  char *real = pwd_ok ? NULL : realpath(dir, NULL);
+  if (!pwd_ok && real == NULL) return NULL;
+  char **out = (char **)scratch(L, anchors, (n + 2) * sizeof *out);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!sw_shell_env_name(src[i])) continue;
+    if (!pwd_ok && strncmp(src[i], "PWD=", 4) == 0) continue;
+    out[k++] = src[i];
+  }
+  if (!pwd_ok) {
+    lua_pushfstring(L, "PWD=%s", real);
+    free(real);
+    out[k++] = anchor(L, anchors);
+  }
+  out[k] = NULL;
+  return out;
+}
+
 static const char *const run_options[] = {
   "cwd", "env", "env_clear", "stdin", "stdout", "stderr", "timeout",
   "kill_grace", "max_output", "cancel_signal", NULL
@@ -1012,6 +1080,8 @@ static run_state *start_run(lua_State *L, const char *fname) {
   lua_newtable(L);                          /* slot 5: anchors argv/env strings */
   char **argv = build_argv(L, 5, fname);
   char **env = lua_isnil(L, 2) ? NULL : build_env(L, 2, clear, 5, fname);
+  char **direct = direct_argv(L, 2, clear, 5);
+  char **direct_env = direct ? shell_env(L, 5, env, cwd) : NULL;
 
   run_state *p = (run_state *)calloc(1, sizeof *p);
   if (p == NULL) return sw_push_errno(L, ENOMEM, fname), NULL;
@@ -1035,7 +1105,13 @@ static run_state *start_run(lua_State *L, const char *fname) {
   }
 
   p->start_ns = uv_hrtime();
-  int err = start_child(p, argv, env, cwd, stdin_data != NULL);
+  int err = -1;
+  p->shell = lua_type(L, 1) == LUA_TSTRING ? 0 : -1;
+  if (direct && direct_env) err = start_child(p, direct, direct_env, cwd, stdin_data != NULL);
+  if (err < 0) {
+    if (p->shell == 0) p->shell = 1;
+    err = start_child(p, argv, env, cwd, stdin_data != NULL);
+  }
   if (err < 0) {
     char ctx[512];
     if (err == UV_ENOENT && cwd && access(cwd, F_OK) != 0)
@@ -1101,6 +1177,7 @@ static int proc_spawn(lua_State *L) {
   process_ud *ud = (process_ud *)lua_newuserdatauv(L, sizeof *ud, 1);
   ud->run = p;
   ud->pid = p->pid;
+  ud->shell = p->shell;
   ud->waiting = 0;
   p->ud = ud;
   luaL_setmetatable(L, PROCESS_MT);
@@ -1162,6 +1239,11 @@ static int process_index(lua_State *L) {
   const char *k = luaL_checkstring(L, 2);
   if (strcmp(k, "pid") == 0) {
     lua_pushinteger(L, ud->pid);
+    return 1;
+  }
+  if (strcmp(k, "shell") == 0) {      /* nil for an argv list */
+    if (ud->shell < 0) lua_pushnil(L);
+    else lua_pushboolean(L, ud->shell);
     return 1;
   }
   luaL_getmetatable(L, PROCESS_MT);

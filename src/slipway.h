@@ -148,4 +148,15 @@ int sw_mask_contains(const char *s, size_t n);
 int sw_mask_text(const char *s, size_t n, char **out, size_t *outlen);
 int sw_redact_urls(const char *s, size_t n, char **out, size_t *outlen);
 
+/* A streaming SHA-256 (hash.c, libcrypto opened on first use). begin
+ * runs on the loop thread and raises when libcrypto cannot be loaded (NULL:
+ * out of memory); update and finish may then run on any one thread.
+ * finish writes 64 hex digits and a NUL, and frees; free drops an
+ * unfinished one (NULL is fine). */
+typedef struct sw_sha256 sw_sha256;
+sw_sha256 *sw_sha256_begin(lua_State *L);
+void sw_sha256_update(sw_sha256 *h, const void *data, size_t len);
+void sw_sha256_finish(sw_sha256 *h, char hex[65]);
+void sw_sha256_free(sw_sha256 *h);
+
 #endif

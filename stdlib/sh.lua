@@ -1,6 +1,6 @@
 -- slipway.sh: run a command the way a deploy script wants it run.
 --
---   sh "make test"                      -- shell string, via /bin/sh -c
+--   sh "make test"                      -- a shell command line (see below)
 --   sh { "docker", "build", "." }       -- argv list, no shell
 --   local r = sh("git rev-parse HEAD")  -- r.stdout == "3f2a..." (lines joined)
 --   local r = sh("grep -q x f", { check = false })  -- r.code instead of raising
@@ -16,6 +16,16 @@
 --
 -- Result (also on success): proc.run's table; a stream that went to the
 -- output has its lines joined with "\n" (no final newline) as stdout/stderr.
+--
+-- A command line runs like a make recipe line: when the shell would do no
+-- more than split it into words (no quotes, $, globs, redirections, ;, &&,
+-- |, no builtin such as cd or echo first), the program is started directly
+-- (one process, not /bin/sh and then the program); anything else goes to
+-- /bin/sh -c. The results are the same either way, the shell's messages
+-- and exit codes included: a program that cannot start is handed to the
+-- shell, which says "sh: 1: foo: not found" and exits 127. The rule is
+-- proc.run's (src/shell_words.c), so it is the same for every string
+-- command; r.shell tells which way a string ran.
 local proc = require("slipway.proc")
 local context = require("slipway.context")
 local caller = require("slipway.caller")

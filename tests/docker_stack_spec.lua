@@ -298,6 +298,9 @@ describe("docker.stack", function()
       ref = docker.service.inspect(name .. "_app").Spec.TaskTemplate.ContainerSpec.Secrets[1]
       assert.same(name .. "_token_" .. h2, ref.SecretName)
       assert.same({ name .. "_token_" .. h2 }, secret_names())
+      -- the same value again: the same secret, the service left alone
+      local again = docker.stack.deploy(name, stack(), { timeout = "60s" })
+      assert.same("unchanged", again.services.app.action)
       fx.remove_stack(name)
       fx.rmtree(dir)
     end)
@@ -344,11 +347,36 @@ describe("docker.stack", function()
         return ids
       end
       local before = running_tasks()
+      local version = docker.service.inspect(name .. "_app").Version.Index
       local r = docker.stack.deploy(name, stack, { timeout = "60s" })
-      assert.same("updated", r.services.app.action)
+      assert.same("unchanged", r.services.app.action)
+      assert.same("1 unchanged", r.summary)
       assert.same(before, running_tasks())
       assert.same(1, #before)
+      -- nothing was sent: the service's version did not move
+      assert.same(version, docker.service.inspect(name .. "_app").Version.Index)
       fx.remove_stack(name)
+    end)
+
+    it("finds a stack with everything the converter knows unchanged when it is deployed again", function()
+      local name = fx.unique("full")
+      finally(function() fx.remove_stack(name) end)
+      local tagv = fx.registry .. "/slipway-conformance:v1"
+      if not docker.exists(tagv) then fx.app_image(tagv, { VERSION = "conformance" }) end
+      docker.push(tagv, { quiet = true })
+      local file = "tests/support/docker_stacks/app-full.yml"
+      local first = docker.stack.deploy(name, require("slipway.compose").load(file), { wait = false, quiet = true })
+      assert.same("4 created", first.summary)
+      -- secrets, configs, ports, healthcheck, resources, placement, networks...
+      local again = docker.stack.deploy(name, require("slipway.compose").load(file), { wait = false, quiet = true })
+      assert.same("4 unchanged", again.summary)
+      -- a change behind the deploy's back is a difference
+      local web = docker.service.inspect(name .. "_web")
+      web.Spec.Labels.extra = "by hand"
+      docker.service.update(web.ID, web.Spec, { version = web.Version.Index, resolve_image = false })
+      local third = docker.stack.deploy(name, require("slipway.compose").load(file), { wait = false, quiet = true })
+      assert.same({ "3 unchanged, 1 updated", "updated" }, { third.summary, third.services.web.action })
+      assert.matches("^Labels%.extra: unset vs \"by hand\"$", third.services.web.difference)
     end)
 
     it("is undone by the pipeline when a later task of the run fails", function()

@@ -25,6 +25,7 @@ local INTERNAL = {
   "^slipway%.reporters%.", "^slipway%.events$", "^slipway%.timeline$", "^slipway%.prelude$",
   "^slipway%.term$", "^slipway%.version$", "^slipway%.compose%.",
   "^slipway%.docker%.client$", "^slipway%.docker%.convert$", "^slipway%.pulumi%.",
+  "^slipway%.docker%.converge$", "^slipway%.docker%.registry$", "^slipway%.docker%.spec_diff$",
   "^slipway%.release$", "^slipway%.guard$", "^slipway%.words$", "^slipway%.caller$",
   "^slipway%.vercel%.",
   "^slipway%.ledger$", "^slipway%.ledger%.", "^slipway%.docker%.ledger_store$",

@@ -171,4 +171,102 @@ describe("sh", function()
     local r = proc.run({ os.getenv("SLIPWAY"), "-e", 'print(sh == require("slipway.sh"))' })
     assert.same("true\n", r.stdout)
   end)
+
+  describe("a command line, like make", function()
+    -- The same line through the shell for certain (the argv form) and as
+    -- sh/proc take it; the results must not differ.
+    local function both(line, opts)
+      local via_shell = proc.run({ "/bin/sh", "-c", line }, opts)
+      local p = assert(proc.spawn(line, opts))
+      local as_given = p:wait()
+      return via_shell, as_given, p.shell
+    end
+    local function same_result(a, b)
+      assert.same({ a.code, a.signal, a.stdout, a.stderr }, { b.code, b.signal, b.stdout, b.stderr })
+    end
+    local function sorted_lines(text)
+      local t = {}
+      for l in text:gmatch("[^\n]+") do t[#t + 1] = l end
+      table.sort(t)
+      return t
+    end
+
+    it("runs a line the shell would only split without the shell, with the same results", function()
+      for _, line in ipairs({ "uname -s", "  ls   -d  / /usr ", "ls /nonexistent-dir", "sleep 0",
+                              "sh -c 'exit 3'", "date +%Y", "cat /dev/null" }) do
+        local via_shell, as_given, shell = both(line)
+        same_result(via_shell, as_given)
+        assert.same(line:find("'", 1, true) ~= nil, shell, line)
+      end
+      -- sh itself: the same output and errors either way
+      local _, a = collecting(function() return sh({ "/bin/sh", "-c", "ls /nonexistent-dir" }, { check = false }) end)
+      local _, b = collecting(function() return sh("ls /nonexistent-dir", { check = false }) end)
+      assert.same({ a.code, a.stdout, a.stderr }, { b.code, b.stdout, b.stderr })
+    end)
+
+    it("gives the program the environment the shell would", function()
+      local via_shell, as_given, shell = both("env", { env = { ["NOT-AN-IDENTIFIER"] = "1", OK_NAME = "2" } })
+      assert.is_false(shell)
+      assert.same(sorted_lines(via_shell.stdout), sorted_lines(as_given.stdout))
+      assert.is_nil(as_given.stdout:find("NOT-AN-IDENTIFIER", 1, true))
+      assert.truthy(as_given.stdout:find("OK_NAME=2", 1, true))
+      -- PWD names the directory it runs in: physical when the inherited
+      -- one does not lead there, as given when it does (a symlink)
+      local dir = proc.run({ "mktemp", "-d" }).stdout:gsub("%s+$", "")
+      assert.same(0, proc.run({ "mkdir", dir .. "/real" }).code)
+      assert.same(0, proc.run({ "ln", "-s", dir .. "/real", dir .. "/link" }).code)
+      for _, opts in ipairs({ { cwd = dir .. "/link" }, { cwd = dir .. "/link", env = { PWD = dir .. "/link" } },
+                              { cwd = dir .. "/real", env = { PWD = "relative" } }, { cwd = "/" } }) do
+        via_shell, as_given, shell = both("printenv PWD", opts)
+        assert.is_false(shell)
+        same_result(via_shell, as_given)
+      end
+      local _, physical = both("printenv PWD", { cwd = dir .. "/link" })
+      local _, logical = both("printenv PWD", { cwd = dir .. "/link", env = { PWD = dir .. "/link" } })
+      assert.same({ dir .. "/real\n", dir .. "/link\n" }, { physical.stdout, logical.stdout })
+      proc.run({ "rm", "-rf", dir })
+    end)
+
+    it("hands a program that cannot start to the shell: its message and exit code", function()
+      local dir = proc.run({ "mktemp", "-d" }).stdout:gsub("%s+$", "")
+      local f = io.open(dir .. "/noexec", "w"); f:write("echo hi\n"); f:close()
+      local g = io.open(dir .. "/script", "w"); g:write("echo from a script without #!\n"); g:close()
+      assert.same(0, proc.run({ "chmod", "+x", dir .. "/script" }).code)
+      for _, line in ipairs({ "nosuchprogram-xyz arg", dir .. "/noexec", dir, dir .. "/script", "./script" }) do
+        local via_shell, as_given, shell = both(line, { cwd = dir })
+        same_result(via_shell, as_given)
+        assert.is_true(shell, line)
+      end
+      local via_shell = proc.run({ "/bin/sh", "-c", "nosuchprogram-xyz arg" })
+      assert.same({ 127, "/bin/sh: 1: nosuchprogram-xyz: not found\n" }, { via_shell.code, via_shell.stderr })
+      assert.same(126, (both(dir .. "/noexec")).code)
+      local line
+      local _, err = collecting(function()
+        return fails(function() line = debug.getinfo(1, "l").currentline; sh "nosuchprogram-xyz arg" end)
+      end)
+      assert.same(("tests/sh_spec.lua:%d: sh: exit code 127: nosuchprogram-xyz arg\n  /bin/sh: 1: nosuchprogram-xyz: not found"):format(line), err)
+      proc.run({ "rm", "-rf", dir })
+    end)
+
+    it("leaves shell syntax, builtins, assignments and another PATH to the shell", function()
+      local lines = { "echo hi", "cd /", "export X=1", "exit 3", "true", "test -d /", "[ -d / ]", "pwd",
+        "printf '%s' x", "printf %s $HOME", "ls *", "ls ~", "a=1 env", "echo a; echo b", "echo a && echo b",
+        "ls | cat", "ls > /dev/null", "ls # comment", "echo \\", "ls \"/\"", "ls {a,b}", "ls !x", "ls ?",
+        "ls [ab]", "ls ^x", "printf 'a\nb'", "if true; then :; fi", "kill -0 $$", "" }
+      for _, line in ipairs(lines) do
+        local via_shell, as_given, shell = both(line)
+        same_result(via_shell, as_given)
+        assert.is_true(shell, line)
+      end
+      local p = assert(proc.spawn("sleep 0", { env = { PATH = "/bin" } }))
+      p:wait()
+      assert.is_true(p.shell)
+      p = assert(proc.spawn("sleep 0", { env_clear = true }))
+      p:wait()
+      assert.is_true(p.shell)
+      p = assert(proc.spawn({ "sleep", "0" }))
+      p:wait()
+      assert.is_nil(p.shell)
+    end)
+  end)
 end)

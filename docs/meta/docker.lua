@@ -78,13 +78,20 @@ function docker.client(opts) end
 ---@field on_output? fun(line: string) build output (default: the task's output)
 ---@field quiet? boolean no output lines
 ---@field timeout? string|number default "30m"
+---@field force? boolean build even when the engine or the registry has the result (default false; no_cache and pull build too)
 ---@field client? slipway.docker.Client
 
 ---@class slipway.docker.BuildResult
----@field id string "sha256:..."
+---@field id string "sha256:..." the image ID (its config digest)
 ---@field tags string[]
----@field output string the whole build output
+---@field output string the whole build output ("" when cached)
+---@field content_digest string "sha256:..." of what the build sends (context contents and modes, Dockerfile path, build args, target, platform, labels; not mtimes); the image's io.slipway.content-digest label
+---@field cached boolean the build was skipped: its result exists
+---@field cached_in? "engine"|"registry" where it was found (registry: not pulled)
+---@field digests? table<string, string> for a build found in the registry: tag -> manifest digest
 
+---Build an image, unless one built from the same inputs (content_digest)
+---is already in the engine or, under every tag, in its registry.
 ---@async
 ---@param opts slipway.docker.BuildOptions
 ---@return slipway.docker.BuildResult
@@ -104,12 +111,16 @@ function docker.tag(source, target, opts) end
 ---@field on_output? fun(line: string) push progress lines (default: the task's output)
 ---@field quiet? boolean no progress lines
 ---@field timeout? string|number default "30m"
+---@field force? boolean push even when the registry's tag already holds the image (default false)
 ---@field client? slipway.docker.Client default: DOCKER_HOST's
 
+---Push, unless the registry's tag already holds the image (checked over
+---the Registry HTTP API: nothing is sent then).
 ---@async
 ---@param image string
 ---@param opts? slipway.docker.PushOptions
----@return string digest "sha256:..."
+---@return string digest "sha256:..." the manifest digest the registry has
+---@return boolean cached true when nothing was pushed
 function docker.push(image, opts) end
 
 ---@async
@@ -143,7 +154,8 @@ function docker.rm_image(image, opts) end
 ---@field prune? boolean remove the stack's services that are not in the file
 ---@field resolve_image? "always"|"changed"|"never" pin images to registry digests (default "always")
 ---@field auth? table registry credentials sent with creates/updates
----@field poll? string|number how often the wait looks (default "250ms")
+---@field poll? string|number how often the wait looks when the engine's event stream is down (default "250ms")
+---@field events? boolean wait on the engine's event stream (default true); false: poll every `poll`
 ---@field record? boolean record the change and its undo with slipway.context.add_change (default true)
 ---@field on_progress? fun(line: string)
 ---@field quiet? boolean
@@ -151,7 +163,9 @@ function docker.rm_image(image, opts) end
 
 ---@class slipway.docker.DeployResult
 ---@field name string
----@field services table<string, {id: string, action: "created"|"updated"|"removed"}>
+---@field services table<string, {id: string, action: "unchanged"|"created"|"updated"|"removed", difference?: string}> difference: what differed first, for an update ("TaskTemplate.ContainerSpec.Image: ...")
+---@field counts {unchanged: integer, created: integer, updated: integer, removed: integer}
+---@field summary string "3 unchanged, 1 updated"
 ---@field converged? boolean
 ---@field warnings string[]
 ---@field change? slipway.Change the entry context.add_change made
@@ -165,6 +179,7 @@ function docker.rm_image(image, opts) end
 ---@field say fun(line: string) the progress sink
 ---@field timeout_ms number the deploy's timeout
 ---@field poll_ms number the deploy's poll interval
+---@field events? boolean the deploy's events option
 
 ---@class slipway.docker.stack
 docker.stack = {}
@@ -198,17 +213,20 @@ function docker.stack.rollback(state, opts) end
 ---Wait until every watched service converged: its desired replicas
 ---running (healthy, where it has a healthcheck) on its current spec, an
 ---update completed, a job completed. Stops at the first service that
----failed (an update paused or rolled back, the service gone).
+---failed (an update paused or rolled back, the service gone). Follows the
+---engine's event stream and looks at a service when an event names it
+---(and every 2 s); polls every poll_ms while the stream is down.
 ---@async
 ---@param client slipway.docker.Client
 ---@param watches slipway.docker.StackWatch[]
 ---@param timeout_ms number the deadline
----@param poll_ms number how often to look
----@param say fun(line: string) gets "<name> converged" lines
+---@param poll_ms number how often to look when the event stream is down
+---@param say fun(line: string) gets progress lines: from the events, and "<name> converged"
+---@param opts? {events?: boolean, stats?: table} events = false: poll only; stats gets connects, drops, events, looks
 ---@return boolean converged
 ---@return table<string, string> reasons why, per service that did not converge
 ---@return "timeout"? why "timeout" when the deadline passed
-function docker.stack.wait(client, watches, timeout_ms, poll_ms, say) end
+function docker.stack.wait(client, watches, timeout_ms, poll_ms, say, opts) end
 
 ---@async
 ---@param name string

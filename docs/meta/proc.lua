@@ -25,13 +25,18 @@ proc = {}
 ---@field duration_ms number
 ---@field timed_out? true
 
----Run a program (argv list) or a shell string (/bin/sh -c) in its own
+---Run a program (argv list) or a shell string in its own
 ---process group and wait for it. A non-zero exit is data; failing to start
 ---returns nil, "ENOENT: no such file or directory: cmd", "ENOENT", output
 ---beyond max_output nil, "EOUTPUTTOOLARGE: ...", "EOUTPUTTOOLARGE". A NUL
 ---byte in an argv word, the shell string, env or cwd raises; so does a
 ---Secret, or a secret's value, in an argv word or the shell string (pass it
 ---through env or stdin: a command line is readable by every user).
+---A shell string that the shell would only split into words (no shell
+---syntax, no builtin first, no assignment; env does not set PATH) runs
+---directly, like make runs a recipe line, with the environment the shell
+---would give it (identifier names only, PWD); anything else, or a program
+---that cannot start, runs through /bin/sh -c.
 ---@async
 ---@param cmd string|string[]
 ---@param opts? slipway.ProcOptions
@@ -42,6 +47,7 @@ function proc.run(cmd, opts) end
 
 ---@class slipway.Process
 ---@field pid integer
+---@field shell? boolean for a string command: whether /bin/sh runs it (false: started directly)
 local Process = {}
 
 ---Wait for the process; the same result as proc.run. Line callbacks run here.

@@ -316,27 +316,54 @@ function M.output_line(line)
   require("slipway.context").output("stdout", line)
 end
 
--- A body handler for the engine's JSON-lines streams (build, push, pull):
--- on_message(msg) gets every decoded object; returns the on_body function
--- and a finish() that flushes a last unterminated line.
-function M.json_lines(on_message)
-  local buf = ""
+-- The longest line json_lines takes (a build's or a push's message, an
+-- event): beyond it the stream is broken or hostile.
+M.MAX_LINE = 4 * 1024 * 1024
+
+-- A body handler for the engine's JSON-lines streams (build, push, pull,
+-- events): on_message(msg) gets every decoded object; returns the on_body
+-- function and a finish() that flushes a last unterminated line. A line
+-- arriving in many chunks is kept as a list of pieces and joined once, so
+-- the work stays linear in the bytes received however long the stream
+-- lives; a line longer than max_line (default M.MAX_LINE) raises.
+function M.json_lines(on_message, max_line)
+  max_line = max_line or M.MAX_LINE
+  local parts, pending = {}, 0       -- the pieces of an unfinished line, their length
   local function line(l)
     if l:match("^%s*$") then return end
     local ok, msg = pcall(json.decode, l)
     if ok and type(msg) == "table" then on_message(msg) else on_message({ stream = l .. "\n" }) end
   end
+  local function too_long()
+    M.raise(("docker: the engine sent a line longer than %d bytes"):format(max_line))
+  end
   local function on_body(chunk)
-    buf = buf .. chunk
+    local pos = 1
     while true do
-      local nl = buf:find("\n", 1, true)
+      local nl = chunk:find("\n", pos, true)
       if not nl then break end
-      line(buf:sub(1, nl - 1))
-      buf = buf:sub(nl + 1)
+      local piece = chunk:sub(pos, nl - 1)
+      if pending > 0 then
+        parts[#parts + 1] = piece
+        piece = table.concat(parts)
+        parts, pending = {}, 0
+      end
+      if #piece > max_line then too_long() end
+      line(piece)
+      pos = nl + 1
+    end
+    if pos <= #chunk then
+      pending = pending + (#chunk - pos + 1)
+      if pending > max_line then too_long() end
+      parts[#parts + 1] = chunk:sub(pos)
     end
   end
   local function finish()
-    if buf ~= "" then line(buf); buf = "" end
+    if pending > 0 then
+      local l = table.concat(parts)
+      parts, pending = {}, 0
+      line(l)
+    end
   end
   return on_body, finish
 end

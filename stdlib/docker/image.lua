@@ -1,12 +1,30 @@
 -- slipway.docker.image: build, tag, push, inspect, exists, rm_image.
 -- Every function takes an optional `client` option (default: DOCKER_HOST).
+--
+-- Builds are content-addressed: docker.build hashes exactly what it sends
+-- (the context after .dockerignore, file modes and contents but not
+-- mtimes, the Dockerfile's path, build args, target, platform, labels)
+-- into a content digest and labels the image with it (CONTENT_LABEL).
+-- When an image with that label is already in the engine, or every tag
+-- is already in its registry with that label (asked over the registry
+-- API, nothing pulled), the build is skipped (result.cached); docker.push
+-- skips a push when the registry's tag already holds the image.
 local client = require("slipway.docker.client")
+local registry = require("slipway.docker.registry")
 local native = require("slipway._docker")
 local json = require("slipway.json")
 local fs = require("slipway.fs")
 local secret = require("slipway.secret")
+local hash = require("slipway.hash")
 
 local M = {}
+
+M.CONTENT_LABEL = "io.slipway.content-digest"
+local CONTENT_VERSION = "slipway-build/1"   -- bump when what the digest covers changes
+
+-- Tags a cached build found in their registry (and not in the engine):
+-- reference -> the registry's manifest digest, for docker.push.
+local in_registry = {}
 
 local check_opts, set, need_string = client.check_opts, client.set, client.need_string
 
@@ -41,7 +59,8 @@ end
 ---------------------------------------------------------------- build
 
 local build_opts = set("context", "dockerfile", "tag", "tags", "build_args", "target",
-  "labels", "no_cache", "pull", "platform", "on_output", "quiet", "timeout", "client", "network", "auth")
+  "labels", "no_cache", "pull", "platform", "on_output", "quiet", "timeout", "client", "network", "auth",
+  "force")
 
 -- The exclude patterns the CLI sends for a context: .dockerignore, with
 -- the Dockerfile and .dockerignore themselves always kept.
@@ -55,10 +74,72 @@ function M._context_excludes(context, dockerfile)
   return excludes
 end
 
+local function sorted_pairs_text(prefix, t)
+  local keys, out = {}, {}
+  for k in pairs(t or {}) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for _, k in ipairs(keys) do out[#out + 1] = prefix .. k .. "=" .. tostring(t[k]) end
+  return out
+end
+
+-- The content digest of a build: the context's (tar_context) and every
+-- option that changes what the engine builds. Each field is NUL-ended, so
+-- no two different builds hash the same text. A secret build argument
+-- enters as "***", not its value: the label is readable by whoever can
+-- pull the image, and a hash of a short password can be guessed (a rotated
+-- secret therefore rebuilds only with force = true).
+function M._content_digest(context_digest, dockerfile, opts)
+  local fields = { CONTENT_VERSION, "context " .. context_digest, "dockerfile " .. dockerfile,
+    "target " .. (opts.target or ""), "platform " .. (opts.platform or "") }
+  for _, f in ipairs(sorted_pairs_text("arg ", opts.build_args)) do fields[#fields + 1] = f end
+  for _, f in ipairs(sorted_pairs_text("label ", opts.labels)) do fields[#fields + 1] = f end
+  return "sha256:" .. hash.sha256(table.concat(fields, "\0") .. "\0")
+end
+
+-- A tagged image in the engine labelled with the digest (whatever its
+-- tags: a new tag for unchanged content is found too): give it the tags
+-- it lacks and return its record, else nil. Untagged (dangling) images
+-- do not count: they are what `docker image prune` removes.
+local function cached_in_engine(c, fname, digest, tags)
+  local list = c:call(fname, "GET", "/images/json", { query = {
+    filters = json.encode({ label = { M.CONTENT_LABEL .. "=" .. digest }, dangling = { "false" } }) } }) or {}
+  table.sort(list, function(a, b) return (a.Created or 0) > (b.Created or 0) end)
+  local img = list[1]
+  if not img then return nil end
+  local have = {}
+  for _, t in ipairs(img.RepoTags ~= json.null and img.RepoTags or {}) do have[t] = true end
+  for _, t in ipairs(tags) do
+    if not have[t] then M.tag(img.Id, t, { client = c }) end
+  end
+  return img
+end
+
+-- Every tag in its registry with the digest label: { [tag] = manifest
+-- digest } and the image ID, else nil. A bare name ("app:dev") is not
+-- asked about: it would be Docker Hub's official library/app, which
+-- nobody pushes builds to.
+local function cached_in_registry(c, digest, tags, opts)
+  if #tags == 0 then return nil end
+  local found, id = {}, nil
+  for _, t in ipairs(tags) do
+    if not t:find("/", 1, true) then return nil end
+    local img = registry.image(t, { auth = opts.auth, platform = opts.platform, client = c })
+    if not img or img.labels[M.CONTENT_LABEL] ~= digest then return nil end
+    if id and img.config_digest ~= id then return nil end
+    found[t], id = img.digest, img.config_digest
+  end
+  return found, id
+end
+
 -- docker.build{ context = dir, dockerfile = "Dockerfile", tag = "x:1" | tags = {..},
 --   build_args = {} (values may be secrets), target =, labels = {}, no_cache = false, pull = false,
---   platform =, network =, on_output = function(line), quiet = false, timeout = "30m" }
--- -> { id = "sha256:...", tags = {...}, output = "all build output" }
+--   platform =, network =, on_output = function(line), quiet = false, timeout = "30m",
+--   force = false }
+-- -> { id = "sha256:...", tags = {...}, output = "all build output",
+--      content_digest = "sha256:...", cached = false }
+--    cached = true when the build was skipped: cached_in = "engine" or
+--    "registry", and for "registry", digests = { [tag] = manifest digest }
+--    (the image is not pulled: it stays in the registry).
 function M.build(opts)
   local fname = "docker.build"
   if type(opts) ~= "table" then error(client.where() .. fname .. ": expects a table of options", 0) end
@@ -81,14 +162,38 @@ function M.build(opts)
   if opts.tag then tags[#tags + 1] = opts.tag end
   for _, t in ipairs(opts.tags or {}) do tags[#tags + 1] = t end
   local subject = tags[1] or context
+  local sink = output_sink(opts)
+  local excludes = M._context_excludes(context, dockerfile)
+
+  -- Skip the build when its result exists: a walk that only hashes.
+  -- no_cache and pull ask the engine to do the work again, like force.
+  if not (opts.force or opts.no_cache or opts.pull) then
+    local walked, err, code = native.tar_context(context, { excludes = excludes })
+    if not walked then client.raise(("%s: %s: %s"):format(fname, subject, err), { code = code }) end
+    local digest = M._content_digest(walked.digest, dockerfile, opts)
+    local img = cached_in_engine(c, fname, digest, tags)
+    if img then
+      if sink then sink(("%s: cached (%s in the engine)"):format(subject, digest:sub(1, 19))) end
+      return { id = img.Id, tags = tags, output = "", cached = true, cached_in = "engine",
+        content_digest = digest }
+    end
+    local digests, id = cached_in_registry(c, digest, tags, opts)
+    if digests then
+      for t, d in pairs(digests) do in_registry[t] = d end
+      if sink then sink(("%s: cached (%s in the registry)"):format(subject, digest:sub(1, 19))) end
+      return { id = id, tags = tags, output = "", cached = true, cached_in = "registry",
+        digests = digests, content_digest = digest }
+    end
+  end
 
   local tarfile = os.tmpname()
-  local ok, err, code = native.tar_context(context, {
-    excludes = M._context_excludes(context, dockerfile), out = tarfile })
-  if not ok then
+  local sent, err, code = native.tar_context(context, { excludes = excludes, out = tarfile })
+  if not sent then
     os.remove(tarfile)
     client.raise(("%s: %s: %s"):format(fname, subject, err), { code = code })
   end
+  -- the label names what this very tar holds
+  local digest = M._content_digest(sent.digest, dockerfile, opts)
 
   local q = { t = tags, dockerfile = dockerfile, rm = true, forcerm = true }
   if opts.no_cache then q.nocache = true end
@@ -103,13 +208,10 @@ function M.build(opts)
     for k, v in pairs(opts.build_args) do args[k] = secret.is_secret(v) and secret.reveal(v) or tostring(v) end
     q.buildargs = json.encode(args)
   end
-  if opts.labels and next(opts.labels) then
-    local l = {}
-    for k, v in pairs(opts.labels) do l[k] = tostring(v) end
-    q.labels = json.encode(l)
-  end
+  local labels = { [M.CONTENT_LABEL] = digest }
+  for k, v in pairs(opts.labels or {}) do labels[k] = tostring(v) end
+  q.labels = json.encode(labels)
 
-  local sink = output_sink(opts)
   local out, id, failure = {}, nil, nil
   local on_body, finish = client.json_lines(function(msg)
     if msg.stream then
@@ -153,7 +255,8 @@ function M.build(opts)
       id = info.Id
     end
   end
-  return { id = id, tags = tags, output = table.concat(out) }
+  for _, t in ipairs(tags) do in_registry[t] = nil end
+  return { id = id, tags = tags, output = table.concat(out), cached = false, content_digest = digest }
 end
 
 ---------------------------------------------------------------- tag, push
@@ -172,10 +275,25 @@ function M.tag(source, target, opts)
   return true
 end
 
-local push_opts = set("auth", "on_output", "quiet", "timeout", "client")
+local push_opts = set("auth", "on_output", "quiet", "timeout", "client", "force")
 
--- docker.push(image, { auth = { username =, password = } | false })
--- -> "sha256:..." (the digest the registry stored)
+-- The registry's manifest digest when its tag already holds what a push
+-- would send: the engine's image under that name has the config digest
+-- the registry's manifest names, or a cached build found it there and the
+-- engine has no other image under that name. nil: push.
+local function already_pushed(c, image, opts)
+  local _, res = c:call("docker.push", "GET", "/images/" .. client.path_escape(image) .. "/json",
+    { subject = image, ok = { [404] = true } })
+  local info = res.status == 200 and json.decode(res.body) or nil
+  if not info then return in_registry[image] end
+  local remote = registry.image(image, { auth = opts.auth, client = c, labels = false })
+  if remote and remote.config_digest == info.Id then return remote.digest end
+  return nil
+end
+
+-- docker.push(image, { auth = { username =, password = } | false, force = false })
+-- -> "sha256:..." (the digest the registry stored), cached (true when the
+-- registry had it already and nothing was sent)
 function M.push(image, opts)
   local fname = "docker.push"
   need_string(fname, "image", image)
@@ -183,6 +301,13 @@ function M.push(image, opts)
   local c = opts.client or client.default()
   local repo, tag = M._split_reference(image)
   local sink = output_sink(opts)
+  if not opts.force and tag then
+    local known = already_pushed(c, image, opts)
+    if known then
+      if sink then sink(("%s: cached (the registry has %s)"):format(image, known:sub(1, 19))) end
+      return known, true
+    end
+  end
   local digest, failure = nil, nil
   local on_body, finish = client.json_lines(function(msg)
     if type(msg.aux) == "table" and msg.aux.Digest then digest = msg.aux.Digest end
@@ -206,7 +331,8 @@ function M.push(image, opts)
   end
   if failure then client.raise(("%s: %s: %s"):format(fname, image, failure)) end
   if not digest then client.raise(("%s: %s: the engine reported no digest"):format(fname, image)) end
-  return digest
+  in_registry[image] = nil
+  return digest, false
 end
 
 ---------------------------------------------------------------- inspect

@@ -8,8 +8,13 @@
 --                                      secrets and configs
 --   stack.convert(name, stack)      -> the service specs (see convert.lua)
 --
+-- A service whose spec did not change (spec_diff: compared with what the
+-- engine stored) is not sent and not waited for; the result says
+-- "unchanged" for it and sums up ("3 unchanged, 1 updated").
+--
 -- deploy opts:
---   wait = true          watch the tasks until every service has its desired
+--   wait = true          watch the tasks until every service it created or
+--                        updated has its desired
 --                        replicas running (healthy where a healthcheck
 --                        exists: Swarm only reports such a task running once
 --                        it is healthy) on the new spec, updates complete,
@@ -24,7 +29,9 @@
 --   resolve_image = "always" | "changed" | "never"   as `docker stack deploy`
 --   auth                 registry credentials (table) sent with creates and
 --                        updates (X-Registry-Auth); default: none, like the CLI
---   poll = "250ms"       how often the wait looks
+--   events = true        wait on the engine's event stream (converge.lua)
+--   poll = "250ms"       how often the wait looks while the stream is down
+--                        (always, with events = false)
 --   record = true        record the change and its undo (slipway.context.add_change:
 --                        in a pipeline run, the run's record and rollback)
 --   client               a docker client (default: DOCKER_HOST)
@@ -34,6 +41,8 @@
 local client = require("slipway.docker.client")
 local fs = require("slipway.fs")
 local convert = require("slipway.docker.convert")
+local converge = require("slipway.docker.converge")
+local spec_diff = require("slipway.docker.spec_diff")
 local service = require("slipway.docker.service")
 local swarm = require("slipway.docker.swarm")
 local json = require("slipway.json")
@@ -66,35 +75,7 @@ end
 
 ---------------------------------------------------------------- comparing
 
--- Deep equality of decoded JSON values (key order does not matter).
-local function same(a, b)
-  if a == b then return true end
-  if type(a) ~= "table" or type(b) ~= "table" then return false end
-  for k, v in pairs(a) do
-    if not same(v, b[k]) then return false end
-  end
-  for k in pairs(b) do
-    if a[k] == nil then return false end
-  end
-  return true
-end
-M.same = same
-
--- Is a task on the service's current task template? The engine leaves
--- Runtime out of task specs, and Swarm keeps tasks whose node still fits a
--- changed Placement, so neither counts.
-local function current_task(spec, tmpl)
-  if type(spec) ~= "table" or type(tmpl) ~= "table" then return false end
-  for _, t in ipairs({ spec, tmpl }) do
-    for k, v in pairs(t) do
-      if k ~= "Runtime" and k ~= "Placement" then
-        local other = (t == spec) and tmpl[k] or spec[k]
-        if not same(v, other) then return false end
-      end
-    end
-  end
-  return true
-end
+M.same = converge.same
 
 ---------------------------------------------------------------- objects
 
@@ -157,152 +138,14 @@ end
 
 ---------------------------------------------------------------- waiting
 
-local TERMINAL = set("complete", "shutdown", "failed", "rejected", "remove", "orphaned")
-local BAD_UPDATE = set("paused", "rollback_started", "rollback_paused", "rollback_completed")
+local TERMINAL = converge.TERMINAL
+M.service_state = converge.service_state
 
-local function short(id) return (id or ""):sub(1, 12) end
-
--- The last health check output of a task's container, if it has one.
-local function health_note(c, t)
-  local cid = t.Status and t.Status.ContainerStatus and t.Status.ContainerStatus.ContainerID
-  if not cid then return "" end
-  local ok, info = pcall(c.call, c, "docker.stack.deploy", "GET", "/containers/" .. cid .. "/json",
-    { ok = { [404] = true } })
-  local h = ok and type(info) == "table" and info.State and info.State.Health
-  if type(h) == "table" and type(h.Log) == "table" and #h.Log > 0 then
-    local last = h.Log[#h.Log]
-    return ("; health %s: %s"):format(h.Status, (tostring(last.Output or ""):gsub("%s+$", "")))
-  end
-  return ""
-end
-
--- Why the service's tasks are not running: the newest task error (else
--- the newest task's state), and the last health check output of the
--- newest container that has one.
-local function task_reason(c, tasks)
-  table.sort(tasks, function(a, b)
-    return (a.Status.Timestamp or a.UpdatedAt or "") > (b.Status.Timestamp or b.UpdatedAt or "")
-  end)
-  local reason
-  for _, t in ipairs(tasks) do
-    local st = t.Status or {}
-    if st.Err or st.State == "failed" or st.State == "rejected" then
-      reason = ("task %s %s: %s"):format(short(t.ID), st.State or "?", st.Err or st.Message or "?")
-      break
-    end
-  end
-  if not reason and tasks[1] then
-    local t = tasks[1]
-    reason = ("task %s %s: %s"):format(short(t.ID), t.Status.State or "?", t.Status.Message or "")
-  end
-  if not reason then return "no tasks were scheduled" end
-  local looked = 0
-  for _, t in ipairs(tasks) do
-    if looked >= 3 then break end
-    if t.Status and t.Status.ContainerStatus and t.Status.ContainerStatus.ContainerID then
-      looked = looked + 1
-      local note = health_note(c, t)
-      if note ~= "" then return reason .. note end
-    end
-  end
-  return reason
-end
-
--- One look at a service, given the service and its tasks: "converged",
--- "pending" or "failed", and a function that explains why (it may ask the
--- engine for health logs, so it is called only when the answer is needed).
-function M.service_state(c, svc, tasks, watch)
-  if not svc then return "failed", function() return "the service was removed" end end
-  local tmpl = svc.Spec.TaskTemplate
-  local us = svc.UpdateStatus
-  local fresh_update = us and us ~= json.null and (watch == nil or us.StartedAt ~= watch.update_started)
-  if fresh_update and BAD_UPDATE[us.State] then
-    return "failed", function()
-      return ("update %s: %s; %s"):format(us.State, us.Message or "", task_reason(c, tasks))
-    end
-  end
-  local mode = svc.Spec.Mode or {}
-  local current, running, complete, active = {}, 0, 0, 0
-  for _, t in ipairs(tasks) do
-    if current_task(t.Spec, tmpl) then
-      current[#current + 1] = t
-      local st = t.Status and t.Status.State
-      if st == "complete" then complete = complete + 1 end
-      if not TERMINAL[t.DesiredState] then
-        active = active + 1
-        if st == "running" then running = running + 1 end
-      end
-    end
-  end
-  local updating = fresh_update and (us.State == "updating")
-  -- explain with the tasks of the new spec (old ones are shutting down)
-  local why_tasks = #current > 0 and current or tasks
-  if mode.ReplicatedJob or mode.GlobalJob then
-    local want = mode.ReplicatedJob and (mode.ReplicatedJob.TotalCompletions or 1) or nil
-    if (want and complete >= want) or (not want and #current > 0 and active == 0 and complete > 0) then
-      return "converged"
-    end
-    return "pending", function()
-      return ("%d/%s completed; %s"):format(complete, want or "?", task_reason(c, why_tasks))
-    end
-  end
-  local want
-  if mode.Replicated then want = mode.Replicated.Replicas or 1
-  else want = math.max(active, 1) end
-  if running >= want and active <= want and not updating then return "converged" end
-  return "pending", function()
-    return ("%d/%d running; %s"):format(running, want, task_reason(c, why_tasks))
-  end
-end
-
--- The services and tasks of the watched ones, in two requests.
-local function look(c, pending)
-  local ids = {}
-  for _, w in ipairs(pending) do ids[#ids + 1] = w.id end
-  local svcs = c:call("docker.stack.deploy", "GET", "/services",
-    { query = { filters = json.encode({ id = ids }) } }) or {}
-  local tasks = c:call("docker.stack.deploy", "GET", "/tasks",
-    { query = { filters = json.encode({ service = ids }) } }) or {}
-  local by_id, tasks_of = {}, {}
-  for _, s in ipairs(svcs) do by_id[s.ID] = s end
-  for _, t in ipairs(tasks) do
-    tasks_of[t.ServiceID] = tasks_of[t.ServiceID] or {}
-    table.insert(tasks_of[t.ServiceID], t)
-  end
-  return by_id, tasks_of
-end
-
--- Wait until every watched service converged; returns true or false and
--- { [name] = reason } for the ones that did not (or failed at once).
-function M.wait(c, watches, timeout_ms, poll_ms, say)
-  if #watches == 0 then return true, {} end
-  local deadline = task.now() + timeout_ms
-  local pending = {}
-  for _, w in ipairs(watches) do pending[#pending + 1] = w end
-  local reasons = {}
-  while true do
-    local still = {}
-    local by_id, tasks_of = look(c, pending)
-    for _, w in ipairs(pending) do
-      local state, why = M.service_state(c, by_id[w.id], tasks_of[w.id] or {}, w)
-      if state == "converged" then
-        say(("%s converged"):format(w.name))
-      elseif state == "failed" then
-        reasons[w.name] = why()
-        return false, reasons
-      else
-        w.why = why
-        still[#still + 1] = w
-      end
-    end
-    pending = still
-    if #pending == 0 then return true, {} end
-    if task.now() >= deadline then
-      for _, w in ipairs(pending) do reasons[w.name] = w.why and w.why() or "not converged" end
-      return false, reasons, "timeout"
-    end
-    task.sleep(math.min(poll_ms, math.max(deadline - task.now(), 1)) / 1000)
-  end
+-- Wait until every watched service converged (slipway.docker.converge:
+-- driven by the engine's events, polling every poll_ms when the stream
+-- is down); returns true or false and { [name] = reason }, and "timeout".
+function M.wait(c, watches, timeout_ms, poll_ms, say, opts)
+  return converge.wait(c, watches, timeout_ms, poll_ms, say, opts)
 end
 
 local function reasons_text(reasons)
@@ -364,7 +207,7 @@ function M.rollback(state, opts)
   local converged, reasons = true, {}
   if #watches > 0 and opts.wait ~= false then
     converged, reasons = M.wait(c, watches, opts.timeout_ms or state.timeout_ms or 300000,
-      state.poll_ms or 250, say)
+      state.poll_ms or 250, say, { events = state.events })
   end
   if #errors > 0 or not converged then
     local msg = table.concat(errors, "; ")
@@ -377,7 +220,37 @@ end
 ---------------------------------------------------------------- deploy
 
 local deploy_opts = set("wait", "timeout", "rollback", "prune", "resolve_image", "auth", "poll",
-  "record", "client", "on_progress", "quiet")
+  "record", "client", "on_progress", "quiet", "events")
+
+local COUNT_ORDER = { "unchanged", "created", "updated", "removed" }
+
+-- "3 unchanged, 1 updated": the counts of the actions, in that order.
+local function counts_text(counts)
+  local parts = {}
+  for _, k in ipairs(COUNT_ORDER) do
+    if (counts[k] or 0) > 0 then parts[#parts + 1] = ("%d %s"):format(counts[k], k) end
+  end
+  return #parts > 0 and table.concat(parts, ", ") or "no services"
+end
+M._counts_text = counts_text
+
+-- The change summary for the record: "updated 1 service, 2 unchanged".
+local function change_summary(counts)
+  local words = require("slipway.words")
+  local parts = {}
+  for _, k in ipairs({ "created", "updated", "removed" }) do
+    if counts[k] > 0 then parts[#parts + 1] = ("%s %s"):format(k, words.count(counts[k], "service")) end
+  end
+  if counts.unchanged > 0 then parts[#parts + 1] = ("%d unchanged"):format(counts.unchanged) end
+  return #parts > 0 and table.concat(parts, ", ") or "no services"
+end
+
+-- Network id -> name, for comparing specs (the engine stores ids).
+local function network_names(c, fname)
+  local names = {}
+  for _, n in ipairs(c:call(fname, "GET", "/networks") or {}) do names[n.Id] = n.Name end
+  return names
+end
 
 function M.deploy(name, stack, opts)
   local fname = "docker.stack.deploy"
@@ -414,8 +287,10 @@ function M.deploy(name, stack, opts)
   local existing = {}
   for _, s in ipairs(service.list({ client = c, stack = name })) do existing[s.Spec.Name] = s end
 
-  local state = { client = c, changes = {}, say = say, timeout_ms = timeout_ms, poll_ms = poll_ms, name = name }
+  local state = { client = c, changes = {}, say = say, timeout_ms = timeout_ms, poll_ms = poll_ms,
+    name = name, events = opts.events }
   local result = { name = name, services = {}, warnings = {}, _state = state }
+  local counts = { unchanged = 0, created = 0, updated = 0, removed = 0 }
 
   local function fail_and_rollback(msg)
     if opts.rollback == false or #state.changes == 0 then
@@ -444,67 +319,85 @@ function M.deploy(name, stack, opts)
         service.rm(s.ID, { client = c, missing_ok = true })
         state.changes[#state.changes + 1] = { name = sname, id = s.ID, action = "removed", previous = s.Spec }
         result.services[sname:sub(#name + 2)] = { id = s.ID, action = "removed" }
+        counts.removed = counts.removed + 1
         say(("%s removed (prune)"):format(sname))
       end
     end
   end
 
-  -- Resolve each distinct image once (the CLI asks once per service), and
-  -- prepare every spec; then create/update all services at once.
-  local resolved = {}
-  local function resolve_image(spec)
+  -- Which images to pin to their registry digest: each distinct one once
+  -- (the CLI asks once per service), all at once.
+  local to_resolve, order = {}, {}
+  for _, short_name in ipairs(conv.order) do
+    local spec = conv.services[short_name]
     local cs = spec.TaskTemplate.ContainerSpec
     cs.Image = service._tagged_image(cs.Image)
-    local r = resolved[cs.Image]
-    if not r then
-      r = { service.resolve_image(c, cs.Image, opts.auth) }
-      resolved[cs.Image] = r
+    local cur = existing[spec.Name]
+    local keep_pinned = false
+    if cur then
+      local label_image = cur.Spec.Labels and cur.Spec.Labels[convert.IMAGE_LABEL]
+      keep_pinned = resolve == "never" or (resolve == "changed" and cs.Image == label_image)
+    elseif resolve == "never" then
+      keep_pinned = true
     end
-    if r[1] then
-      cs.Image = r[1]
-      if r[2] then spec.TaskTemplate.Placement.Platforms = r[2] end
-    else
-      result.warnings[#result.warnings + 1] = r[2]
+    if not keep_pinned and not to_resolve[cs.Image] then
+      to_resolve[cs.Image] = true
+      order[#order + 1] = cs.Image
     end
   end
+  local resolving = {}
+  for _, ref in ipairs(order) do
+    resolving[ref] = task.spawn(function() return { service.resolve_image(c, ref, opts.auth) } end)
+  end
+  local resolved = {}
+  for _, ref in ipairs(order) do resolved[ref] = resolving[ref]:join() end
+  local names = next(existing) and network_names(c, fname) or {}
 
   local jobs = {}
   for _, short_name in ipairs(conv.order) do
     local spec = conv.services[short_name]
     local ok, err = pcall(fill_refs, spec, secrets, configs, fname, name)
     if not ok then fail_and_rollback((tostring(err):gsub("^[^\n]-%.lua:%d+: ", ""))) end
+    local cs = spec.TaskTemplate.ContainerSpec
     local cur = existing[spec.Name]
+    local r = resolved[cs.Image]
+    if r then
+      if r[1] then
+        cs.Image = r[1]
+        if r[2] then spec.TaskTemplate.Placement.Platforms = r[2] end
+      else
+        result.warnings[#result.warnings + 1] = r[2]
+      end
+    elseif cur and cs.Image == (cur.Spec.Labels or {})[convert.IMAGE_LABEL] then
+      -- keep the digest the previous deploy pinned, so that an unchanged
+      -- image does not restart the tasks
+      cs.Image = cur.Spec.TaskTemplate.ContainerSpec.Image
+      local pl = cur.Spec.TaskTemplate.Placement
+      if pl and pl.Platforms then spec.TaskTemplate.Placement.Platforms = pl.Platforms end
+    end
     local job = { short = short_name, spec = spec, cur = cur }
     if cur then
-      local label_image = cur.Spec.Labels and cur.Spec.Labels[convert.IMAGE_LABEL]
-      local same_image = spec.TaskTemplate.ContainerSpec.Image == label_image
-      if resolve == "never" or (resolve == "changed" and same_image) then
-        if same_image then
-          -- keep the digest the previous deploy pinned, so that an
-          -- unchanged image does not restart the tasks
-          spec.TaskTemplate.ContainerSpec.Image = cur.Spec.TaskTemplate.ContainerSpec.Image
-          local pl = cur.Spec.TaskTemplate.Placement
-          if pl and pl.Platforms then spec.TaskTemplate.Placement.Platforms = pl.Platforms end
-        end
-      else
-        resolve_image(spec)
-      end
       spec.TaskTemplate.ForceUpdate = cur.Spec.TaskTemplate.ForceUpdate
-    elseif resolve ~= "never" then
-      resolve_image(spec)
+      job.difference = spec_diff.first(spec, cur.Spec, names)
     end
-    job.task = task.spawn(function()
-      return pcall(function()
-        if cur then
-          return update_service(c, cur.ID, spec, { client = c, version = cur.Version.Index,
-            auth = opts.auth, resolve_image = false })
-        end
-        local id, warnings = service.create(spec, { client = c, auth = opts.auth, resolve_image = false })
-        job.id = id
-        return warnings
+    if cur and not job.difference then
+      -- nothing to send, nothing to wait for
+      result.services[short_name] = { id = cur.ID, action = "unchanged" }
+      counts.unchanged = counts.unchanged + 1
+    else
+      job.task = task.spawn(function()
+        return pcall(function()
+          if cur then
+            return update_service(c, cur.ID, spec, { client = c, version = cur.Version.Index,
+              auth = opts.auth, resolve_image = false })
+          end
+          local id, warnings = service.create(spec, { client = c, auth = opts.auth, resolve_image = false })
+          job.id = id
+          return warnings
+        end)
       end)
-    end)
-    jobs[#jobs + 1] = job
+      jobs[#jobs + 1] = job
+    end
   end
 
   local first_error
@@ -520,45 +413,50 @@ function M.deploy(name, stack, opts)
         state.changes[#state.changes + 1] = { name = spec.Name, id = cur.ID, action = "updated",
           previous = cur.Spec, image_before = cur.Spec.TaskTemplate.ContainerSpec.Image }
         watches[#watches + 1] = { name = spec.Name, id = cur.ID, update_started = before }
-        result.services[job.short] = { id = cur.ID, action = "updated" }
-        say(("%s updated"):format(spec.Name))
+        result.services[job.short] = { id = cur.ID, action = "updated", difference = job.difference }
+        counts.updated = counts.updated + 1
+        say(("%s updated (%s)"):format(spec.Name, job.difference))
       else
         state.changes[#state.changes + 1] = { name = spec.Name, id = job.id, action = "created" }
         watches[#watches + 1] = { name = spec.Name, id = job.id }
         result.services[job.short] = { id = job.id, action = "created" }
+        counts.created = counts.created + 1
         say(("%s created"):format(spec.Name))
       end
     end
   end
   -- the engine rejected a service: undo what this deploy already did
   if first_error then fail_and_rollback(first_error) end
+  result.counts = counts
+  result.summary = counts_text(counts)
+  say(("%s: %s"):format(name, result.summary))
 
   -- what this run changed, and how to undo it, for the release record
-  local summary = {}
   local data = { services = {} }
-  local counts = { created = 0, updated = 0, removed = 0 }
   for _, ch in ipairs(state.changes) do
-    counts[ch.action] = counts[ch.action] + 1
     data.services[#data.services + 1] = { name = ch.name, id = ch.id, action = ch.action,
       image_before = ch.image_before }
   end
-  for _, k in ipairs({ "created", "updated", "removed" }) do
-    if counts[k] > 0 then summary[#summary + 1] = ("%s %s"):format(k, require("slipway.words").count(counts[k], "service")) end
+  for _, short_name in ipairs(conv.order) do
+    local r = result.services[short_name]
+    if r and r.action == "unchanged" then
+      data.services[#data.services + 1] = { name = name .. "_" .. short_name, id = r.id, action = "unchanged" }
+    end
   end
   if opts.record ~= false then
     result.change = context.add_change({
       kind = "docker.stack", target = name,
-      summary = #summary > 0 and table.concat(summary, ", ") or "no services",
+      summary = change_summary(counts),
       data = data,
-      undo = function()
+      undo = #state.changes > 0 and function()
         local ok, err = M.rollback(state, { timeout_ms = math.max(timeout_ms, ROLLBACK_MIN_MS) })
         if not ok then error(("docker.stack rollback of %s: %s"):format(name, err), 0) end
-      end,
+      end or nil,
     })
   end
 
   if opts.wait ~= false then
-    local ok, reasons, why = M.wait(c, watches, timeout_ms, poll_ms, say)
+    local ok, reasons, why = M.wait(c, watches, timeout_ms, poll_ms, say, { events = opts.events })
     if not ok then
       local msg = why == "timeout"
         and ("not converged within %s: %s"):format(duration.format(timeout_ms), reasons_text(reasons))
@@ -567,12 +465,15 @@ function M.deploy(name, stack, opts)
     end
     result.converged = true
     -- old content-named secrets/configs that no service uses any more
-    local keep = {}
-    for _, o in pairs(secrets) do keep[#keep + 1] = o.name end
-    for _, o in pairs(configs) do keep[#keep + 1] = o.name end
-    local labels = { [convert.NS_LABEL] = name }
-    pcall(swarm.cleanup, "secret", { client = c, labels = labels, keep = keep })
-    pcall(swarm.cleanup, "config", { client = c, labels = labels, keep = keep })
+    -- (only a deploy that moved a service can have freed one)
+    if #state.changes > 0 then
+      local keep = {}
+      for _, o in pairs(secrets) do keep[#keep + 1] = o.name end
+      for _, o in pairs(configs) do keep[#keep + 1] = o.name end
+      local labels = { [convert.NS_LABEL] = name }
+      pcall(swarm.cleanup, "secret", { client = c, labels = labels, keep = keep })
+      pcall(swarm.cleanup, "config", { client = c, labels = labels, keep = keep })
+    end
   end
   return result
 end

@@ -4,9 +4,9 @@
 # never fails on noise.
 #
 # 1. 200 tasks each running `sleep 0.2`, -j 200, against `make -j200` on an
-#    equivalent Makefile (goal: wall ratio <= 1.0). Both exec sleep
-#    directly: make runs a recipe without metacharacters without a shell,
-#    and the tasks use sh's argv form.
+#    equivalent Makefile (goal: wall ratio <= 1.0). make runs a recipe
+#    without metacharacters without a shell; so does sh's string form
+#    (`sh "sleep 0.2"`), measured next to the argv form (`sh {"sleep", "0.2"}`).
 # 2. A 2,000-task random DAG of no-op tasks (each needs up to 3 earlier
 #    ones), goal <= 20 us per task:
 #    - the whole run, as a user runs it: `slipway run dag.lua -j 16` (not a
@@ -47,12 +47,17 @@ rss_mb() {
 }
 
 # ---------------------------------------------------------------- 1
-mkdir -p "$work/sleep"
+mkdir -p "$work/sleep" "$work/sleep_str"
 {
   for i in $(seq 1 200); do
     printf 'task("t%d", function() sh { "sleep", "0.2" } end)\n' "$i"
   done
 } > "$work/sleep/deploy.lua"
+{
+  for i in $(seq 1 200); do
+    printf 'task("t%d", function() sh "sleep 0.2" end)\n' "$i"
+  done
+} > "$work/sleep_str/deploy.lua"
 {
   printf 'all:'
   for i in $(seq 1 200); do printf ' t%d' "$i"; done
@@ -61,13 +66,15 @@ mkdir -p "$work/sleep"
   printf '\n'
   for i in $(seq 1 200); do printf 't%d:\n\t@sleep 0.2\n' "$i"; done
 } > "$work/sleep/Makefile"
-: > "$work/s.slipway"; : > "$work/s.make"
+: > "$work/s.slipway"; : > "$work/s.make"; : > "$work/s.string"
 for _ in $(seq "$ROUNDS"); do
   wall_ms make -s -C "$work/sleep" -j200 >> "$work/s.make"
   wall_ms "$SLIPWAY" run "$work/sleep/deploy.lua" -j 200 --reporter plain >> "$work/s.slipway"
+  wall_ms "$SLIPWAY" run "$work/sleep_str/deploy.lua" -j 200 --reporter plain >> "$work/s.string"
 done
-mw=$(median < "$work/s.make"); sw=$(median < "$work/s.slipway")
-echo "200 x sleep 0.2, -j 200:    make ${mw} ms   slipway ${sw} ms   ratio $(awk -v a="$sw" -v b="$mw" 'BEGIN {printf "%.2f", a / b}')   (goal <= 1.0)"
+mw=$(median < "$work/s.make"); sw=$(median < "$work/s.slipway"); tw=$(median < "$work/s.string")
+echo "200 x sleep 0.2, -j 200:    make ${mw} ms   slipway sh {argv} ${sw} ms   ratio $(awk -v a="$sw" -v b="$mw" 'BEGIN {printf "%.2f", a / b}')   (goal <= 1.0)"
+echo "                            slipway sh \"sleep 0.2\" ${tw} ms   ratio $(awk -v a="$tw" -v b="$mw" 'BEGIN {printf "%.2f", a / b}')   (goal <= 1.0)"
 
 # ---------------------------------------------------------------- 2
 mkdir -p "$work/dag"
