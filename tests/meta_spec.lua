@@ -24,7 +24,8 @@ local INTERNAL = {
   "^slipway%._", "^slipway%.cli$", "^slipway%.cmd%.", "^slipway%.pipeline%.",
   "^slipway%.reporters%.", "^slipway%.events$", "^slipway%.timeline$", "^slipway%.prelude$",
   "^slipway%.term$", "^slipway%.version$", "^slipway%.compose%.",
-  "^slipway%.docker%.client$", "^slipway%.docker%.convert$",
+  "^slipway%.docker%.client$", "^slipway%.docker%.convert$", "^slipway%.docker%.ssh$",
+  "^slipway%.docker%.contexts$", "^slipway%.docker%.credentials$", "^slipway%.sandbox%.",
   "^slipway%.release$", "^slipway%.guard$", "^slipway%.words$", "^slipway%.caller$",
 }
 
