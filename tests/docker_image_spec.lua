@@ -113,9 +113,14 @@ describe("docker", function()
       os.getenv = saved
       fx.rmtree(dir)
       assert.is_true(ok)
-      assert.same({ username = "bob", password = "s3cret", serveraddress = "reg.example:5000" }, a)
+      -- the password is a secret: it prints as ***, its value is kept
+      local secret = require("slipway.secret")
+      assert.is_true(secret.is_secret(a.password))
+      assert.same("***", tostring(a.password))
+      assert.same({ username = "bob", password = "s3cret", serveraddress = "reg.example:5000" },
+        { username = a.username, password = secret.reveal(a.password), serveraddress = a.serveraddress })
       assert.is_true(ok2)
-      assert.same({ ["reg.example:5000"] = a },
+      assert.same({ ["reg.example:5000"] = { username = "bob", password = "s3cret", serveraddress = "reg.example:5000" } },
         json.decode(require("slipway.base64").decode((all:gsub("-", "+"):gsub("_", "/")))))
     end)
 

@@ -26,6 +26,7 @@ local INTERNAL = {
   "^slipway%.term$", "^slipway%.version$", "^slipway%.compose%.",
   "^slipway%.docker%.client$", "^slipway%.docker%.convert$", "^slipway%.pulumi%.",
   "^slipway%.docker%.converge$", "^slipway%.docker%.registry$", "^slipway%.docker%.spec_diff$",
+  "^slipway%.docker%.ssh$", "^slipway%.docker%.contexts$", "^slipway%.docker%.credentials$", "^slipway%.sandbox%.",
   "^slipway%.release$", "^slipway%.guard$", "^slipway%.words$", "^slipway%.caller$",
   "^slipway%.vercel%.",
   "^slipway%.ledger$", "^slipway%.ledger%.", "^slipway%.docker%.ledger_store$",

@@ -11,7 +11,9 @@ local Client = {}
 ---@async
 ---@return string api the negotiated API version ("1.41")
 function Client:api_version() end
----Stop the ssh forwarding an ssh:// client started.
+---Close the SSH connection of an ssh:// client's host (shared by every
+---client of that host; the next request connects again). Not needed at
+---the end of a script or run: idle connections close by themselves then.
 ---@async
 function Client:close() end
 
@@ -52,13 +54,17 @@ function Client:raw(what, method, path, opts) end
 function Client:call(what, method, path, opts) end
 
 ---@class slipway.docker.ClientOptions
----@field host? string DOCKER_HOST form; default $DOCKER_HOST or unix:///var/run/docker.sock
+---@field host? string DOCKER_HOST form; default: as the CLI picks it ($DOCKER_HOST, $DOCKER_CONTEXT, config.json's currentContext, unix:///var/run/docker.sock)
+---@field context? string a Docker CLI context (`docker context ls`), read from $DOCKER_CONFIG or ~/.docker; wins over $DOCKER_HOST, like --context; excludes host
 ---@field api_version? string skip the negotiation
 ---@field timeout? string|number default per-request timeout ("60s")
 ---@field tls? {verify?: boolean, ca?: string, cert?: string, key?: string} for tcp://
 ---@field ssh_options? string[] extra ssh arguments (-i key, -o ...)
 ---@field remote_socket? string the engine socket on the ssh host (/var/run/docker.sock)
 
+---A client for one engine (pass it as `client =` to any docker function):
+---e.g. one per swarm, to deploy to several in parallel. An unknown
+---context, or host and context together, raise at the caller's line.
 ---@param opts? slipway.docker.ClientOptions
 ---@return slipway.docker.Client
 function docker.client(opts) end
@@ -104,8 +110,9 @@ function docker.build(opts) end
 ---@return true
 function docker.tag(source, target, opts) end
 
----Push; credentials from ~/.docker/config.json `auths`, or `auth`, sent as
----X-Registry-Auth (`e30=` when none).
+---Push; credentials from `auth`, else ~/.docker/config.json as the CLI
+---reads it (the registry's credHelpers entry or credsStore helper, else
+---`auths`), sent as X-Registry-Auth (`e30=` when none).
 ---@class slipway.docker.PushOptions
 ---@field auth? table|false registry credentials {username, password[, serveraddress]} or {identitytoken}; false sends none (default: ~/.docker/config.json)
 ---@field on_output? fun(line: string) push progress lines (default: the task's output)
@@ -153,7 +160,7 @@ function docker.rm_image(image, opts) end
 ---@field rollback? boolean roll the whole stack back when the deploy fails (default true)
 ---@field prune? boolean remove the stack's services that are not in the file
 ---@field resolve_image? "always"|"changed"|"never" pin images to registry digests (default "always")
----@field auth? table registry credentials sent with creates/updates
+---@field auth? table|true registry credentials sent with creates/updates, so that every node can pull; true: from config.json and its credential helpers (the CLI's --with-registry-auth)
 ---@field poll? string|number how often the wait looks when the engine's event stream is down (default "250ms")
 ---@field events? boolean wait on the engine's event stream (default true); false: poll every `poll`
 ---@field record? boolean record the change and its undo with slipway.context.add_change (default true)
@@ -252,7 +259,7 @@ function docker.stack.convert(name, stack) end
 docker.service = {}
 
 ---@class slipway.docker.ServiceWriteOptions
----@field auth? table registry credentials sent as X-Registry-Auth (also used to resolve the image; default: none sent, config.json for resolving)
+---@field auth? table|true registry credentials sent as X-Registry-Auth (also used to resolve the image; true: from config.json and its credential helpers; default: none sent, config.json for resolving)
 ---@field resolve_image? boolean pin the image to its registry digest and record its platforms, like `docker service create` (default true; a tag-less image becomes :latest either way)
 ---@field client? slipway.docker.Client default: DOCKER_HOST's
 

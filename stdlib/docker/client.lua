@@ -4,12 +4,18 @@
 --   local c = client.new{ host = "unix:///var/run/docker.sock" }   -- or tcp://, ssh://
 --   local res = c:call("docker.inspect", "GET", "/images/x/json", { subject = "x" })
 --
--- Hosts: DOCKER_HOST as the CLI reads it. unix://PATH (default
+-- Hosts: as the CLI finds them (slipway.docker.contexts): an explicit
+-- host or context, DOCKER_HOST, DOCKER_CONTEXT, config.json's
+-- currentContext, the default socket. unix://PATH (default
 -- /var/run/docker.sock); tcp://HOST:PORT, with TLS when DOCKER_TLS_VERIFY or
 -- DOCKER_CERT_PATH is set (ca.pem, cert.pem, key.pem from DOCKER_CERT_PATH,
--- default ~/.docker); ssh://[USER@]HOST[:PORT] forwards the remote engine's
--- socket to a local one with OpenSSH (`ssh -L`), started on first use and
--- stopped by c:close().
+-- default ~/.docker) or the context has TLS files; ssh://[USER@]HOST[:PORT]
+-- forwards the remote engine's socket to a local one with OpenSSH, one
+-- connection per host for the whole process (slipway.docker.ssh).
+--
+-- Registry credentials (slipway.docker.credentials): config.json's
+-- credHelpers, credsStore and auths, as the CLI reads them; passwords and
+-- tokens are slipway.secret values.
 --
 -- The API version is negotiated on the first request from GET /version:
 -- the engine's ApiVersion, capped at the newest this client knows.
@@ -136,17 +142,40 @@ end
 
 ---------------------------------------------------------------- client
 
--- new{ host =, api_version =, timeout = } : a client; nothing is contacted
--- until the first request.
+local CLIENT_OPTIONS = { "api_version", "context", "host", "remote_socket", "ssh_options", "timeout", "tls" }
+
+-- The connection of a context's endpoint.
+local function context_conn(ep)
+  local h = M.parse_host(ep.host, function() return nil end)
+  h.context = ep.name
+  if h.kind == "tcp" and ep.tls then
+    h.tls = ep.tls
+    h.base_url = h.base_url:gsub("^http://", "https://")
+  end
+  return h
+end
+
+-- The engine a client with these options talks to, as the CLI picks it.
+local function resolve_conn(opts)
+  local contexts = require("slipway.docker.contexts")
+  if opts.host ~= nil then return M.parse_host(opts.host) end
+  local name, from = opts.context, "context option"
+  if name == nil then name, from = contexts.selected() end
+  local ep = name and contexts.endpoint(name, from)
+  if ep then return context_conn(ep) end
+  return M.parse_host()
+end
+
+-- new{ host =, context =, api_version =, timeout = } : a client; nothing
+-- is contacted until the first request.
 function M.new(opts)
   opts = opts or {}
-  for k in pairs(opts) do
-    if k ~= "host" and k ~= "api_version" and k ~= "timeout" and k ~= "tls"
-        and k ~= "ssh_options" and k ~= "remote_socket" then
-      error(M.where() .. ("docker.client: unknown option '%s' (valid: api_version, host, remote_socket, ssh_options, timeout, tls)"):format(k), 0)
-    end
+  require("slipway.caller").check_options("docker.client", opts, CLIENT_OPTIONS)
+  if opts.host ~= nil and opts.context ~= nil then
+    error(M.where() .. "docker.client: host and context exclude each other (the CLI's --host and --context)", 0)
   end
-  local h = M.parse_host(opts.host)
+  local ok, h = pcall(resolve_conn, opts)
+  if not ok then error(M.where() .. "docker.client: " .. tostring(h), 0) end
   if opts.tls and h.kind == "tcp" then
     h.tls = opts.tls
     h.base_url = h.base_url:gsub("^http://", "https://")
@@ -156,53 +185,19 @@ function M.new(opts)
   return c
 end
 
--- ssh://: `ssh -L` forwards a local socket to the remote engine's. ssh
--- is a child of ours (proc.spawn) until c:close() kills it and reaps it.
-local function ssh_forward(c, what)
-  local h = c.conn
-  if h.socket then return end
-  local proc = require("slipway.proc")
-  local task = require("slipway.task")
-  local dir = os.getenv("TMPDIR") or "/tmp"
-  local sock = ("%s/slipway-docker-ssh-%d-%d.sock"):format(dir, math.random(1, 1e9), os.time())
-  local remote = h.remote_socket or "/var/run/docker.sock"
-  local args = { "ssh", "-nNT", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
-                 "-o", "StreamLocalBindUnlink=yes", "-o", "ConnectTimeout=10",
-                 "-L", sock .. ":" .. remote }
-  for _, o in ipairs(h.ssh_options or {}) do args[#args + 1] = o end
-  if h.port then args[#args + 1] = "-p"; args[#args + 1] = h.port end
-  args[#args + 1] = h.target
-  local p, err = proc.spawn(args, { stdout = "null" })
-  if not p then M.raise(("%s: ssh %s: %s"):format(what, h.target, err)) end
-  local waiter = task.spawn(function() return p:wait() end)
-  local deadline = task.now() + 15000
-  while true do
-    -- a socket cannot be opened as a file: ENXIO says it is there
-    local f, _, errno = io.open(sock, "r")
-    if f then f:close() end
-    if f or errno == 6 then break end
-    local st = waiter:status()
-    if st == "done" or st == "failed" or task.now() > deadline then
-      if st ~= "done" then pcall(p.kill, p) end
-      local ok, r = pcall(waiter.join, waiter)
-      local detail = ok and type(r) == "table" and type(r.stderr) == "string" and r.stderr:gsub("%s+$", "") or ""
-      M.raise(("%s: ssh %s: cannot forward the engine socket%s"):format(what, h.target,
-        detail ~= "" and (": " .. detail) or ""))
-    end
-    task.sleep(0.05)
-  end
-  h.socket, h.ssh, h.ssh_waiter = sock, p, waiter
-end
-
--- Stop an ssh forwarding this client started (and reap ssh).
+-- Close the ssh connection of this client's host (other clients of the
+-- same host connect again on their next request).
 function Client:close()
   local h = self.conn
-  if h.ssh then
-    pcall(h.ssh.kill, h.ssh)
-    pcall(h.ssh_waiter.join, h.ssh_waiter)
-    os.remove(h.socket)
-    h.ssh, h.ssh_waiter, h.socket = nil, nil, nil
+  if h.kind == "ssh" then
+    require("slipway.docker.ssh").close(h)
+    h.socket = nil
   end
+end
+
+-- Close every ssh connection of the process.
+function M.close_all()
+  require("slipway.docker.ssh").close_all()
 end
 
 -- One HTTP request to the engine. path is unversioned ("/images/json").
@@ -213,7 +208,7 @@ function Client:raw(what, method, path, opts)
   opts = opts or {}
   local http = require("slipway.http")
   local h = self.conn
-  if h.kind == "ssh" then ssh_forward(self, what) end
+  if h.kind == "ssh" then h.socket = require("slipway.docker.ssh").socket(h, what, M.raise) end
   if opts.versioned ~= false and not self.api then self:negotiate(what) end
   local prefix = opts.versioned == false and "" or ("/v" .. self.api)
   local base = h.kind == "tcp" and h.base_url or "http://docker"
@@ -370,10 +365,11 @@ end
 
 ---------------------------------------------------------------- auth
 
--- The base64url JSON that X-Registry-Auth carries.
+-- The base64url JSON that X-Registry-Auth carries (secrets revealed: it
+-- goes into a request header, never into output).
 function M.encode_auth(auth)
   if not auth or next(auth) == nil then return "e30=" end   -- {}
-  local s = base64.encode(json.encode(auth))
+  local s = base64.encode(json.encode(require("slipway.docker.credentials").plain(auth)))
   return (s:gsub("+", "-"):gsub("/", "_"))
 end
 
@@ -384,67 +380,34 @@ function M.registry_of(image)
   return "docker.io"
 end
 
--- Credentials for a registry from ~/.docker/config.json "auths" (or
--- $DOCKER_CONFIG/config.json). Credential helpers are not run.
+-- Credentials for a registry from config.json ($DOCKER_CONFIG or
+-- ~/.docker): its credential helper, else "auths". Passwords and tokens
+-- are slipway.secret values.
 function M.config_auth(registry)
-  local dir = os.getenv("DOCKER_CONFIG") or (home() .. "/.docker")
-  local f = io.open(dir .. "/config.json", "r")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  local ok, cfg = pcall(json.decode, text)
-  if not ok or type(cfg) ~= "table" or type(cfg.auths) ~= "table" then return nil end
-  local keys = { registry }
-  if registry == "docker.io" then
-    keys = { "https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io" }
-  else
-    keys[#keys + 1] = "https://" .. registry
-    keys[#keys + 1] = "http://" .. registry
-  end
-  for _, k in ipairs(keys) do
-    local a = cfg.auths[k]
-    if type(a) == "table" then
-      local out = { serveraddress = registry }
-      if type(a.auth) == "string" and a.auth ~= "" then
-        local plain = base64.decode(a.auth) or ""
-        out.username, out.password = plain:match("^([^:]*):(.*)$")
-      end
-      if type(a.identitytoken) == "string" and a.identitytoken ~= "" then out.identitytoken = a.identitytoken end
-      if out.username or out.identitytoken then return out end
-    end
-  end
-  return nil
+  return require("slipway.docker.credentials").get(registry)
 end
 
--- X-Registry-Config for a build: every registry of config.json "auths",
--- so that FROM images of private registries can be pulled.
+-- X-Registry-Config for a build: every registry the configuration has
+-- credentials for, so that FROM images of private registries can be pulled.
 function M.build_auth_header()
-  local dir = os.getenv("DOCKER_CONFIG") or (home() .. "/.docker")
-  local f = io.open(dir .. "/config.json", "r")
-  local all = {}
-  if f then
-    local ok, cfg = pcall(json.decode, f:read("a"))
-    f:close()
-    if ok and type(cfg) == "table" and type(cfg.auths) == "table" then
-      for key in pairs(cfg.auths) do
-        local registry = key:gsub("^https?://", ""):gsub("/.*$", "")
-        local a = M.config_auth(registry == "index.docker.io" and "docker.io" or registry)
-        if a then all[key] = a end
-      end
-    end
-  end
+  local credentials = require("slipway.docker.credentials")
+  local all = credentials.all()
   if next(all) == nil then return "e30=" end
-  local s = base64.encode(json.encode(all))
+  local plain = {}
+  for k, a in pairs(all) do plain[k] = credentials.plain(a) end
+  local s = base64.encode(json.encode(plain))
   return (s:gsub("+", "-"):gsub("/", "_"))
 end
 
 -- X-Registry-Auth for an image: explicit auth (a table with username,
--- password[, serveraddress] or identitytoken) wins, then config.json.
+-- password[, serveraddress] or identitytoken) wins, then config.json
+-- (also for auth = true).
 function M.auth_header(image, auth)
   if auth == false then return "e30=" end
   if type(auth) == "table" then
     local a = {}
-    for k, v in pairs(auth) do a[k] = tostring(v) end
+    local secret = require("slipway.secret")
+    for k, v in pairs(auth) do a[k] = secret.is_secret(v) and v or tostring(v) end
     a.serveraddress = a.serveraddress or M.registry_of(image)
     return M.encode_auth(a)
   end
