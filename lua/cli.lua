@@ -15,6 +15,7 @@ local COMMANDS = {
   { "probe", "health probes: `slipway probe URL...`" },
   { "history", "the releases of the pipeline: who deployed what, when, how it ended" },
   { "show", "one release: `slipway show ID`" },
+  { "rollback", "back to the last verified release (or --to ID), every system it changed" },
   { "lock", "the deploy lock of an environment: status | acquire | release" },
   { "sandbox", "a private local Docker engine + registry + swarm: up | down | status" },
   { "ci", "generate the CI workflow from the pipeline: `slipway ci github`" },

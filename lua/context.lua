@@ -16,7 +16,10 @@
 --                                     -- "stderr"), without its newline
 --   context.warn(message)             -- a warning of the current code
 --   (both masked, in runs and outside: slipway.secret)
---   context.add_change{ kind, target, summary, data, undo } -> entry
+--   context.add_change{ kind, target, summary, data, undo, restorer } -> entry
+--     (restorer: the module whose restore(data) brings the target back to
+--     the state data records, for `slipway rollback`; see
+--     lua/ledger/restore.lua)
 --   context.mark_change(entry, "rolled_back" | "undo_failed", details)
 --
 -- The run object (lua/pipeline/run.lua makes it) answers
@@ -80,8 +83,9 @@ function M.warn(message)
   io.stderr:write("warning: ", mask(message), "\n")
 end
 
-local CHANGE_KEYS = { kind = "string", target = "string", summary = "string", data = "table", undo = "function" }
-local CHANGE_ORDER = { "kind", "target", "summary", "data", "undo" }
+local CHANGE_KEYS = { kind = "string", target = "string", summary = "string", data = "table", undo = "function",
+                      restorer = "string" }
+local CHANGE_ORDER = { "kind", "target", "summary", "data", "undo", "restorer" }
 local unknown_option = require("slipway.caller").unknown_option
 local MARKS = { rolled_back = true, undo_failed = true }
 
@@ -107,7 +111,7 @@ function M.add_change(change)
   end
   local entry = {
     kind = change.kind, target = change.target, summary = change.summary,
-    data = change.data, undo = change.undo, status = "applied",
+    data = change.data, undo = change.undo, restorer = change.restorer, status = "applied",
   }
   local c = get()
   if c then c.run:change(c.unit, entry, "added") end

@@ -68,7 +68,7 @@ function M.serializable(record)
   for i, c in ipairs(record.changes or {}) do
     changes[i] = {
       kind = c.kind, target = c.target, summary = c.summary, data = recordable(c.data),
-      status = c.status, details = c.details, task = c.task,
+      status = c.status, details = c.details, task = c.task, restorer = c.restorer,
       at_ms = c.at and math.floor(c.at + 0.5) or nil, undo = c.undo ~= nil,
     }
   end

@@ -30,7 +30,7 @@ describe("slipway help", function()
     assert.is_string(section, r.stdout)
     local names = {}
     for name in section:gmatch("%f[^\n%z]  (%S+)") do names[#names + 1] = name end
-    assert.same({ "run", "plan", "graph", "compose", "probe", "history", "show", "lock", "sandbox", "ci", "init",
+    assert.same({ "run", "plan", "graph", "compose", "probe", "history", "show", "rollback", "lock", "sandbox", "ci", "init",
       "version", "help" }, names)
     for _, name in ipairs(names) do
       local h = H.run(dir, { name, "--help" })
@@ -47,11 +47,11 @@ describe("slipway help", function()
     assert.same("slipway: unknown command or file 'pln' (did you mean 'plan'?)", first_line(r.stderr))
     r = H.run(dir, { "hist" })
     assert.same({ 2, "slipway: unknown command or file 'hist' (did you mean 'history'?)" }, { r.code, first_line(r.stderr) })
-    r = H.run(dir, { "rollback" })
-    assert.same({ 2, "slipway: unknown command or file 'rollback'" }, { r.code, first_line(r.stderr) })
+    r = H.run(dir, { "frobnicate" })
+    assert.same({ 2, "slipway: unknown command or file 'frobnicate'" }, { r.code, first_line(r.stderr) })
     r = H.run(dir, { "help", "pln" })
     assert.same({ 2, "", "slipway help: unknown command 'pln' (did you mean 'plan'?); commands: run, plan, graph, "
-      .. "compose, probe, history, show, lock, sandbox, ci, init, version, help\n" }, { r.code, r.stdout, r.stderr })
+      .. "compose, probe, history, show, rollback, lock, sandbox, ci, init, version, help\n" }, { r.code, r.stdout, r.stderr })
   end)
 
   it("unknown flags and values of every command suggest the close ones", function()

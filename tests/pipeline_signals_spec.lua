@@ -99,6 +99,35 @@ end)
     assert.same({ 130, "SIGINT" }, { r.code, r.signal })
     assert.is_true(took < 2000, "took " .. took .. " ms")
   end)
+
+  it("with on_interrupt = \"rollback\" the run undoes what it changed, then stops", function()
+    local text = [[
+pipeline { on_interrupt = "%s" }
+task("change", { rollback = function() fs.write("task-rolled-back", "yes") end }, function()
+  context.add_change { kind = "test", target = "thing", undo = function() fs.write("undone", "yes") end }
+end)
+task("wait", { needs = "change" }, function()
+  fs.write("waiting", "1")
+  sleep(30)
+end)
+task("record", { finally = true }, function(_, release) fs.write("final", release.status) end)
+]]
+    for _, mode in ipairs({ "rollback", "stop" }) do
+      local dir = H.project { ["deploy.lua"] = text:format(mode) }
+      local p = start(dir)
+      wait_for(dir .. "/waiting", 5000)
+      kill(p.pid, "INT")
+      local r = p:wait()
+      assert.same(130, r.code)
+      assert.same(mode == "rollback", fs.exists(dir .. "/undone"), mode)
+      assert.same(mode == "rollback", fs.exists(dir .. "/task-rolled-back"), mode)
+      assert.same("interrupted", fs.read(dir .. "/final"))
+      local record = json.decode(fs.read(fs.glob(dir .. "/.slipway/runs/*/record.json")[1]))
+      assert.same({ "interrupted", mode == "rollback" and "rolled_back" or nil },
+                  { record.status, record.rollback_status })
+      assert.same(mode == "rollback" and "rolled_back" or "applied", record.changes[1].status)
+    end
+  end)
 end)
 
 describe("slipway.signal", function()

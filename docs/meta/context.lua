@@ -42,8 +42,12 @@ function context.warn(message) end
 
 ---Record a change the running code made, with how to undo it. In a run it
 ---joins the run's record, and a failure of the run calls `undo` (in reverse
----order with the tasks' rollbacks). Returns the entry.
----@param change {kind: string, target: string, summary?: string, data?: table, undo?: async fun()}
+---order with the tasks' rollbacks). `restorer` names a module whose
+---`restore(data, opts)` brings the target back to the state `data` records
+---(and `restore_diff(data, opts)` says what that would change): `slipway
+---rollback` and the automatic rollback to the last verified release use it.
+---Returns the entry.
+---@param change {kind: string, target: string, summary?: string, data?: table, undo?: async fun(), restorer?: string}
 ---@return slipway.Change
 function context.add_change(change) end
 

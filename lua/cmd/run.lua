@@ -67,7 +67,7 @@ function M.is_pipeline(path)
   return false
 end
 
-local function choose_reporter(opts)
+function M.reporter(opts)
   local term = require("slipway.term")
   local tty = term.isatty(1)
   local no_color = opts.no_color or (os.getenv("NO_COLOR") or "") ~= ""
@@ -128,7 +128,7 @@ function M.main(args)
     return 2
   end
   opts.ledger = { store = M.ledger_store(def, opts.ledger), wait = opts.lock_wait, reason = opts.reason, lease = lease }
-  local reporter = choose_reporter(opts)
+  local reporter = M.reporter(opts)
   local r = table.pack(task.run(require("slipway.pipeline.run").execute, def, values, plan, opts, reporter))
   if r[1] then return r[2] end
   io.stderr:write("slipway: internal error: ", require("slipway.secret").mask(tostring(r[3] or r[2])), "\n")

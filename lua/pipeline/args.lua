@@ -1,4 +1,5 @@
--- slipway.pipeline.args: the command-line flags `run` and `plan` share.
+-- slipway.pipeline.args: the command-line flags `run`, `plan`, `graph` and
+-- `rollback` share.
 --
 --   [FILE] [--env E] [-p k=v]... [--only T,..] [--skip T,..] [-j N]
 --   [--json] [--no-color] [--timestamps] [--reporter NAME]
@@ -22,6 +23,7 @@ local FLAGS = {
   ["--timestamps"] = { "timestamps", false }, ["--reporter"] = { "reporter", true },
   ["--format"] = { "format", true },
   ["--ledger"] = { "ledger", true }, ["--lock-wait"] = { "lock_wait", true }, ["--reason"] = { "reason", true },
+  ["--to"] = { "to", true }, ["--dry-run"] = { "dry_run", false }, ["--validate"] = { "validate", false },
 }
 M.LEDGERS = { "local", "swarm" }
 
@@ -92,7 +94,7 @@ function M.parse(args, allowed)
             :format(value, words.did_you_mean(value, REPORTERS), table.concat(REPORTERS, ", "))
         end
         opts.reporter = value
-      elseif key == "format" or key == "reason" then
+      elseif key == "format" or key == "reason" or key == "to" then
         opts[key] = value
       elseif key == "ledger" then
         if value ~= "local" and value ~= "swarm" then

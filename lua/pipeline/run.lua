@@ -11,7 +11,8 @@
 --   run.execute(def, values, plan, opts, reporter) -> exit code
 --   (inside a task: the run's main task)
 --   opts: jobs, ledger = { store, lock, wait, reason, lease } (default: the
---   local store, locked, a 60 s lease)
+--   local store, locked, a 60 s lease), record_fields (more fields of the
+--   release: `slipway rollback` says what it is)
 local task = require("slipway.task")
 local context = require("slipway.context")
 local events = require("slipway.events")
@@ -212,6 +213,38 @@ local function release_summary(run, def, values, summary, run_id, git_task)
   }
 end
 
+-- After this run's own undo: the targets it changed that its undo took
+-- back to a state no run verified (the release before this one touched
+-- them and was interrupted, failed half way or not validated) go on to the
+-- last verified release's state (slipway.ledger.restore). -> { {name, fn} }
+local function restore_steps(run, session, def, values, run_id)
+  local restore = require("slipway.ledger.restore")
+  local wanted = {}
+  for _, c in ipairs(run.record.changes) do
+    if c.restorer and c.status == "rolled_back" then wanted[#wanted + 1] = c end
+  end
+  if #wanted == 0 then return {} end
+  local releases, err = ledger.read(session.store,
+    { pipeline = ledger.pipeline_name(def), environment = ledger.environment(values) })
+  if not releases then
+    run.bus:emit { type = "warning", message = "the ledger cannot be read for the last verified release: " .. tostring(err) }
+    return {}
+  end
+  local steps, seen = {}, {}
+  for _, c in ipairs(wanted) do
+    local key = c.kind .. " " .. c.target
+    local st = not seen[key] and restore.state_before(releases, c.kind, c.target, run_id)
+    seen[key] = true
+    if st then
+      steps[#steps + 1] = {
+        name = ("%s: back to verified release %s"):format(key, st.release),
+        fn = function() restore.apply(st) end,
+      }
+    end
+  end
+  return steps
+end
+
 local function git_facts(dir)
   local ok, git = pcall(require, "slipway.git")
   if not ok then return nil end
@@ -231,6 +264,7 @@ function M.execute(def, values, plan, opts, reporter)
     id = run_id, file = def.file, params = release.params(values),
     started_at = events.iso_time(started_at), jobs = opts.jobs, tasks = json.array {},
   }
+  for k, v in pairs(opts.record_fields or {}) do record[k] = v end
   local run = setmetatable({ bus = bus, record = record, scheduler = nil }, Run)
   -- git facts for the record, gathered while the tasks run
   local git_task = task.spawn(function()
@@ -273,6 +307,8 @@ function M.execute(def, values, plan, opts, reporter)
       session:unit_finished(u)
     end,
     release_of = function(summary) return release_summary(run, def, values, summary, run_id, git_task) end,
+    restore_steps = function() return restore_steps(run, session, def, values, run_id) end,
+    on_interrupt = def.pipeline and def.pipeline.on_interrupt,
     on_start = function(S)
       run.scheduler = S
       stop_watching = watch_signals(run, S)
@@ -297,6 +333,7 @@ function M.execute(def, values, plan, opts, reporter)
                      duration_ms = r.duration_ms }
   end
   record.status = summary.status
+  record.rollback_status = summary.rollback_status      -- (on_interrupt = "rollback")
   record.exit_code = code
   record.finished_at = events.iso_time(os.time())
   record.duration_ms = duration_ms

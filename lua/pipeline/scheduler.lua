@@ -11,8 +11,11 @@
 -- started, and, once everything has stopped, runs the rollback steps in
 -- reverse order of recording: task `rollback` functions (recorded when the
 -- task completed) and the `undo` of recorded changes (recorded when the
--- change was made). An interrupt (S:interrupt(sig)) cancels everything the
--- same way but rolls nothing back.
+-- change was made); then the restore steps opts.restore_steps(S) gives
+-- (lua/pipeline/run.lua: back to the last verified release where this
+-- run's undo went back to a state nobody verified). An interrupt
+-- (S:interrupt(sig)) cancels everything the same way and rolls back only
+-- with opts.on_interrupt = "rollback" (the pipeline's on_interrupt).
 --
 -- A unit is done when its function has returned and every task it spawned
 -- has ended: tasks still running then are cancelled, and one that failed
@@ -30,7 +33,8 @@
 --            contexts name: lua/pipeline/run.lua; optional),
 --            release_of(summary) (the second argument of finally tasks),
 --            on_start(S), on_unit_end(u) (as a unit ends, before its
---            task_finished event) }
+--            task_finished event), restore_steps(S) -> { {name, fn}... },
+--            on_interrupt ("stop" | "rollback") }
 --   -> summary { status, units = {...}, rollbacks = {...}, failed_unit,
 --      input_error (true when --only/--skip named a matrix item that its
 --      matrix function did not return) }
@@ -95,6 +99,7 @@ local function prepare(opts)
   local S = {
     def = def, plan = plan, values = opts.values, bus = opts.bus, jobs = opts.jobs or 4,
     run = opts.run, on_unit_end = opts.on_unit_end, release_of = opts.release_of,
+    restore_steps = opts.restore_steps, on_interrupt = opts.on_interrupt,
     handler = error_handler("@" .. def.file),
     nodes = {}, units = {}, active = {}, live = {},
     ready = {}, rhead = 1, rtail = 0, running = 0, failing = nil, interrupted = nil,
@@ -558,7 +563,9 @@ end
 -- within the owning unit's context and the task's own timeout.
 local function rollback_step(S, e, unit_named)
   local name, fn, args, owner
-  if e.kind == "task" then
+  if e.kind == "restore" then
+    name, fn, args = e.name, e.fn, {}
+  elseif e.kind == "task" then
     local u = e.unit
     name, fn, owner = u.name, u.node.task.rollback, u
     if u.label ~= nil then args = { u.item, S.values, u.result } else args = { S.values, u.result } end
@@ -567,8 +574,8 @@ local function rollback_step(S, e, unit_named)
     fn, args, owner = e.entry.undo, {}, unit_named[e.entry.task or ""]
   end
   local started = now()
-  local task_name = e.kind == "task" and name or e.entry.task
-  local change = e.kind == "change" and name or nil
+  local task_name = e.kind == "task" and name or (e.entry and e.entry.task)
+  local change = e.kind ~= "task" and name or nil
   emit(S, { type = "rollback_started", task = task_name, change = change })
   local ctx = owner and owner.context or S.run_context
   local rt = spawn_with(ctx, function()
@@ -591,7 +598,9 @@ local function rollback_step(S, e, unit_named)
   if not finished then err = "timed out after " .. events.format_ms(limit) end
   local msg
   if not ok then msg = task.is_cancelled(err) and "cancelled" or tostring(err):match("^[^\n]*") end
-  if e.kind == "change" then
+  if e.kind == "restore" then
+    if not ok then e.error = msg end
+  elseif e.kind == "change" then
     e.entry.status = ok and "rolled_back" or "undo_failed"
     e.entry.details = msg
     if owner and owner.rollback ~= "failed" then owner.rollback = ok and "ok" or "failed" end
@@ -621,8 +630,9 @@ local function roll_back(S)
   local all_ok = true
   local unit_named = {}
   for _, u in ipairs(S.units) do unit_named[u.name] = u end
+  local signal_before = S.interrupted       -- (a signal now stops the rollback)
   for i = #S.undo_log, 1, -1 do
-    if S.interrupted then break end
+    if S.interrupted ~= signal_before then break end
     local e = S.undo_log[i]
     if e.kind == "task" or e.entry.status == "applied" then
       if not rollback_step(S, e, unit_named) then all_ok = false end
@@ -635,6 +645,10 @@ local function roll_back(S)
     if c.status == "rolled_back" then rolled = true end
     if c.status == "undo_failed" then rolled, all_ok = true, false end
     if c.status == "applied" and c.undo == nil then left_in_place(S, c, unit_named) end
+  end
+  for _, step in ipairs(S.restore_steps and S.interrupted == signal_before and S.restore_steps(S) or {}) do
+    rolled = true
+    if not rollback_step(S, { kind = "restore", name = step.name, fn = step.fn }, unit_named) then all_ok = false end
   end
   if not rolled then return "failed" end
   return all_ok and "rolled_back" or "rollback_failed"
@@ -684,6 +698,7 @@ function M.run(opts)
                     input_error = S.input_error }
   if S.interrupted then
     summary.status = "interrupted"
+    if S.on_interrupt == "rollback" then summary.rollback_status = roll_back(S) end
   elseif S.failing then
     summary.status = roll_back(S)
     if S.interrupted then summary.status = "interrupted" end   -- a signal during the rollback

@@ -245,6 +245,37 @@ local function change_summary(counts)
   return #parts > 0 and table.concat(parts, ", ") or "no services"
 end
 
+-- The change a deploy (or a restore) made, for the release record
+-- (slipway.context.add_change): every service of the stack as it is now,
+-- with its full spec (images pinned to digests), and what happened to it;
+-- the undo goes back to the specs the services had before. A later
+-- `slipway rollback` brings the stack back to these specs (M.restore, the
+-- change's restorer). specs = { [service name] = spec }: the stack's
+-- services after the change (the removed ones are not in it).
+local function record_change(name, state, counts, specs, timeout_ms)
+  local data = { stack = name, services = {} }
+  local seen = {}
+  for _, ch in ipairs(state.changes) do
+    seen[ch.name] = true
+    data.services[#data.services + 1] = { name = ch.name, id = ch.id, action = ch.action,
+      image_before = ch.image_before, spec = specs[ch.name] }
+  end
+  for _, sname in ipairs(convert.sorted_keys(specs)) do
+    if not seen[sname] then
+      data.services[#data.services + 1] = { name = sname, action = "unchanged", spec = specs[sname] }
+    end
+  end
+  return context.add_change({
+    kind = "docker.stack", target = name, restorer = "slipway.docker.stack",
+    summary = change_summary(counts),
+    data = data,
+    undo = #state.changes > 0 and function()
+      local ok, err = M.rollback(state, { timeout_ms = math.max(timeout_ms, ROLLBACK_MIN_MS) })
+      if not ok then error(("docker.stack rollback of %s: %s"):format(name, err), 0) end
+    end or nil,
+  })
+end
+
 -- Network id -> name, for comparing specs (the engine stores ids).
 local function network_names(c, fname)
   local names = {}
@@ -431,28 +462,10 @@ function M.deploy(name, stack, opts)
   result.summary = counts_text(counts)
   say(("%s: %s"):format(name, result.summary))
 
-  -- what this run changed, and how to undo it, for the release record
-  local data = { services = {} }
-  for _, ch in ipairs(state.changes) do
-    data.services[#data.services + 1] = { name = ch.name, id = ch.id, action = ch.action,
-      image_before = ch.image_before }
-  end
-  for _, short_name in ipairs(conv.order) do
-    local r = result.services[short_name]
-    if r and r.action == "unchanged" then
-      data.services[#data.services + 1] = { name = name .. "_" .. short_name, id = r.id, action = "unchanged" }
-    end
-  end
   if opts.record ~= false then
-    result.change = context.add_change({
-      kind = "docker.stack", target = name,
-      summary = change_summary(counts),
-      data = data,
-      undo = #state.changes > 0 and function()
-        local ok, err = M.rollback(state, { timeout_ms = math.max(timeout_ms, ROLLBACK_MIN_MS) })
-        if not ok then error(("docker.stack rollback of %s: %s"):format(name, err), 0) end
-      end or nil,
-    })
+    local specs = {}
+    for _, short_name in ipairs(conv.order) do specs[name .. "_" .. short_name] = conv.services[short_name] end
+    result.change = record_change(name, state, counts, specs, timeout_ms)
   end
 
   if opts.wait ~= false then
@@ -475,6 +488,155 @@ function M.deploy(name, stack, opts)
       pcall(swarm.cleanup, "config", { client = c, labels = labels, keep = keep })
     end
   end
+  return result
+end
+
+---------------------------------------------------------------- restore
+
+-- The services data (a recorded docker.stack change) wants, by name, with
+-- their specs as the engine must get them: an environment entry the record
+-- masked ("KEY=***": a secret's value never reaches a record) takes its
+-- value from the live service, which still has it; nil and a message when
+-- the live service does not.
+local function wanted_specs(data, live)
+  local wanted, order = {}, {}
+  for _, svc in ipairs(data.services or {}) do
+    if svc.action ~= "removed" and type(svc.spec) == "table" then
+      local spec = spec_diff._copy(svc.spec)
+      local env = spec.TaskTemplate and spec.TaskTemplate.ContainerSpec and spec.TaskTemplate.ContainerSpec.Env
+      for i, entry in ipairs(type(env) == "table" and env or {}) do
+        local key = entry:match("^([^=]*)=%*%*%*$")
+        if key then
+          local cur = live[svc.name]
+          local found
+          for _, e in ipairs(cur and cur.Spec.TaskTemplate.ContainerSpec.Env or {}) do
+            if e:sub(1, #key + 1) == key .. "=" then found = e end
+          end
+          if not found then
+            return nil, ("%s: the record masks the value of %s (a secret) and the live service has none to keep"):format(svc.name, key)
+          end
+          env[i] = found
+        end
+      end
+      wanted[svc.name] = spec
+      order[#order + 1] = svc.name
+    end
+  end
+  table.sort(order)
+  return wanted, order
+end
+
+local restore_opts = set("client", "timeout", "poll", "events", "on_progress", "quiet", "record", "wait")
+
+local function restore_setup(fname, data, opts)
+  if type(data) ~= "table" or type(data.stack) ~= "string" or type(data.services) ~= "table" then
+    error(client.where() .. fname .. ": expects the data of a recorded docker.stack change (stack, services with specs)", 0)
+  end
+  opts = client.check_opts(fname, opts, restore_opts)
+  local c = opts.client or client.default()
+  local live = {}
+  for _, s in ipairs(service.list({ client = c, stack = data.stack })) do live[s.Spec.Name] = s end
+  local wanted, order = wanted_specs(data, live)
+  if not wanted then client.raise(("%s: %s: %s"):format(fname, data.stack, order)) end
+  return opts, c, live, wanted, order, network_names(c, fname)
+end
+
+-- What restore(data) would do, changing nothing: { { name, action =
+-- "update" | "create" | "remove" | "unchanged", difference } } by name.
+function M.restore_diff(data, opts)
+  local _, _, live, wanted, order, names = restore_setup("docker.stack.restore_diff", data, opts)
+  local out = {}
+  for _, sname in ipairs(order) do
+    local cur = live[sname]
+    if not cur then
+      out[#out + 1] = { name = sname, action = "create" }
+    else
+      local diff = spec_diff.first(wanted[sname], cur.Spec, names)
+      out[#out + 1] = { name = sname, action = diff and "update" or "unchanged", difference = diff }
+    end
+  end
+  for _, sname in ipairs(convert.sorted_keys(live)) do
+    if not wanted[sname] then out[#out + 1] = { name = sname, action = "remove" } end
+  end
+  return out
+end
+
+-- Bring the stack back to the state a recorded docker.stack change names
+-- (data: the change's data, from a release record): every service it lists
+-- gets its recorded spec back (created when it is gone), services of the
+-- stack it does not list (created later) are removed; then the wait, as a
+-- deploy waits. Records itself as a docker.stack change (its undo goes
+-- back to the specs found); when it does not converge, it undoes itself
+-- and raises. -> { name, services = { [name] = { action } }, counts, summary }
+function M.restore(data, opts)
+  local fname = "docker.stack.restore"
+  local c, live, wanted, order, names
+  opts, c, live, wanted, order, names = restore_setup(fname, data, opts)
+  local say = progress_sink(opts)
+  local timeout_ms = ms(opts.timeout or "5m", "timeout")
+  local name = data.stack
+  local state = { client = c, changes = {}, say = say, timeout_ms = timeout_ms,
+    poll_ms = ms(opts.poll or "250ms", "poll"), name = name, events = opts.events }
+  local result = { name = name, services = {} }
+  local counts = { unchanged = 0, created = 0, updated = 0, removed = 0 }
+  local watches, failures = {}, {}
+  local function short(sname) return sname:sub(#name + 2) end
+  for _, sname in ipairs(order) do
+    local cur, spec = live[sname], wanted[sname]
+    local ok, err = pcall(function()
+      if cur and not spec_diff.first(spec, cur.Spec, names) then
+        result.services[short(sname)] = { id = cur.ID, action = "unchanged" }
+        counts.unchanged = counts.unchanged + 1
+      elseif cur then
+        local before = cur.UpdateStatus ~= json.null and cur.UpdateStatus and cur.UpdateStatus.StartedAt or nil
+        spec.TaskTemplate.ForceUpdate = cur.Spec.TaskTemplate.ForceUpdate
+        update_service(c, cur.ID, spec, { client = c, version = cur.Version.Index, resolve_image = false })
+        state.changes[#state.changes + 1] = { name = sname, id = cur.ID, action = "updated", previous = cur.Spec,
+          image_before = cur.Spec.TaskTemplate.ContainerSpec.Image }
+        watches[#watches + 1] = { name = sname, id = cur.ID, update_started = before }
+        result.services[short(sname)] = { id = cur.ID, action = "updated" }
+        counts.updated = counts.updated + 1
+        say(("%s restored"):format(sname))
+      else
+        local id = service.create(spec, { client = c, resolve_image = false })
+        state.changes[#state.changes + 1] = { name = sname, id = id, action = "created" }
+        watches[#watches + 1] = { name = sname, id = id }
+        result.services[short(sname)] = { id = id, action = "created" }
+        counts.created = counts.created + 1
+        say(("%s created again"):format(sname))
+      end
+    end)
+    if not ok then failures[#failures + 1] = sname .. ": " .. tostring(err):gsub("^[^\n]-%.lua:%d+: ", "") end
+  end
+  for _, sname in ipairs(convert.sorted_keys(live)) do
+    if not wanted[sname] then
+      local cur = live[sname]
+      service.rm(cur.ID, { client = c, missing_ok = true })
+      state.changes[#state.changes + 1] = { name = sname, id = cur.ID, action = "removed", previous = cur.Spec }
+      result.services[short(sname)] = { id = cur.ID, action = "removed" }
+      counts.removed = counts.removed + 1
+      say(("%s removed (not in the release)"):format(sname))
+    end
+  end
+  result.counts, result.summary = counts, counts_text(counts)
+  say(("%s: %s"):format(name, result.summary))
+  if opts.record ~= false then result.change = record_change(name, state, counts, wanted, timeout_ms) end
+  local why
+  if #failures > 0 then
+    why = table.concat(failures, "; ")
+  elseif opts.wait ~= false and #watches > 0 then
+    local ok, reasons = M.wait(c, watches, timeout_ms, state.poll_ms, say, { events = opts.events })
+    if not ok then why = "not converged: " .. reasons_text(reasons) end
+  end
+  if why then
+    local ok, rerr = M.rollback(state, { timeout_ms = math.max(timeout_ms, ROLLBACK_MIN_MS) })
+    if result.change then
+      context.mark_change(result.change, ok and "rolled_back" or "undo_failed", { reason = why, rollback_error = rerr })
+    end
+    client.raise(("%s: %s: %s%s"):format(fname, name, why,
+      ok and " (the services went back to what they were)" or ("; going back failed too: " .. tostring(rerr))))
+  end
+  result.converged = opts.wait ~= false
   return result
 end
 

@@ -194,7 +194,8 @@ local function record(kind, project, team, token, now, previous, how)
   else
     summary = ("production %s (the first: nothing to roll back to)"):format(now.id)
   end
-  local change = { kind = "vercel.production", target = project, summary = summary, data = data }
+  local change = { kind = "vercel.production", target = project, summary = summary, data = data,
+                   restorer = "slipway.vercel" }
   if previous and previous.id ~= now.id then
     change.undo = function()
       local c = api.client({ fname = "vercel (undo)", token = token, team = team })
@@ -345,6 +346,48 @@ end
 
 function M.rollback(opts)
   return move("rollback", "vercel.rollback", opts, "to")
+end
+
+---------------------------------------------------------------- restore
+
+-- The deployment a recorded vercel.production change put in production.
+local function recorded(fname, data)
+  local d = type(data) == "table" and data.deployment
+  if type(d) ~= "table" or type(d.id) ~= "string" or type(data.project) ~= "string" then
+    error(caller.where() .. fname .. ": expects the data of a recorded vercel.production change (project, deployment)", 0)
+  end
+  return d.id
+end
+
+-- What restore(data) would do: { { name = project, action = "unchanged" |
+-- "rollback", difference } }. opts: token, timeout (as for rollback).
+function M.restore_diff(data, opts)
+  local fname = "vercel.restore_diff"
+  local id = recorded(fname, data)
+  local where = caller.where()
+  local token = want_token(where, fname, opts or {})
+  return guarded(function()
+    local c = api.client({ fname = fname, where = where, token = token, team = data.team })
+    local now = current_production(c, data.project)
+    if now and now.id == id then return { { name = data.project, action = "unchanged" } } end
+    return { { name = data.project, action = "rollback",
+               difference = ("production: %s now, %s then"):format(now and now.id or "none", id) } }
+  end)
+end
+
+-- Production back to the deployment a recorded change put there (an
+-- instant rollback, recorded like vercel.rollback); nothing when it is
+-- serving already.
+function M.restore(data, opts)
+  local id = recorded("vercel.restore", data)
+  opts = opts or {}
+  local rows = M.restore_diff(data, opts)
+  if rows[1].action == "unchanged" then
+    say(("%s: production is %s already"):format(data.project, id))
+    return { summary = "unchanged" }
+  end
+  local r = M.rollback({ project = data.project, team = data.team, to = id, token = opts.token, timeout = opts.timeout })
+  return { summary = "production " .. id, status = r.status, change = r.change }
 end
 
 return M
