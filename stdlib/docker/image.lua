@@ -301,8 +301,12 @@ function M.push(image, opts)
   local c = opts.client or client.default()
   local repo, tag = M._split_reference(image)
   local sink = output_sink(opts)
+  -- the credentials once (a credential helper is a program run per ask):
+  -- for the registry's look and the push alike
+  local auth = opts.auth
+  if auth == nil then auth = client.config_auth(client.registry_of(image)) or false end
   if not opts.force and tag then
-    local known = already_pushed(c, image, opts)
+    local known = already_pushed(c, image, { auth = auth })
     if known then
       if sink then sink(("%s: cached (the registry has %s)"):format(image, known:sub(1, 19))) end
       return known, true
@@ -321,7 +325,7 @@ function M.push(image, opts)
   end)
   local res = c:raw(fname, "POST", "/images/" .. client.path_escape(repo) .. "/push", {
     query = { tag = tag or "latest" },
-    headers = { ["X-Registry-Auth"] = client.auth_header(image, opts.auth) },
+    headers = { ["X-Registry-Auth"] = client.auth_header(image, auth) },
     on_body = on_body, timeout = opts.timeout or "30m", subject = image,
   })
   finish()
