@@ -11,8 +11,8 @@
 -- exit raises "FILE:LINE: sh: exit code 2: make test" naming the caller's
 -- line, followed by the last lines of stderr. Options: check (default
 -- true), and everything proc.run takes (cwd, env, env_clear, stdin,
--- stdout, stderr, timeout, kill_grace). Giving stdout or stderr yourself
--- takes that stream away from the output.
+-- stdout, stderr, timeout, kill_grace, max_output, cancel_signal). Giving
+-- stdout or stderr yourself takes that stream away from the output.
 --
 -- Result (also on success): proc.run's table; a stream that went to the
 -- output has its lines joined with "\n" (no final newline) as stdout/stderr.
@@ -36,7 +36,7 @@ local M = {}
 local TAIL_LINES = 10
 local output = context.output
 
-local OPTIONS = { "check", "cwd", "env", "env_clear", "kill_grace", "max_output", "stderr", "stdin", "stdout", "timeout" }
+local OPTIONS = { "cancel_signal", "check", "cwd", "env", "env_clear", "kill_grace", "max_output", "stderr", "stdin", "stdout", "timeout" }
 
 local function raise(msg)
   error(caller.where() .. msg, 0)

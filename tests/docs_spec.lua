@@ -9,8 +9,9 @@ local repo = require("support.repo")
 local GUIDES = { "README.md", "docs/getting-started.md", "docs/migration.md", "docs/sandbox.md", "docs/pipeline.md" }
 
 -- Commands the guides describe by their contract while another branch
--- builds them (issue 10): an entry is stale once the command exists.
-local PENDING = { rollback = "issue 10: slipway rollback [--env E] [--to ID] [--dry-run]" }
+-- builds them: { name = "the issue: its usage" }; an entry is stale once
+-- the command exists. (None now: rollback, issue 10, exists.)
+local PENDING = {}
 
 local function command_help(name)
   local mod = ({ init = "scaffold" })[name] or name

@@ -121,6 +121,14 @@ describe("make install", function()
     assert.same({ "staging" }, bash_complete(dest, dir, "slipway plan -p environment=st"))
     assert.same({ "config" }, bash_complete(dest, dir, "slipway compose c"))
     assert.same({ "down", "status", "up" }, bash_complete(dest, dir, "slipway sandbox "))
+    -- rollback: its flags, the environments; lock: its subcommands, the pipeline after them
+    assert.same({ "--dry-run" }, bash_complete(dest, dir, "slipway rollback --d"))
+    assert.same({ "--to" }, bash_complete(dest, dir, "slipway rollback --t"))
+    assert.same({ "--validate" }, bash_complete(dest, dir, "slipway rollback --v"))
+    assert.same({ "development", "production", "staging" }, bash_complete(dest, dir, "slipway rollback --to 1a2b --env "))
+    assert.same({ "local", "swarm" }, bash_complete(dest, dir, "slipway rollback --ledger "))
+    assert.same({ "acquire", "release", "status" }, bash_complete(dest, dir, "slipway lock "))
+    assert.same({ "production" }, bash_complete(dest, dir, "slipway lock status --env p"))
     -- file names where a file goes
     assert.same({ "deploy.lua" }, bash_complete(dest, dir, "slipway plan dep"))
     -- no pipeline here: no parameters, no error

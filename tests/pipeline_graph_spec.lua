@@ -208,7 +208,7 @@ describe("context change API", function()
 
   it("rejects unknown fields, missing fields and bad marks", function()
     assert.has_error(function() context.add_change { kind = "k", target = "t", secret = "x" } end,
-      "context.add_change: unknown field 'secret' (valid: kind, target, summary, data, undo)")
+      "context.add_change: unknown field 'secret' (valid: kind, target, summary, data, undo, restorer)")
     assert.has_error(function() context.add_change { kind = "k" } end, "context.add_change: kind and target are required")
     assert.has_error(function() context.add_change { kind = "k", target = "t", undo = "no" } end,
       "context.add_change: undo must be a function, got string")

@@ -512,6 +512,7 @@ describe("pulumi.up", function()
     assert(fs.write(dir .. "/other.json", json.encode({ pid = 4242, username = "ci", hostname = "runner-7",
       timestamp = "2026-01-02T03:04:05Z" })))
     local line = line_of(); local ok, err = pcall(w.up)
+    assert.is_false(ok)
     assert.same(("tests/pulumi_spec.lua:%d: pulumi.up: stack dev is locked by ci@runner-7, pid 4242, since 2026-01-02T03:04:05Z: "
       .. 'another update is in progress: wait for it with lock_wait = "5m", or clear a stale lock with `pulumi cancel`'):format(line), err)
     -- the other update ends 1.5 s later

@@ -25,7 +25,8 @@ task("deploy", function(p)
   local services = {
     api = { image = p.image, environment = { VERSION = p.version, MODE = p.mode, FAIL_AFTER = "0" },
             deploy = { update_config = { monitor = "2s" } } },
-    web = { image = p.image, environment = { VERSION = "web-" .. p.version } },
+    web = { image = p.image, environment = { VERSION = "web-" .. p.version },
+            deploy = { update_config = { monitor = "500ms" } } },
   }
   if p.extra then services.extra = { image = p.image, environment = { VERSION = "extra" } } end
   docker.stack.deploy(p.stack, { services = services }, { timeout = "60s" })

@@ -11,7 +11,6 @@ local forms = require("support.secret_forms")
 local docker = require("slipway.docker")
 local proc = require("slipway.proc")
 local fs = require("slipway.fs")
-local json = require("slipway.json")
 local hash = require("slipway.hash")
 
 local REG = fx.registry

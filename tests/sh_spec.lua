@@ -102,6 +102,18 @@ describe("sh", function()
     assert.same("/usr\nin\nx", r.stdout)
   end)
 
+  it("passes cancel_signal to proc.run: what a timeout sends first", function()
+    local cmd = "trap 'echo INT; exit 3' INT; while :; do sleep 0.02; done"
+    local line, err
+    local seen = collecting(function()
+      err = fails(function()
+        line = debug.getinfo(1, "l").currentline; sh(cmd, { timeout = "100ms", cancel_signal = "SIGINT" })
+      end)
+    end)
+    assert.same(("tests/sh_spec.lua:%d: sh: timed out after 100ms: %s"):format(line, cmd), err)
+    assert.same({ "stdout: INT" }, seen)
+  end)
+
   it("leaves a stream alone that the caller directs", function()
     local mine = {}
     local seen, r = collecting(function()
@@ -116,7 +128,7 @@ describe("sh", function()
     local err = fails(function()
       line = debug.getinfo(1, "l").currentline; sh("true", { chek = false })
     end)
-    assert.same(("tests/sh_spec.lua:%d: sh: unknown option 'chek' (valid: check, cwd, env, env_clear, kill_grace, max_output, stderr, stdin, stdout, timeout)"):format(line), err)
+    assert.same(("tests/sh_spec.lua:%d: sh: unknown option 'chek' (valid: cancel_signal, check, cwd, env, env_clear, kill_grace, max_output, stderr, stdin, stdout, timeout)"):format(line), err)
     err = fails(function()
       line = debug.getinfo(1, "l").currentline; sh("true", { timeout = "soon" })
     end)

@@ -762,7 +762,7 @@ end)
 
       api:reset()
       api:config(FAST)
-      local _, ok, res = within(function() local r = vercel.deploy({ dir = dir, project = "official", production = true }) return r end)
+      local _, ok, res = within(function() local d = vercel.deploy({ dir = dir, project = "official", production = true }) return d end)
       assert.is_true(ok, tostring(res))
       local ours = by_route("POST /v13/deployments")
       local function keyed(list)

@@ -212,6 +212,54 @@ function docker.stack.deploy(name, stack, opts) end
 ---@return string? err what could not be undone, or which services did not converge
 function docker.stack.rollback(state, opts) end
 
+---The data of a recorded docker.stack change (change.data in a release
+---record): every service of the stack as that change left it, with its
+---full spec (images pinned to digests).
+---@class slipway.docker.StackRecord
+---@field stack string the stack's name
+---@field services {name: string, id?: string, action: string, image_before?: string, spec?: table}[] name: the service's full name ("<stack>_<service>"); action: what the change did to it
+
+---@class slipway.docker.RestoreOptions
+---@field wait? boolean wait until the restored services converged (default true)
+---@field timeout? string|number deadline of the wait (default "5m")
+---@field poll? string|number how often the wait looks when the engine's event stream is down (default "250ms")
+---@field events? boolean wait on the engine's event stream (default true); false: poll every `poll`
+---@field record? boolean record the restore as a docker.stack change, with its undo (default true)
+---@field on_progress? fun(line: string)
+---@field quiet? boolean
+---@field client? slipway.docker.Client
+
+---@class slipway.docker.RestoreResult
+---@field name string the stack
+---@field services table<string, {id: string, action: "unchanged"|"created"|"updated"|"removed"}> by short service name
+---@field counts {unchanged: integer, created: integer, updated: integer, removed: integer}
+---@field summary string "2 unchanged, 1 updated"
+---@field converged boolean whether it waited (wait ~= false) for the services to converge
+---@field change? slipway.Change the entry context.add_change made (record ~= false)
+
+---Bring the stack back to the state a recorded docker.stack change left it
+---in (what `slipway rollback` does, as the change's restorer): every
+---service the record lists gets its recorded spec and image digest back
+---(created again when it is gone), the stack's services the record does
+---not list (created later) are removed; then the wait, as a deploy waits.
+---An environment value the record masks (a secret's) is taken from the
+---live service. Records itself as a docker.stack change; when it does not
+---converge, it puts the services back as it found them and raises.
+---@async
+---@param data slipway.docker.StackRecord
+---@param opts? slipway.docker.RestoreOptions
+---@return slipway.docker.RestoreResult
+function docker.stack.restore(data, opts) end
+
+---What docker.stack.restore(data) would change, changing nothing: one row
+---per service, by name ("<stack>_<service>"); difference: what differs
+---first, for an update. Of the options only `client` counts.
+---@async
+---@param data slipway.docker.StackRecord
+---@param opts? slipway.docker.RestoreOptions
+---@return {name: string, action: "update"|"create"|"remove"|"unchanged", difference?: string}[]
+function docker.stack.restore_diff(data, opts) end
+
 ---@class slipway.docker.StackWatch
 ---@field name string the service's full name ("<stack>_<service>")
 ---@field id string the service's id

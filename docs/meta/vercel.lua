@@ -74,4 +74,32 @@ function vercel.promote(opts) end
 ---@return slipway.VercelMove
 function vercel.rollback(opts) end
 
+---The data of a recorded vercel.production change (change.data in a
+---release record): the deployment that change put in production.
+---@class slipway.VercelProductionRecord
+---@field project string
+---@field team? string
+---@field deployment {id: string, url?: string} the deployment production served after the change
+---@field previous? {id: string, url?: string} the one it served before
+---@field via string "deploy", "promote" or "rollback"
+
+---Put production back on the deployment a recorded vercel.production change
+---put there (what `slipway rollback` does, as the change's restorer): an
+---instant rollback, recorded like vercel.rollback; nothing when production
+---serves it already. The team is the record's.
+---@async
+---@param data slipway.VercelProductionRecord
+---@param opts? {token?: slipway.Secret|string, timeout?: string|number} token: default the secret $VERCEL_TOKEN; timeout: for the rollback's job (default "3m")
+---@return {summary: string, status?: "succeeded"|"skipped"|"queued", change?: slipway.Change} result summary: "unchanged" when production serves it already
+function vercel.restore(data, opts) end
+
+---What vercel.restore(data) would change, changing nothing: one row, the
+---project's, "rollback" with the difference when production serves
+---another deployment now.
+---@async
+---@param data slipway.VercelProductionRecord
+---@param opts? {token?: slipway.Secret|string} default the secret $VERCEL_TOKEN
+---@return {name: string, action: "unchanged"|"rollback", difference?: string}[]
+function vercel.restore_diff(data, opts) end
+
 return vercel

@@ -17,15 +17,18 @@ The shell completion scripts' helper: print the completions of the last
 WORD of `slipway WORD...`, one per line.
 ]]
 
-local PIPELINE_COMMANDS = { run = true, plan = true, graph = true, history = true, ci = true }
+local PIPELINE_COMMANDS = { run = true, plan = true, graph = true, history = true, ci = true, rollback = true,
+                            lock = true }
 local SUBCOMMANDS = {
   sandbox = { "up", "down", "status" },
   compose = { "config" },
   ci = { "github" },
+  lock = { "status", "acquire", "release" },
 }
 local FLAG_VALUES = {
   ["--reporter"] = { "terminal", "plain", "github", "json" },
   ["--format"] = { "mermaid", "dot" },
+  ["--ledger"] = { "local", "swarm" },
 }
 local FILE_FLAGS = { ["-c"] = true, ["--compose-file"] = true, ["--env-file"] = true, ["--output"] = true,
                      ["-o"] = true, ["--dir"] = true }
@@ -51,17 +54,18 @@ end
 
 -- Flags whose next word is their value (not the pipeline file).
 local TAKES_VALUE = {}
-for f in ("--env -p --param --only --skip -j --jobs --reporter --format -o --output --branches --runs-on -n --stack")
+for f in ("--env -p --param --only --skip -j --jobs --reporter --format -o --output --branches --runs-on -n --stack "
+    .. "--to --ledger --lock-wait --reason")
     :gmatch("%S+") do
   TAKES_VALUE[f] = true
 end
 
 -- The pipeline the words name (the first argument that is not a flag or a
--- flag's value), loaded; or nil.
+-- flag's value, after the subcommand of ci and lock), loaded; or nil.
 local function load_pipeline(words)
   local file = "deploy.lua"
   local start = words[1]:match("%.lua$") and 1 or 2
-  if words[1] == "ci" then start = 3 end
+  if SUBCOMMANDS[words[1]] and PIPELINE_COMMANDS[words[1]] then start = 3 end
   local i = start
   while i < #words do
     local w = words[i]

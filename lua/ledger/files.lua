@@ -38,7 +38,7 @@ function M.new(dir)
   }, Store)
 end
 
-function Store:now()
+function Store.now(_self)
   return os.time()
 end
 

@@ -52,6 +52,7 @@ local json = require("slipway.json")
 local fs = require("slipway.fs")
 local release = require("slipway.release")
 local events = require("slipway.events")
+local mask = require("slipway.secret").mask
 
 local M = {}
 
@@ -198,7 +199,7 @@ end
 -- (masked: an error message may hold a secret's value)
 local function line_of(fields)
   fields.at = fields.at or iso_now()
-  return require("slipway.secret").mask(json.encode(fields, { invalid_utf8 = "replace" })) .. "\n"
+  return mask(json.encode(fields, { invalid_utf8 = "replace" })) .. "\n"
 end
 
 -- begin(store, record, opts) -> writer | nil, err: the first write of a
@@ -278,12 +279,13 @@ function Writer:event(fields)
 end
 
 -- The "task_finished" event, written without a table per line: a big run
--- finishes thousands of tasks.
+-- finishes thousands of tasks. (Masked: a matrix item's label, part of the
+-- name, may hold a secret's value.)
 local ENCODE_OPTS = { invalid_utf8 = "replace" }
 function Writer:task_finished(name, status, duration_ms)
-  self.lines[#self.lines + 1] = ('{"at":"%s","duration_ms":%s,"event":"task_finished","status":%s,"task":%s}\n')
+  self.lines[#self.lines + 1] = mask(('{"at":"%s","duration_ms":%s,"event":"task_finished","status":%s,"task":%s}\n')
     :format(iso_now(), duration_ms and json.encode(duration_ms) or "null", json.encode(status),
-      json.encode(name, ENCODE_OPTS))
+      json.encode(name, ENCODE_OPTS)))
   self:touch()
 end
 

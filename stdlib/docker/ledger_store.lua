@@ -221,7 +221,7 @@ function Store:get(id)
   return found.text, found.written_at
 end
 
-function Store:location(id)
+function Store.location(_self, _id)
   return nil
 end
 
@@ -241,7 +241,7 @@ function Store:remove(id)
   return true
 end
 
-function Store:append()
+function Store.append(_self)
   return true
 end
 

@@ -29,7 +29,6 @@
 -- error.code and message. The token goes in a request header only.
 local fs = require("slipway.fs")
 local json = require("slipway.json")
-local task = require("slipway.task")
 local secret = require("slipway.secret")
 local caller = require("slipway.caller")
 local context = require("slipway.context")

@@ -337,7 +337,7 @@ end
 
 -- The stack's config: { ["proj:key"] = { value = string, secret = bool } }
 -- (secrets decrypted when `sm` is given, else value nil).
-local function read_config(proj, stack, sm)
+local function read_config(stack, sm)
   local cfg = {}
   local function walk(prefix, v)
     if type(v) == "table" and v.secure then
@@ -518,7 +518,7 @@ end
 
 cmd["config"] = function(flags)
   local c = stack_context(flags)
-  local cfg = read_config(c.proj, c.stack, flags["show-secrets"] and manager(c) or nil)
+  local cfg = read_config(c.stack, flags["show-secrets"] and manager(c) or nil)
   local out = {}
   for k, v in pairs(cfg) do
     out[k] = { value = v.value, secret = v.secret }
@@ -610,7 +610,7 @@ do
     local b = backend()
     local st = load_state(b, proj, stack)
     if st and passphrase() or (st and st.fake.secrets_provider ~= "passphrase") then
-      for _, v in pairs(read_config(proj, stack, secrets(b, st, stack, read_stack_yaml(stack)))) do
+      for _, v in pairs(read_config(stack, secrets(b, st, stack, read_stack_yaml(stack)))) do
         if v.secret then values[#values + 1] = v.value end
       end
     end

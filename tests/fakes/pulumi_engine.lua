@@ -206,7 +206,7 @@ function M.diff(old, resources)
     end
   end
   local gone = {}
-  for name, o in pairs(old) do
+  for name in pairs(old) do
     if not seen[name] then gone[#gone + 1] = name end
   end
   table.sort(gone, function(a, b) return a > b end)

@@ -4,7 +4,6 @@
 -- the lock and exits, as the real engine does on a first Ctrl-C; SIGTERM
 -- exits at once (the lock stays). The signal is recorded in FAKE_PULUMI_LOG.
 local json = require("slipway.json")
-local fs = require("slipway.fs")
 local task = require("slipway.task")
 
 return function(cmd, h)
@@ -65,7 +64,7 @@ return function(cmd, h)
       h.die("--yes or --skip-preview must be passed in to proceed when running in non-interactive mode")
     end
     local sm = h.manager(c)
-    local cfg = h.read_config(c.proj, c.stack, sm)
+    local cfg = h.read_config(c.stack, sm)
 
     local signal = require("slipway.signal")
     local watcher = signal.watch({ "SIGINT", "SIGTERM" })

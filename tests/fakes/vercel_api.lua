@@ -417,7 +417,7 @@ end
 -- Not in the OpenAPI document: the CLI's `vercel rollback`
 -- (packages/cli/src/commands/rollback/request-rollback.ts) posts an empty
 -- JSON object here.
-routes["POST /v9/projects/{projectId}/rollback/{deploymentId}"] = function(req, op, params)
+routes["POST /v9/projects/{projectId}/rollback/{deploymentId}"] = function(req, _op, params)
   for name in pairs(req.query) do
     if name ~= "teamId" and name ~= "slug" then
       return api_error(400, "bad_request", ("Invalid request: query should NOT have additional property `%s`"):format(name))

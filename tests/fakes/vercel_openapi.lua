@@ -263,7 +263,7 @@ function Doc:check_request(op, path_params, req, extensions)
       if err then return problem("json", "body", "the body is not valid JSON: " .. err) end
       req.json = value
       local schema = self:resolve(content["application/json"].schema)
-      if extensions then schema = M.extend(self, schema, extensions) end
+      if extensions then schema = M.extend(schema, extensions) end
       local p = self:check_value(schema, value, "")
       if p then return p end
     end
@@ -273,7 +273,7 @@ end
 
 -- A copy of a request-body schema that also takes the extension
 -- properties (top level, and in each item of `files`).
-function M.extend(doc, schema, ext)
+function M.extend(schema, ext)
   local copy = {}
   for k, v in pairs(schema) do copy[k] = v end
   copy.properties = {}
