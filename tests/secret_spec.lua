@@ -195,6 +195,16 @@ describe("slipway.secret", function()
       assert.is_nil(err:find("native-token-123", 1, true))
     end)
 
+    it("give a stack's service a Secret environment value as its plain text, not ***", function()
+      local convert = require("slipway.docker.convert")
+      local conv = assert(convert.stack("s", { services = {
+        api = { image = "a", environment = { TOKEN = token, PLAIN = "x" } },
+        web = { image = "a", environment = { token, "PLAIN=x" } },
+      } }))
+      assert.same({ "PLAIN=x", "TOKEN=native-token-123" }, conv.services.api.TaskTemplate.ContainerSpec.Env)
+      assert.same({ "PLAIN=x", "native-token-123" }, conv.services.web.TaskTemplate.ContainerSpec.Env)
+    end)
+
     it("write a file that holds a secret readable by its owner only", function()
       local dir = assert(fs.tempdir())
       assert(fs.write(dir .. "/plain", "nothing"))

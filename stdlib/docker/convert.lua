@@ -17,6 +17,7 @@
 -- strings ("1m30s"); the engine wants integer nanoseconds.
 local json = require("slipway.json")
 local yaml = require("slipway.yaml")
+local secret = require("slipway.secret")
 
 local M = {}
 
@@ -435,14 +436,20 @@ local function ulimits(u)
   return out
 end
 
+-- A Secret value goes into the spec as its text (tostring would make it
+-- "***" in the container); the record masks it, as every registered value.
+local function env_text(v)
+  return secret.is_secret(v) and secret.reveal(v) or tostring(v)
+end
+
 local function environment(env)
   if is_null(env) then return nil end
   local out = {}
   if env[1] ~= nil then
-    for _, e in ipairs(env) do out[#out + 1] = tostring(e) end
+    for _, e in ipairs(env) do out[#out + 1] = env_text(e) end
   else
     for k, v in pairs(env) do
-      out[#out + 1] = is_null(v) and k or (k .. "=" .. tostring(v))
+      out[#out + 1] = is_null(v) and k or (k .. "=" .. env_text(v))
     end
   end
   table.sort(out)

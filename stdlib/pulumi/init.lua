@@ -216,7 +216,7 @@ local function record(kind, c, info, result, failed)
     failed and " (failed part way)" or "")
   local undo
   if c.rollback == "pulumi" and kind == "update" then
-    if info.created then
+    if info.created_in_run then
       context.warn(("%s: rollback = \"pulumi\": stack %s was created by this run, there is no earlier config to go back to; it will be left in place")
         :format(c.fname, c.stack))
     else

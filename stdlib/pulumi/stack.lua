@@ -106,14 +106,36 @@ local function set_config(c)
   return plain, secret_keys
 end
 
--- The stack ready for an operation: { created, config = {plain}, secret_keys,
--- settings = { path, text } as they were before the config was set }.
+-- The stack's settings file as the run first found it, and whether the
+-- run created the stack: { [run] = { [path] = { text, created } } }. An
+-- `up` after a `pulumi.stack` that set the config (or created the stack)
+-- in the same run must undo to what was there before the run, not to
+-- what that call left.
+local first_seen = setmetatable({}, { __mode = "k" })
+
+local function as_the_run_found_it(path, before, created)
+  local run = context.run()
+  if not run then return before, created end
+  first_seen[run] = first_seen[run] or {}
+  local seen = first_seen[run][path]
+  if not seen then
+    seen = { text = before, created = created }
+    first_seen[run][path] = seen
+  end
+  return seen.text, seen.created
+end
+
+-- The stack ready for an operation: { created (by this call), config =
+-- {plain}, secret_keys, settings = { path, text } as they were before this
+-- run set any config, created_in_run }.
 function M.prepare(c, create)
   local created = select(c, create)
   local path, before = M.settings_file(c)
+  local run_before, created_in_run = as_the_run_found_it(path, before, created)
   local plain, secret_keys = set_config(c)
   if created then context.output("stdout", ("pulumi: created stack %s"):format(c.stack)) end
-  return { created = created, config = plain, secret_keys = secret_keys, settings = { path = path, text = before } }
+  return { created = created, config = plain, secret_keys = secret_keys, settings = { path = path, text = run_before },
+           created_in_run = created_in_run }
 end
 
 -- The stack's outputs: secret ones (shown as "[secret]" without

@@ -1,0 +1,3 @@
+fetch("/api/version").then((r) => r.text()).then((v) => {
+  document.getElementById("version").textContent = "api " + v;
+});
