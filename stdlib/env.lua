@@ -9,6 +9,13 @@
 -- of a pipeline is bad input (exit 2).
 local M = {}
 
+-- M._on_read(name), when set: told of every variable read (cached tasks
+-- record which ones they read: lua/pipeline/cache.lua).
+local function note(name)
+  local on_read = M._on_read
+  if on_read then on_read(name) end
+end
+
 local function check_name(fname, name)
   if type(name) ~= "string" or name == "" then
     error(("%s: expected a variable name, got %s"):format(fname, type(name)), 3)
@@ -17,6 +24,7 @@ end
 
 function M.get(name, default)
   check_name("env.get", name)
+  note(name)
   local v = os.getenv(name)
   if v == nil then return default end
   return v
@@ -27,6 +35,7 @@ local FALSE = { ["0"] = true, no = true, ["false"] = true, off = true, [""] = tr
 
 function M.bool(name, default)
   check_name("env.bool", name)
+  note(name)
   local v = os.getenv(name)
   if v == nil then
     if default == nil then error(("env.bool: %s is not set"):format(name), 2) end
@@ -41,6 +50,7 @@ end
 return setmetatable(M, {
   __call = function(_, name, default)
     check_name("env", name)
+    note(name)
     local v = os.getenv(name)
     if v ~= nil then return v end
     if default ~= nil then return default end
