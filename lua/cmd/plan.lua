@@ -52,11 +52,11 @@ local function cache_states(def, values, plan, force)
         local fresh, why = c:status(t)
         states[t.name] = { fresh, why }
       elseif type(t.matrix) == "table" then
-        local labels = graph.item_labels(t.matrix)
+        local item_labels = graph.item_labels(t.matrix)
         local fresh, whys = 0, {}
         for i, item in ipairs(t.matrix) do
-          local ok, why = c:status(t, item, labels[i])
-          if ok then fresh = fresh + 1 else whys[#whys + 1] = labels[i] .. ": " .. why end
+          local ok, why = c:status(t, item, item_labels[i])
+          if ok then fresh = fresh + 1 else whys[#whys + 1] = item_labels[i] .. ": " .. why end
         end
         states[t.name] = { fresh == #t.matrix, table.concat(whys, "; ") }
       else

@@ -16,7 +16,7 @@
 -- A task whose result cannot be recorded as it is (a function, a secret)
 -- records no key.
 --
---   cache.check_options(t, opts, fail)   at declaration (lua/pipeline/dsl.lua)
+--   cache.check_declaration(t, opts, fail)   at declaration (lua/pipeline/dsl.lua)
 --   cache.check_force(def, force) -> nil | message   (--force=TASK,..)
 --   cache.new(def, values, store, force) -> c   (reads the ledger; in a task)
 --   c:check(u) -> true when u is up to date (u.result: the recorded result);
@@ -36,7 +36,7 @@ local KEY_VERSION = "slipway-task-cache/1"   -- bump when what the key covers ch
 ---------------------------------------------------------------- declaring
 
 -- Check `inputs` and `cache` of task t (fail(file, line, msg) raises).
-function M.check_options(t, opts, fail)
+function M.check_declaration(t, opts, fail)
   local name, file, line = t.name, t.file, t.line
   if opts.cache ~= nil and type(opts.cache) ~= "boolean" then
     fail(file, line, ("task '%s': cache must be true or false, got %s"):format(name, type(opts.cache)))
@@ -273,15 +273,14 @@ function Cache:why_not(name, p, prev)
     return self.read_error and ("the ledger cannot be read: " .. self.read_error) or "no previous successful run"
   end
   if prev == false then return "its last successful run recorded no key" end
-  local row, was = prev.row.cache, nil
+  local row = prev.row.cache
   p.params, p.env = row.params or {}, row.env or {}
   p.env_digest = env_digest(p.env)
   if key_of(p, self.values) == row.key then return nil end
   if row.version ~= p.version then return ("slipway's version changed (%s, now %s)"):format(tostring(row.version), p.version) end
   if row.declaration ~= p.declaration then return "the task's code or options changed" end
   for _, pat in ipairs(sorted(p.inputs)) do
-    was = row.inputs and row.inputs[pat]
-    if was ~= p.inputs[pat] then return ("input '%s' changed"):format(pat) end
+    if (row.inputs and row.inputs[pat]) ~= p.inputs[pat] then return ("input '%s' changed"):format(pat) end
   end
   for _, pat in ipairs(sorted(row.inputs)) do
     if p.inputs[pat] == nil then return ("input '%s' changed"):format(pat) end

@@ -96,7 +96,7 @@ local function check_options(t, opts)
     fail(file, line, ("task '%s': verifies must be true or false, got %s"):format(name, type(opts.verifies)))
   end
   t.verifies = opts.verifies or nil
-  require("slipway.pipeline.cache").check_options(t, opts, fail)
+  require("slipway.pipeline.cache").check_declaration(t, opts, fail)
   for i = 1, #DURATION_OPTIONS do
     local key = DURATION_OPTIONS[i]
     local v = opts[key]
