@@ -9,11 +9,12 @@
 -- of a pipeline is bad input (exit 2).
 local M = {}
 
--- M._on_read(name), when set: told of every variable read (cached tasks
--- record which ones they read: lua/pipeline/cache.lua).
+-- A cached task records the variables it reads (lua/pipeline/cache.lua:
+-- its unit's `reads`), here as everywhere its code runs.
+local unit = require("slipway.context").unit
 local function note(name)
-  local on_read = M._on_read
-  if on_read then on_read(name) end
+  local u = unit()
+  if u and u.reads then u.reads.env[name] = true end
 end
 
 local function check_name(fname, name)

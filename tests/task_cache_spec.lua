@@ -147,6 +147,28 @@ end)
     assert.same("up_to_date", run(dir).status)
   end)
 
+  it("caches each item of a matrix on its own", function()
+    local dir = project([[
+task("build", { matrix = { "api", "web" }, inputs = { "src/**" }, cache = true }, function(item)
+  fs.write("ran-" .. item, "yes")
+  return item
+end)
+]])
+    local r = run(dir)
+    assert.same({ ok = 2 }, (function()
+      local n = {}
+      for _, s in pairs(r.statuses) do n[s] = (n[s] or 0) + 1 end
+      return n
+    end)())
+    assert(fs.remove(dir .. "/ran-api"))
+    r = run(dir, { "--force=build" })
+    assert.same("ok", r.statuses["build[api]"])
+    r = run(dir)
+    assert.same("up_to_date", r.statuses["build[api]"])
+    assert.same("up_to_date", r.statuses["build[web]"])
+    assert.matches("keep build .*up to date", plan(dir).stdout)
+  end)
+
   it("plan says up to date, or why not", function()
     local dir = project()
     local p = plan(dir)

@@ -24,7 +24,7 @@
 --   c:values_for(u) -> the parameters u's function gets (reads recorded)
 --   c:finished(u)   (u.status set) -> u.cache_row, the task row's `cache`
 --   c:status(t, item, label) -> up_to_date, why    (`slipway plan`)
---   cache.watch_env(on) -> restore: env() reads inside units recorded
+--   (env() records the variables a unit reads in u.reads.env: stdlib/env.lua)
 local hash = require("slipway.hash")
 local json = require("slipway.json")
 local context = require("slipway.context")
@@ -364,17 +364,6 @@ function Cache:status(t, item, label)
   if not p then return false, err end
   local why = self:why_not(name, p, self.rows[name])
   return why == nil, why
-end
-
--- env() reads inside a unit that is being cached are recorded on it.
-function M.watch_env()
-  local env = require("slipway.env")
-  local before = env._on_read
-  env._on_read = function(name)
-    local u = context.unit()
-    if u and u.reads then u.reads.env[name] = true end
-  end
-  return function() env._on_read = before end
 end
 
 return M

@@ -282,7 +282,7 @@ function M.execute(def, values, plan, opts, reporter)
   end
   run.ledger = session
   -- cached tasks: the last successful runs' keys, from the ledger
-  local cache, stop_env
+  local cache
   local guarded = params.guarded(values, def.params)
   for _, t in ipairs(def.tasks) do
     if t.cache and not cache then
@@ -294,7 +294,6 @@ function M.execute(def, values, plan, opts, reporter)
         error(c, 0)
       end
       cache = c
-      stop_env = require("slipway.pipeline.cache").watch_env()
     end
   end
   -- (waiting for the lock is not the run's time)
@@ -336,7 +335,6 @@ function M.execute(def, values, plan, opts, reporter)
     end,
   })
   if stop_watching then stop_watching() end
-  if stop_env then stop_env() end
   restore_exit()
   restore_stdio()
   if not ran then
