@@ -13,7 +13,7 @@
  *   _docker.tar_context(dir, { excludes = {...}, out = path })  (awaits)
  *       -> { files = n, bytes = n, digest = "sha256:..." } | nil, msg, code
  *       write the build context under dir as a tar file, leaving out what
- *       the patterns exclude, on the libuv thread pool so that a matrix of
+ *       the sw_patterns exclude, on the libuv thread pool so that a matrix of
  *       builds does not stall the loop. Entries are owned by 0:0 with
  *       mtimes truncated to seconds, as `docker build` sends them.
  *       Without `out`, nothing is written: the walk only computes the
@@ -46,6 +46,7 @@
 #include <archive_entry.h>
 #include "slipway.h"
 #include "lazylib.h"
+#include "pattern.h"
 
 /* ------------------------------------------------------------ libarchive */
 
@@ -98,198 +99,10 @@ static const char *const la_sonames[] = {"libarchive.so.13", "libarchive.so", NU
 
 /* ------------------------------------------------------------ patterns */
 
-/* Lexically clean a slash-separated path in place like Go's path.Clean:
- * collapse "//", drop ".", resolve ".." against earlier elements, no
- * trailing "/"; "" becomes ".". */
-static void clean_path(char *p) {
-  int rooted = p[0] == '/';
-  size_t n = strlen(p), w = rooted, r = rooted, dotdot = w;
-  char *out = p;
-  while (r < n) {
-    if (p[r] == '/') { r++; continue; }
-    if (p[r] == '.' && (r + 1 == n || p[r + 1] == '/')) { r++; continue; }
-    if (p[r] == '.' && p[r + 1] == '.' && (r + 2 == n || p[r + 2] == '/')) {
-      r += 2;
-      if (w > dotdot) {          /* back up over the last element */
-        w--;
-        while (w > dotdot && out[w] != '/') w--;
-      } else if (!rooted) {      /* a leading ".." stays */
-        if (w > 0) out[w++] = '/';
-        out[w++] = '.'; out[w++] = '.';
-        dotdot = w;
-      }
-      continue;
-    }
-    if ((rooted && w != 1) || (!rooted && w != 0)) out[w++] = '/';
-    while (r < n && p[r] != '/') out[w++] = p[r++];
-  }
-  if (w == 0) out[w++] = '.';
-  out[w] = 0;
-}
-
-/* Match one [...] class at *pp against c; advances *pp past "]".
- * Returns 1/0, or -1 for a class without its closing bracket. */
-static int match_class(const char **pp, unsigned char c) {
-  const char *p = *pp + 1;
-  int negate = 0, hit = 0;
-  if (*p == '^') { negate = 1; p++; }
-  int first = 1;
-  while (*p && (*p != ']' || first)) {
-    unsigned char lo = (unsigned char)*p, hi;
-    if (lo == '\\' && p[1]) lo = (unsigned char)*++p;
-    p++;
-    hi = lo;
-    if (*p == '-' && p[1] && p[1] != ']') {
-      hi = (unsigned char)p[1];
-      if (hi == '\\' && p[2]) { hi = (unsigned char)p[2]; p++; }
-      p += 2;
-    }
-    if (c >= lo && c <= hi) hit = 1;
-    first = 0;
-  }
-  if (*p != ']') return -1;
-  *pp = p + 1;
-  return hit != negate;
-}
-
-/* The CLI compiles a pattern to an anchored regular expression: "*" is
- * [^/]*, "?" is [^/], "**" (with an optional following "/") is "any
- * prefix ending in a slash, or none", or anything at the end of the
- * pattern. This walks the pattern directly instead.
- * Returns 1 match, 0 no match, -1 bad pattern. */
-static int glob(const char *p, const char *s) {
-  while (*p) {
-    if (p[0] == '*' && p[1] == '*') {
-      p += 2;
-      if (*p == '/') p++;
-      if (*p == 0) return 1;
-      for (;;) {      /* the rest at s, then after each later "/" */
-        int r = glob(p, s);
-        if (r != 0) return r;
-        const char *slash = strchr(s, '/');
-        if (slash == NULL) return 0;
-        s = slash + 1;
-      }
-    }
-    if (*p == '*') {
-      p++;
-      for (;;) {
-        int r = glob(p, s);
-        if (r != 0) return r;
-        if (*s == 0 || *s == '/') return 0;
-        s++;
-      }
-    }
-    if (*p == '?') {
-      if (*s == 0 || *s == '/') return 0;
-      p++; s++;
-      continue;
-    }
-    if (*p == '[') {
-      if (*s == 0) return 0;
-      int r = match_class(&p, (unsigned char)*s);
-      if (r <= 0) return r;
-      s++;
-      continue;
-    }
-    if (*p == '\\' && p[1]) p++;
-    if (*p != *s) return 0;
-    p++; s++;
-  }
-  return *s == 0;
-}
-
-typedef struct {
-  char **pats;        /* cleaned patterns without their "!" */
-  char *exception;    /* 1 where the pattern started with "!" */
-  int n;
-  int has_exceptions;
-} patterns;
-
-static void patterns_free(patterns *ps) {
-  for (int i = 0; i < ps->n; i++) free(ps->pats[i]);
-  free(ps->pats);
-  free(ps->exception);
-  ps->pats = NULL; ps->exception = NULL; ps->n = 0;
-}
-
-/* Read the Lua list at idx into ps; raises on a bad pattern. */
-static void patterns_check(lua_State *L, int idx, patterns *ps, const char *fname) {
-  luaL_checktype(L, idx, LUA_TTABLE);
-  int n = (int)luaL_len(L, idx);
-  ps->pats = calloc(n + 1, sizeof(char *));
-  ps->exception = calloc(n + 1, 1);
-  ps->n = 0;
-  ps->has_exceptions = 0;
-  if (ps->pats == NULL || ps->exception == NULL) {
-    patterns_free(ps);
-    luaL_error(L, "%s: out of memory", fname);
-  }
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx, i);
-    const char *s = lua_tostring(L, -1);
-    if (s == NULL) {
-      patterns_free(ps);
-      luaL_error(L, "%s: pattern %d is not a string", fname, i);
-    }
-    while (*s == ' ' || *s == '\t') s++;
-    int ex = *s == '!';
-    if (ex) s++;
-    while (*s == ' ' || *s == '\t') s++;
-    char *p = strdup(s);
-    if (p == NULL) {
-      patterns_free(ps);
-      luaL_error(L, "%s: out of memory", fname);
-    }
-    size_t len = strlen(p);
-    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) p[--len] = 0;
-    lua_pop(L, 1);
-    if (ex && len == 0) {
-      free(p);
-      patterns_free(ps);
-      luaL_error(L, "%s: illegal exclusion pattern: \"!\"", fname);
-    }
-    clean_path(p);
-    if (glob(p, ".") < 0) {
-      lua_pushfstring(L, "%s: syntax error in pattern '%s'", fname, p);
-      free(p);
-      patterns_free(ps);
-      lua_error(L);
-    }
-    ps->pats[ps->n] = p;
-    ps->exception[ps->n] = (char)ex;
-    ps->has_exceptions |= ex;
-    ps->n++;
-  }
-}
-
-/* Is path (relative, "/"-separated, clean) excluded? The last pattern
- * matching the path or any parent directory of it decides. -1 when there
- * is no memory for the parents. */
-static int patterns_excluded(const patterns *ps, const char *path) {
-  int matched = 0;
-  size_t len = strlen(path);
-  char *buf = malloc(len + 1);
-  if (buf == NULL) return -1;
-  for (int i = 0; i < ps->n; i++) {
-    if (ps->exception[i] != matched) continue;   /* cannot change the answer */
-    int m = glob(ps->pats[i], path) == 1;
-    for (size_t k = 0; !m && k < len; k++) {
-      if (path[k] != '/') continue;
-      memcpy(buf, path, k);
-      buf[k] = 0;
-      m = glob(ps->pats[i], buf) == 1;
-    }
-    if (m) matched = !ps->exception[i];
-  }
-  free(buf);
-  return matched;
-}
-
 /* Walk into the excluded directory dir? The CLI does only when an
  * exception pattern names something under it literally ("!dir/keep"), so
  * an exception starting with a wildcard does not re-include files of an excluded directory. */
-static int patterns_may_include_under(const patterns *ps, const char *dir) {
+static int patterns_may_include_under(const sw_patterns *ps, const char *dir) {
   size_t n = strlen(dir);
   for (int i = 0; i < ps->n; i++) {
     const char *p = ps->pats[i];
@@ -329,7 +142,7 @@ static int docker_ignore_patterns(lua_State *L) {
     p[1 + plen] = 0;
     char *q = p + 1;
     if (plen > 0) {
-      clean_path(q);
+      sw_clean_path(q);
       if (q[0] == '/' && q[1] != 0) q++;
     }
     if (ex) { q--; q[0] = '!'; }
@@ -341,17 +154,17 @@ static int docker_ignore_patterns(lua_State *L) {
 }
 
 static int docker_ignore_match(lua_State *L) {
-  patterns ps;
+  sw_patterns ps;
   const char *path = luaL_checkstring(L, 2);
-  patterns_check(L, 1, &ps, "docker.ignore_match");
+  sw_patterns_check(L, 1, &ps, "docker.ignore_match");
   char *p = strdup(path);
   int excluded = -1;
   if (p != NULL) {
-    clean_path(p);
-    excluded = patterns_excluded(&ps, p);
+    sw_clean_path(p);
+    excluded = sw_patterns_excluded(&ps, p, NULL);
     free(p);
   }
-  patterns_free(&ps);
+  sw_patterns_free(&ps);
   if (excluded < 0) return luaL_error(L, "docker.ignore_match: out of memory");
   lua_pushboolean(L, excluded);
   return 1;
@@ -366,7 +179,7 @@ typedef struct {
   char *out;               /* NULL: digest only */
   sw_sha256 *sha;
   char digest[65];
-  patterns ps;
+  sw_patterns ps;
   volatile int stop;       /* set by cancel while the worker runs */
   long files;
   long long bytes;
@@ -399,10 +212,6 @@ static int tar_fail(tar_op *x, const char *code, const char *fmt, const char *ar
   snprintf(x->err, sizeof x->err, fmt, arg, why);
   snprintf(x->code, sizeof x->code, "%s", code);
   return -1;
-}
-
-static int cmp_names(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static int out_of_memory(tar_op *x) {
@@ -490,33 +299,6 @@ static int add_entry(tar_state *t, int dfd, const char *name, const char *rel,
 static int walk_into(tar_state *t, int dfd, const char *name, const char *full,
                      const char *rel, const struct stat *st);
 
-/* The names in directory d (without . and ..), sorted; NULL with
- * *n = 0 for none, NULL with *n = SIZE_MAX when memory ran out. */
-static char **sorted_names(DIR *d, size_t *n) {
-  char **names = NULL;
-  size_t cap = 0;
-  struct dirent *de;
-  *n = 0;
-  while ((de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-    char *name = strdup(de->d_name);
-    if (name != NULL && *n == cap) {
-      size_t ncap = cap ? cap * 2 : 32;
-      char **nn = realloc(names, ncap * sizeof *names);
-      if (nn == NULL) { free(name); name = NULL; }
-      else { names = nn; cap = ncap; }
-    }
-    if (name == NULL) {
-      for (size_t i = 0; i < *n; i++) free(names[i]);
-      free(names);
-      *n = SIZE_MAX;
-      return NULL;
-    }
-    names[(*n)++] = name;
-  }
-  if (*n > 1) qsort(names, *n, sizeof *names, cmp_names);   /* the CLI walks in lexical order */
-  return names;
-}
 
 /* Add the directory open as dfd (full is its path for messages, rel its
  * path in the context, "" at the top); closes dfd. Everything below is
@@ -534,7 +316,7 @@ static int walk(tar_state *t, int dfd, const char *full, const char *rel) {
     return tar_fail(x, "EIO", "%s: %s", full, strerror(e));
   }
   size_t n;
-  char **names = sorted_names(d, &n);
+  char **names = sw_sorted_names(d, &n);
   closedir(d);
   if (n == SIZE_MAX) {
     close(dfd);
@@ -555,7 +337,7 @@ static int walk(tar_state *t, int dfd, const char *full, const char *rel) {
       int excluded;
       if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
         rc = tar_fail(x, "EIO", "%s: %s", f, strerror(errno));
-      } else if ((excluded = patterns_excluded(&x->ps, r)) < 0) {
+      } else if ((excluded = sw_patterns_excluded(&x->ps, r, NULL)) < 0) {
         rc = out_of_memory(x);
       } else {
         int isdir = S_ISDIR(st.st_mode);
@@ -648,7 +430,7 @@ static void tar_after(uv_work_t *req, int status) {
     unlink(x->out);     /* cancelled: the half-written tar is of no use */
   }
   sw_sha256_free(x->sha);   /* the work never ran (cancelled before) */
-  patterns_free(&x->ps);
+  sw_patterns_free(&x->ps);
   free(x->dir);
   free(x->out);
   free(x);
@@ -669,18 +451,18 @@ static int docker_tar_context(lua_State *L) {
   const char *out = sw_opt_string(L, 2, "out", NULL, "docker.tar_context");
   sw_check_task(L, "docker.tar_context");
   sw_sha256_free(sw_sha256_begin(L));   /* opens libcrypto now: raising later would leak */
-  patterns ps;
+  sw_patterns ps;
   lua_getfield(L, 2, "excludes");
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_newtable(L);
   }
-  patterns_check(L, lua_gettop(L), &ps, "docker.tar_context");   /* may raise */
+  sw_patterns_check(L, lua_gettop(L), &ps, "docker.tar_context");   /* may raise */
   lua_pop(L, 1);
   tar_op *x = calloc(1, sizeof *x);
   if (x == NULL || (x->dir = strdup(dir)) == NULL || (out && (x->out = strdup(out)) == NULL) ||
       (x->sha = sw_sha256_begin(L)) == NULL) {
-    patterns_free(&ps);
+    sw_patterns_free(&ps);
     if (x) {
       free(x->dir);
       free(x->out);
@@ -694,7 +476,7 @@ static int docker_tar_context(lua_State *L) {
   x->req.data = x;
   int rc = uv_queue_work(sw_loop(), &x->req, tar_work, tar_after);
   if (rc < 0) {
-    patterns_free(&x->ps);
+    sw_patterns_free(&x->ps);
     sw_sha256_free(x->sha);
     free(x->dir); free(x->out); free(x);
     return sw_push_uverror(L, rc, "docker.tar_context");

@@ -180,17 +180,21 @@ void sw_sha256_update(sw_sha256 *h, const void *data, size_t len) {
   if (len > 0) crypto.update(h->ctx, data, len);
 }
 
-void sw_sha256_finish(sw_sha256 *h, char hex[65]) {
-  static const char digits[] = "0123456789abcdef";
+static void final_hex(sw_sha256 *h, char hex[65]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   crypto.final(h->ctx, md, &n);
-  for (unsigned int i = 0; i < n && i < 32; i++) {
-    hex[2 * i] = digits[md[i] >> 4];
-    hex[2 * i + 1] = digits[md[i] & 15];
-  }
-  hex[64] = 0;
+  hex_of(md, n < 32 ? n : 32, hex);
+}
+
+void sw_sha256_finish(sw_sha256 *h, char hex[65]) {
+  final_hex(h, hex);
   sw_sha256_free(h);
+}
+
+void sw_sha256_next(sw_sha256 *h, char hex[65]) {
+  final_hex(h, hex);
+  crypto.init(h->ctx, crypto.sha256(), NULL);   /* libcrypto is loaded: begin did */
 }
 
 void sw_sha256_free(sw_sha256 *h) {

@@ -152,11 +152,13 @@ int sw_redact_urls(const char *s, size_t n, char **out, size_t *outlen);
  * runs on the loop thread and raises when libcrypto cannot be loaded (NULL:
  * out of memory); update and finish may then run on any one thread.
  * finish writes 64 hex digits and a NUL, and frees; free drops an
- * unfinished one (NULL is fine). */
+ * unfinished one (NULL is fine); next writes the digest so far like finish
+ * and starts a new one in h (same thread rules as update). */
 typedef struct sw_sha256 sw_sha256;
 sw_sha256 *sw_sha256_begin(lua_State *L);
 void sw_sha256_update(sw_sha256 *h, const void *data, size_t len);
 void sw_sha256_finish(sw_sha256 *h, char hex[65]);
+void sw_sha256_next(sw_sha256 *h, char hex[65]);
 void sw_sha256_free(sw_sha256 *h);
 
 #endif

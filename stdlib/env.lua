@@ -9,6 +9,14 @@
 -- of a pipeline is bad input (exit 2).
 local M = {}
 
+-- A cached task records the variables it reads (lua/pipeline/cache.lua:
+-- its unit's `reads`), here as everywhere its code runs.
+local unit = require("slipway.context").unit
+local function note(name)
+  local u = unit()
+  if u and u.reads then u.reads.env[name] = true end
+end
+
 local function check_name(fname, name)
   if type(name) ~= "string" or name == "" then
     error(("%s: expected a variable name, got %s"):format(fname, type(name)), 3)
@@ -17,6 +25,7 @@ end
 
 function M.get(name, default)
   check_name("env.get", name)
+  note(name)
   local v = os.getenv(name)
   if v == nil then return default end
   return v
@@ -27,6 +36,7 @@ local FALSE = { ["0"] = true, no = true, ["false"] = true, off = true, [""] = tr
 
 function M.bool(name, default)
   check_name("env.bool", name)
+  note(name)
   local v = os.getenv(name)
   if v == nil then
     if default == nil then error(("env.bool: %s is not set"):format(name), 2) end
@@ -41,6 +51,7 @@ end
 return setmetatable(M, {
   __call = function(_, name, default)
     check_name("env", name)
+    note(name)
     local v = os.getenv(name)
     if v ~= nil then return v end
     if default ~= nil then return default end

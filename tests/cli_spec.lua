@@ -58,9 +58,9 @@ describe("slipway help", function()
     local dir = H.project { ["deploy.lua"] = 'task("a", function() end)\n' }
     local cases = {
       { { "plan", "--onyl", "a" }, "slipway plan: unknown flag '--onyl' (did you mean '--only'?) (valid: --env, -p, "
-        .. "--param, --only, --skip, --json, --no-color)\n" },
+        .. "--param, --only, --skip, --json, --no-color, --force, --no-cache)\n" },
       { { "run", "-x" }, "slipway run: unknown flag '-x' (valid: --env, -p, --param, --only, --skip, -j, --jobs, "
-        .. "--json, --no-color, --timestamps, --reporter, --ledger, --lock-wait, --reason)\n" },
+        .. "--json, --no-color, --timestamps, --reporter, --ledger, --lock-wait, --reason, --force, --no-cache)\n" },
       { { "run", "--ledger", "swam" }, "slipway run: --ledger: expected local or swarm, got 'swam'\n" },
       { { "run", "--lock-wait", "soon" }, "slipway run: --lock-wait: bad duration 'soon' (expected e.g. 250ms, 5s, 1h30m)\n" },
       { { "run", "--reporter", "jsn" }, "slipway run: --reporter: unknown reporter 'jsn' (did you mean 'json'?) "

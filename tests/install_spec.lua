@@ -109,7 +109,8 @@ describe("make install", function()
     assert.same({ 0, "complete -F _slipway slipway\n" }, { r.code, r.stdout })
 
     assert.same({ "plan", "probe" }, bash_complete(dest, dir, "slipway p"))
-    assert.same({ "--env", "--help", "--json", "--only", "--skip" }, bash_complete(dest, dir, "slipway plan --"))
+    assert.same({ "--env", "--force", "--help", "--json", "--no-cache", "--only", "--skip" },
+      bash_complete(dest, dir, "slipway plan --"))
     assert.same({ "development", "production", "staging" }, bash_complete(dest, dir, "slipway run --env "))
     assert.same({ "build", "build[api]", "build[web]", "deploy", "frontend" },
       bash_complete(dest, dir, "slipway run --only "))

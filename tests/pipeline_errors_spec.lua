@@ -130,7 +130,7 @@ task("a", function() end)
   end)
 
   it("bad task declarations", function()
-    assert.same("slipway: deploy.lua:1: task 'a': unknown option 'need' (valid: needs, when, matrix, timeout, retries, backoff, continue_on_error, rollback, description, finally, verifies)\n",
+    assert.same("slipway: deploy.lua:1: task 'a': unknown option 'need' (valid: needs, when, matrix, timeout, retries, backoff, continue_on_error, rollback, description, finally, verifies, inputs, cache)\n",
       bad('task("a", { need = "b" }, function() end)\n'))
     assert.same("slipway: deploy.lua:1: task 'a': timeout: bad duration '5 parsecs' (expected e.g. 250ms, 5s, 1h30m)\n",
       bad('task("a", { timeout = "5 parsecs" }, function() end)\n'))
@@ -206,7 +206,8 @@ task("build", { matrix = function(p) return { p.region } end }, function(item, p
 
   it("unknown flags and tasks on the command line list the valid ones", function()
     local text = 'task("build", function() end)\ntask("test", function() end)\n'
-    assert.same("slipway run: unknown flag '--forse' (valid: --env, -p, --param, --only, --skip, -j, --jobs, --json, --no-color, --timestamps, --reporter, --ledger, --lock-wait, --reason)\n",
+    assert.same("slipway run: unknown flag '--forse' (did you mean '--force'?) (valid: --env, -p, --param, --only, --skip, -j, --jobs, "
+      .. "--json, --no-color, --timestamps, --reporter, --ledger, --lock-wait, --reason, --force, --no-cache)\n",
       bad(text, { "run", "--forse" }))
     assert.same("slipway: deploy.lua: --only: unknown task 'tset' (did you mean 'test'?); tasks: build, test\n",
       bad(text, { "run", "--only", "tset" }))

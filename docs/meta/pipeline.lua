@@ -17,6 +17,8 @@
 ---@field rollback? function run after a later failure, with the task's arguments and then what it returned
 ---@field description? string
 ---@field verifies? boolean a validation task: the release is verified only when every such task passed (without any: when the run succeeded)
+---@field cache? boolean skip the task as "up to date", reusing its recorded result, when its inputs, code and options, the parameters and env() values it read and slipway's version are those of its last successful run (--force runs it)
+---@field inputs? string[] the files its key covers (with cache = true): .dockerignore-style patterns relative to the pipeline's directory ("src/**", "Dockerfile", "!**/*.log" excludes); contents count, mtimes do not
 
 ---Declare a task. Only at the top level of the pipeline file. The function
 ---gets the parameters (`fn(p)`), or the matrix item first (`fn(item, p)`).

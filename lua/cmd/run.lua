@@ -9,6 +9,7 @@ M.help = [[
 usage: slipway [run] [FILE] [--env E] [-p name=value]... [--only T,..] [--skip T,..]
                      [-j N] [--json] [--no-color] [--timestamps] [--reporter NAME]
                      [--ledger local|swarm] [--lock-wait DURATION] [--reason TEXT]
+                     [--force | --force=T,..] [--no-cache]
 
 Run the pipeline in FILE (default: deploy.lua). Tasks run as soon as the
 tasks they need are done, at most N at a time (-j; default: the number of
@@ -35,6 +36,16 @@ the completed tasks (and the undo steps of recorded changes) in reverse order.
                     environment, wait for it (in line, at most D) instead of
                     failing
   --reason TEXT     why this run holds the lock (shown to those it stops)
+  --force, --no-cache
+                    run the cached tasks (cache = true) even when they are
+                    up to date
+  --force=T,..      run these cached tasks even when they are up to date
+
+A task declared with cache = true is not run when its inputs (files), its
+code and options, the parameters and env() values it read and slipway's
+version are what they were in its last successful run: it is "up to date"
+and the result that run recorded is its result (`slipway plan` says why a
+task is not up to date).
 
 Each run is a release in the ledger (`slipway history`, `slipway show ID`),
 written when it starts and as it goes; the timeline is in .slipway/runs/<id>/.
@@ -46,7 +57,7 @@ interrupted by SIGINT/SIGTERM.
 ]]
 
 local FLAGS = { "--env", "-p", "--param", "--only", "--skip", "-j", "--jobs", "--json",
-                "--no-color", "--timestamps", "--reporter", "--ledger", "--lock-wait", "--reason" }
+                "--no-color", "--timestamps", "--reporter", "--ledger", "--lock-wait", "--reason", "--force", "--no-cache" }
 
 -- Is path a pipeline (rather than a plain script)? deploy.lua and
 -- *.pipeline.lua are; otherwise a file that declares a task or parameter
@@ -122,6 +133,11 @@ function M.main(args)
   local opts, def, values, plan = prepare.from_args("run", args, FLAGS, announce_secrets_on)
   if not opts then return def end
   opts.jobs = opts.jobs or argparse.default_jobs()
+  local bad = require("slipway.pipeline.cache").check_force(def, opts.force)
+  if bad then
+    io.stderr:write("slipway run: ", bad, "\n")
+    return 2
+  end
   local lease, why = M.lock_lease()
   if not lease then
     io.stderr:write("slipway run: ", why, "\n")

@@ -4,11 +4,13 @@
 --   [FILE] [--env E] [-p k=v]... [--only T,..] [--skip T,..] [-j N]
 --   [--json] [--no-color] [--timestamps] [--reporter NAME]
 --   [--ledger local|swarm] [--lock-wait DURATION] [--reason TEXT]
+--   [--force[=T,..]] [--no-cache]
 --
 -- parse(args, allowed) -> opts | nil, message
 -- opts = { file, settings = {{name, value, origin}}, only = {}, skip = {},
 --          jobs, json, no_color, timestamps, reporter, format, ledger,
---          lock_wait (seconds), reason }
+--          lock_wait (seconds), reason, force (true: --force, --no-cache;
+--          or the list of --force=T,..) }
 local words = require("slipway.words")
 
 local M = {}
@@ -23,6 +25,7 @@ local FLAGS = {
   ["--timestamps"] = { "timestamps", false }, ["--reporter"] = { "reporter", true },
   ["--format"] = { "format", true },
   ["--ledger"] = { "ledger", true }, ["--lock-wait"] = { "lock_wait", true }, ["--reason"] = { "reason", true },
+  ["--force"] = { "force", "optional" }, ["--no-cache"] = { "no_cache", false },
   ["--to"] = { "to", true }, ["--dry-run"] = { "dry_run", false }, ["--validate"] = { "validate", false },
 }
 M.LEDGERS = { "local", "swarm" }
@@ -62,7 +65,9 @@ function M.parse(args, allowed)
       end
       local key, takes = spec[1], spec[2]
       local value
-      if takes then
+      if takes == "optional" then      -- --force or --force=A,B
+        value = inline
+      elseif takes then
         value = inline
         if value == nil then
           i = i + 1
@@ -82,6 +87,14 @@ function M.parse(args, allowed)
         opts.settings[#opts.settings + 1] = { name = name, value = v, origin = "-p " .. value }
       elseif key == "only" or key == "skip" then
         split_list(value, opts[key])
+      elseif key == "force" or key == "no_cache" then
+        if value == nil or opts.force == true then
+          opts.force = true
+        else
+          opts.force = opts.force or {}
+          split_list(value, opts.force)
+          if #opts.force == 0 then return nil, ("%s: expected task names, got '%s'"):format(flag, value) end
+        end
       elseif key == "jobs" then
         local n = math.tointeger(tonumber(value))     -- (nil for 1.5, 1e400, 2^63)
         if n == nil or n < 1 then

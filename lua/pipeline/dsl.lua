@@ -16,7 +16,9 @@
 --     release summary: fn(params, release); no needs, matrix or rollback),
 --     rollback (function, same arguments as fn, then what fn returned),
 --     description, verifies (boolean: a validation task; the release is
---     verified only when every such task passed).
+--     verified only when every such task passed), cache (boolean) and
+--     inputs (a list of file patterns): skipped as up to date when nothing
+--     it depends on changed (lua/pipeline/cache.lua).
 --     fn(params) for a plain task, fn(item, params) for a matrix task.
 --
 --   pipeline{ name, ledger, on_interrupt, lock }  (at most once)
@@ -37,7 +39,7 @@ local M = {}
 
 local TASK_OPTIONS = {
   "needs", "when", "matrix", "timeout", "retries", "backoff",
-  "continue_on_error", "rollback", "description", "finally", "verifies",
+  "continue_on_error", "rollback", "description", "finally", "verifies", "inputs", "cache",
 }
 local DURATION_OPTIONS = { "timeout", "backoff" }
 
@@ -94,6 +96,7 @@ local function check_options(t, opts)
     fail(file, line, ("task '%s': verifies must be true or false, got %s"):format(name, type(opts.verifies)))
   end
   t.verifies = opts.verifies or nil
+  require("slipway.pipeline.cache").check_declaration(t, opts, fail)
   for i = 1, #DURATION_OPTIONS do
     local key = DURATION_OPTIONS[i]
     local v = opts[key]

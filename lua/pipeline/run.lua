@@ -10,7 +10,8 @@
 --
 --   run.execute(def, values, plan, opts, reporter) -> exit code
 --   (inside a task: the run's main task)
---   opts: jobs, ledger = { store, lock, wait, reason, lease } (default: the
+--   opts: jobs, force (true, or a list of task names: cached tasks run
+--   anyway), ledger = { store, lock, wait, reason, lease } (default: the
 --   local store, locked, a 60 s lease), record_fields (more fields of the
 --   release: `slipway rollback` says what it is)
 local task = require("slipway.task")
@@ -55,7 +56,8 @@ local function unit_rows(units, t0)
       duration_ms = (u.started and u.finished) and round1(u.finished - u.started) or nil,
       attempts = u.attempts > 0 and u.attempts or nil, error = u.error, file = u.file, line = u.line,
       allowed = u.allowed, rollback = u.rollback, rollback_error = u.rollback_error,
-      result = u.status == "ok" and recordable(u.result) or nil,
+      result = (u.status == "ok" or u.status == "up_to_date") and recordable(u.result) or nil,
+      cache = u.cache_row,
       verifies = u.node and u.node.task.verifies or nil,
     }
   end
@@ -279,6 +281,21 @@ function M.execute(def, values, plan, opts, reporter)
     return 1
   end
   run.ledger = session
+  -- cached tasks: the last successful runs' keys, from the ledger
+  local cache
+  local guarded = params.guarded(values, def.params)
+  for _, t in ipairs(def.tasks) do
+    if t.cache and not cache then
+      local made, c = pcall(require("slipway.pipeline.cache").new, def, guarded, session.store, opts.force)
+      if not made then
+        git_task:cancel()
+        record.status = "failed"
+        session:close()
+        error(c, 0)
+      end
+      cache = c
+    end
+  end
   -- (waiting for the lock is not the run's time)
   bus.t0, bus.wall0, started_at = task.now(), os.time(), os.time()
   task.set_context(context._for_unit(run, nil))
@@ -295,14 +312,17 @@ function M.execute(def, values, plan, opts, reporter)
   bus:emit { type = "run_started", run_id = run_id, file = def.file, params = record.params,
              jobs = opts.jobs, tasks = json.array(task_list), time = events.iso_time(started_at) }
   session.warn = function(message) bus:emit { type = "warning", message = message } end
+  if cache and cache.read_error then session.warn("the ledger cannot be read for the keys of cached tasks (they run): " .. cache.read_error) end
   for _, note in ipairs(session.notes) do session.warn(note) end
 
   local stop_watching
   -- (a bug of slipway's own must still put the signals, stdio and
   -- os.exit back: the signal watcher alone would keep the loop running)
   local ran, summary = xpcall(scheduler.run, debug.traceback, {
-    def = def, plan = plan, values = params.guarded(values, def.params), jobs = opts.jobs, bus = bus, run = run,
+    def = def, plan = plan, values = guarded, jobs = opts.jobs, bus = bus, run = run,
+    cache = cache,
     on_unit_end = function(u)
+      if cache and u.node.task.cache then cache:finished(u) end
       stdio.flush(u)
       session:unit_finished(u)
     end,

@@ -34,7 +34,9 @@
 --            release_of(summary) (the second argument of finally tasks),
 --            on_start(S), on_unit_end(u) (as a unit ends, before its
 --            task_finished event), restore_steps(S) -> { {name, fn}... },
---            on_interrupt ("stop" | "rollback") }
+--            on_interrupt ("stop" | "rollback"), cache (cached tasks:
+--            lua/pipeline/cache.lua; an up-to-date unit is not run, its
+--            status is "up_to_date" and it counts as done) }
 --   -> summary { status, units = {...}, rollbacks = {...}, failed_unit,
 --      input_error (true when --only/--skip named a matrix item that its
 --      matrix function did not return) }
@@ -99,7 +101,7 @@ local function prepare(opts)
   local S = {
     def = def, plan = plan, values = opts.values, bus = opts.bus, jobs = opts.jobs or 4,
     run = opts.run, on_unit_end = opts.on_unit_end, release_of = opts.release_of,
-    restore_steps = opts.restore_steps, on_interrupt = opts.on_interrupt,
+    restore_steps = opts.restore_steps, on_interrupt = opts.on_interrupt, cache = opts.cache,
     handler = error_handler("@" .. def.file),
     nodes = {}, units = {}, active = {}, live = {},
     ready = {}, rhead = 1, rtail = 0, running = 0, failing = nil, interrupted = nil,
@@ -292,10 +294,11 @@ end
 -- One attempt of a unit's function, in the calling task.
 local function attempt(S, u)
   local t = u.node.task
+  local values = u.values or S.values
   if u.label ~= nil then
-    return xpcall(t.fn, S.handler, u.item, S.values)
+    return xpcall(t.fn, S.handler, u.item, values)
   end
-  return xpcall(t.fn, S.handler, S.values, u.release)
+  return xpcall(t.fn, S.handler, values, u.release)
 end
 
 -- strays: the tasks a unit's code spawned and left (task.take_strays),
@@ -339,6 +342,7 @@ local function outcome(S, u, ok, res)
     return "cancelled"          -- even if its code caught the cancellation
   elseif ok then
     u.result = res
+    if u.cached then return "up_to_date" end     -- (it did nothing to roll back)
     record_rollback(S, u)
     return "ok"
   elseif u.timed_out then
@@ -451,6 +455,20 @@ local function run_attempts(S, u, me, timeout_ms)
   finish_unit(S, u, ok, res, stray_failure)
 end
 
+-- Is cached unit u up to date (opts.cache: lua/pipeline/cache.lua)? Its
+-- inputs are hashed here, cancellable like its function. When it is not,
+-- its function gets the parameters through the cache, which records the
+-- ones it reads.
+local function up_to_date(S, u, me)
+  u.active = me
+  local ok, fresh = pcall(S.cache.check, S.cache, u)
+  u.active = nil
+  if ok and fresh then return true end
+  if not ok and not (task.is_cancelled(fresh) or u.cancel_requested) then error(fresh, 0) end
+  u.values = S.cache:values_for(u)
+  return false
+end
+
 -- A worker runs units one after another: the one it was started with,
 -- then, as long as there is work, one of those that became ready. Reusing
 -- the task instead of spawning one per unit keeps a big run cheap.
@@ -459,7 +477,13 @@ local function worker(S, u)
   while u do
     if u.context then task.set_context(u.context) end
     local t = u.node.task
-    if t.timeout_ms == nil and t.retries == 0 then run_once(S, u, me) else run_attempts(S, u, me) end
+    if t.cache and S.cache and up_to_date(S, u, me) then
+      finish_unit(S, u, true, u.result)
+    elseif t.timeout_ms == nil and t.retries == 0 then
+      run_once(S, u, me)
+    else
+      run_attempts(S, u, me)
+    end
     -- A unit's code can reach this task (task.current()) and cancel it:
     -- a cancelled worker leaves the next units to fresh ones.
     if me:cancel_requested() then

@@ -57,6 +57,7 @@ end
 
 local STATUS = {
   ok = { "ok", "green", "✓" },
+  up_to_date = { "up to date", "green", "≡" },
   failed = { "failed", "red", "✗" },
   cancelled = { "cancelled", "yellow", "⊘" },
   skipped = { "skipped", "dim", "○" },
