@@ -154,6 +154,44 @@ function docker.exists(image, opts) end
 ---@return table[] entries {Untagged=...} / {Deleted=...}
 function docker.rm_image(image, opts) end
 
+---@class slipway.docker.ImageSummary
+---@field id string "sha256:..."
+---@field tags string[] "repo:tag" references (empty for a dangling image)
+---@field digests string[] "repo@sha256:..." references from registries
+---@field created integer Unix seconds
+---@field size integer bytes
+---@field labels table<string, string>
+---@field containers integer containers using it (-1 when the engine did not count)
+
+---The engine's images, newest first, like `docker image ls`.
+---@async
+---@param opts? {filters?: table<string, string|string[]>, all?: boolean, client?: slipway.docker.Client} filters: the engine's (reference = "app:*", label, dangling = "true", before, since); all: intermediate layers too (default false)
+---@return slipway.docker.ImageSummary[]
+function docker.images(opts) end
+
+---@class slipway.docker.PruneOptions
+---@field images? boolean remove unused images (default true)
+---@field dangling_only? boolean only untagged images, like `docker image prune`; false: every image no container uses, like `-a` (default true)
+---@field containers? boolean remove stopped containers, finished Swarm tasks' among them (default true)
+---@field until? string|integer only what was created before this ("24h", RFC 3339, Unix seconds)
+---@field label? string|string[] only what has these labels ("key" or "key=value"; "label!=..." is not supported)
+---@field timeout? string|number deadline of each request (default "5m")
+---@field client? slipway.docker.Client default: DOCKER_HOST's
+
+---@class slipway.docker.PruneResult
+---@field containers_deleted string[] container ids
+---@field images_deleted string[] image and layer ids
+---@field images_untagged string[] references removed
+---@field space_reclaimed integer bytes freed
+
+---Remove stopped containers and unused images (POST /containers/prune,
+---then /images/prune), like `docker container prune -f` and `docker image
+---prune -f`.
+---@async
+---@param opts? slipway.docker.PruneOptions
+---@return slipway.docker.PruneResult
+function docker.prune(opts) end
+
 ---@class slipway.docker.DeployOptions
 ---@field wait? boolean wait until converged (default true)
 ---@field timeout? string|number deadline of the wait (default "5m")
@@ -364,15 +402,44 @@ function docker.service.tasks(id, opts) end
 ---@field stdout? boolean default true
 ---@field stderr? boolean default true
 ---@field timestamps? boolean prefix each line with its time (default false)
----@field since? string only lines since this time (Unix seconds or RFC 3339)
+---@field since? string|integer only lines since this time (Unix seconds, RFC 3339, or "10m" ago)
+---@field follow? boolean keep reading new lines until on_line returns false, max_lines came, or the timeout (default false)
+---@field on_line? fun(text: string, stream: "stdout"|"stderr"): boolean? gets each line as it arrives, without its newline (return false to stop); then logs returns the count
+---@field max_lines? integer stop after this many lines (default 10000 when the lines are returned, else no limit)
+---@field timeout? string|number deadline of the whole read (default "30s", none when following)
 ---@field client? slipway.docker.Client
 
----The service's log lines, from every task.
+---The service's log lines, from every task, streamed from the engine
+---(stdout/stderr frames taken apart; a line longer than 64 KiB comes in
+---pieces).
 ---@async
 ---@param id string id or name
 ---@param opts? slipway.docker.LogsOptions
----@return {stream: "stdout"|"stderr", text: string}[]
+---@return {stream: "stdout"|"stderr", text: string}[]|integer lines the lines, or their count when on_line took them
 function docker.service.logs(id, opts) end
+
+---@class slipway.docker.ScaleOptions
+---@field wait? boolean wait until that many tasks run (default true)
+---@field timeout? string|number deadline of the wait (default "2m")
+---@field on_progress? fun(line: string) gets the wait's progress lines (default: none)
+---@field client? slipway.docker.Client
+
+---@class slipway.docker.ScaleResult
+---@field id string
+---@field name string
+---@field before integer the replicas it had
+---@field replicas integer the replicas it has now
+---@field converged boolean whether it waited and they run
+
+---Set a replicated service's replica count (its spec is otherwise left
+---as it is), like `docker service scale name=n`; raises when it does not
+---converge in time.
+---@async
+---@param id string id or name
+---@param replicas integer
+---@param opts? slipway.docker.ScaleOptions
+---@return slipway.docker.ScaleResult
+function docker.service.scale(id, replicas, opts) end
 
 ---Ask the engine (which asks the registry) for an image's digest and
 ---platforms, as `docker service create` does; create/update and
@@ -384,6 +451,43 @@ function docker.service.logs(id, opts) end
 ---@return string|nil pinned "ref@sha256:...", or nil when no registry has it
 ---@return {Architecture: string, OS: string}[]|string|nil platforms the image's platforms (nil when it names none), or the warning when pinned is nil
 function docker.service.resolve_image(client, ref, auth) end
+
+---@class slipway.docker.node
+docker.node = {}
+
+---@class slipway.docker.NodeSummary
+---@field id string
+---@field version integer its Version.Index
+---@field hostname string
+---@field name? string the name given to it, if any
+---@field role "manager"|"worker"
+---@field availability "active"|"pause"|"drain"
+---@field state string "ready", "down", ...
+---@field addr string
+---@field leader boolean the swarm's leading manager
+---@field manager_reachability? string "reachable" ... (managers only)
+---@field labels table<string, string>
+---@field engine string the engine's version
+
+---The swarm's nodes, by hostname (needs a manager).
+---@async
+---@param opts? {filters?: table<string, string|string[]>, client?: slipway.docker.Client} filters: the engine's (id, label, name, role, membership)
+---@return slipway.docker.NodeSummary[]
+function docker.node.list(opts) end
+
+---@class slipway.docker.NodeUpdateOptions
+---@field availability? "active"|"pause"|"drain" drain: Swarm moves the node's tasks elsewhere
+---@field role? "manager"|"worker"
+---@field labels? table<string, string|false> merged into the node's labels; false removes one
+---@field client? slipway.docker.Client
+
+---Update a node (by id, name or hostname) with the version it was read at,
+---like `docker node update --availability drain`.
+---@async
+---@param id string
+---@param opts? slipway.docker.NodeUpdateOptions
+---@return slipway.docker.NodeSummary node as it is after the update
+function docker.node.update(id, opts) end
 
 ---@class slipway.docker.swarm
 docker.swarm = {}

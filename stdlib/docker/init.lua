@@ -5,9 +5,12 @@
 --   docker.tag(src, target)            docker.push(image) -> "sha256:..."
 --   docker.inspect(image)              docker.exists(image) -> boolean
 --   docker.rm_image(image, opts)
+--   docker.images{ filters = { reference = "app" } }   -> { { id, tags, created, size, labels } }
+--   docker.prune{ images = true, dangling_only = true, until = "24h", containers = true }
 --   docker.stack.deploy(name, stack, { wait = true, timeout = "5m" })
 --   docker.stack.rm(name)              docker.stack.services(name)
---   docker.service.create/update/inspect/find/list/rm/tasks/logs
+--   docker.service.create/update/inspect/find/list/rm/tasks/logs/scale
+--   docker.node.list{}                 docker.node.update(name, { availability = "drain" })
 --   docker.swarm.ensure_manager/network/secret/config/cleanup
 --   docker.client{ host = "ssh://user@host" }  -> a client for `client = ...` options
 --
@@ -16,6 +19,7 @@
 -- "docker.<op>: <subject>: <engine message>" at the caller's line.
 local client = require("slipway.docker.client")
 local image = require("slipway.docker.image")
+local housekeeping = require("slipway.docker.housekeeping")
 
 local M = {
   build = image.build,
@@ -24,6 +28,8 @@ local M = {
   inspect = image.inspect,
   exists = image.exists,
   rm_image = image.rm_image,
+  images = housekeeping.images,
+  prune = housekeeping.prune,
   client = client.new,
 }
 
@@ -33,6 +39,7 @@ local lazy = {
   stack = "slipway.docker.stack",
   service = "slipway.docker.service",
   swarm = "slipway.docker.swarm",
+  node = "slipway.docker.node",
 }
 
 return setmetatable(M, {

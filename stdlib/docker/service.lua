@@ -9,6 +9,8 @@
 --   service.rm(id_or_name, opts)        -> true
 --   service.tasks(id_or_name, opts)     -> { tasks }
 --   service.logs(id_or_name, opts)      -> { { stream = "stdout", text = "..." } }
+--                                          (or streamed to opts.on_line)
+--   service.scale(id_or_name, n, opts)  -> { id, name, before, replicas, converged }
 --
 -- create/update resolve the image like `docker service create` does unless
 -- resolve_image = false: a missing tag becomes :latest, and when a
@@ -185,35 +187,165 @@ function M.tasks(id, opts)
   return body or {}
 end
 
-local logs_opts = set("client", "tail", "stdout", "stderr", "timestamps", "since")
+---------------------------------------------------------------- scale
 
--- The service's log lines (the engine multiplexes stdout/stderr in 8-byte
--- framed chunks when the service has no TTY).
-function M.logs(id, opts)
-  need_string("docker.service.logs", "id", id)
-  opts = client.check_opts("docker.service.logs", opts, logs_opts)
+local scale_opts = set("client", "wait", "timeout", "on_progress")
+
+-- scale(name, replicas, { wait = true, timeout = "2m" }): set the
+-- replicated service's Mode.Replicated.Replicas (the image stays as it is
+-- pinned), then wait until that many tasks run (slipway.docker.converge).
+-- Returns { id, name, before, replicas, converged }.
+function M.scale(id, replicas, opts)
+  local fname = "docker.service.scale"
+  need_string(fname, "id", id)
+  if math.type(replicas) ~= "integer" or replicas < 0 then
+    error(client.where() .. ("%s: replicas must be a non-negative integer, got %s"):format(fname, tostring(replicas)), 0)
+  end
+  opts = client.check_opts("docker.service.scale", opts, scale_opts)
+  local timeout_ms, err = require("slipway.duration").parse(opts.timeout or "2m")
+  if not timeout_ms then error(client.where() .. fname .. ": timeout: " .. err, 0) end
   local c = opts.client or client.default()
+  local svc = c:call(fname, "GET", "/services/" .. client.path_escape(id), { subject = id })
+  local spec = svc.Spec
+  if type(spec.Mode) ~= "table" or type(spec.Mode.Replicated) ~= "table" then
+    client.raise(("%s: %s: only a replicated service can be scaled (this one is %s)"):format(
+      fname, id, next(spec.Mode or {}) or "of no mode"))
+  end
+  local before = spec.Mode.Replicated.Replicas or 1
+  spec.Mode.Replicated.Replicas = replicas
+  c:call(fname, "POST", "/services/" .. svc.ID .. "/update",
+    { query = { version = svc.Version.Index }, body = spec, subject = spec.Name })
+  local result = { id = svc.ID, name = spec.Name, before = before, replicas = replicas, converged = false }
+  if opts.wait == false then return result end
+  local converge = require("slipway.docker.converge")
+  local ok, reasons, why = converge.wait(c, { { name = spec.Name, id = svc.ID } }, timeout_ms, 250,
+    opts.on_progress or function() end)
+  if not ok then
+    client.raise(("%s: %s: %s%s"):format(fname, spec.Name, why == "timeout" and ("not converged in %s: "):format(
+      opts.timeout or "2m") or "", reasons[spec.Name] or "failed"))
+  end
+  result.converged = true
+  return result
+end
+
+---------------------------------------------------------------- logs
+
+M.MAX_LOG_LINE = 64 * 1024      -- a longer line comes in pieces of this size
+M.MAX_LOG_FRAME = 1024 * 1024   -- a bigger frame means a broken or hostile stream
+M.MAX_LOG_LINES = 10000         -- lines kept when logs() returns them
+
+local STOP = setmetatable({}, { __tostring = function() return "docker.service.logs: stopped" end })
+
+-- A body handler for the engine's log stream: frames of an 8-byte header
+-- (stream 1 stdout / 2 stderr, 3 zero bytes, big-endian size) and the
+-- payload, or plain text when the service has a TTY. on_line(text,
+-- stream) gets each line without its newline; returns on_body, finish().
+function M._log_lines(on_line)
+  local head, framed = "", nil   -- bytes not yet parsed; nil until the first 8 bytes decide
+  local partial = { stdout = "", stderr = "" }
+  local max = M.MAX_LOG_LINE
+  local function text(stream, s)
+    local buf, pos = partial[stream] .. s, 1
+    while true do
+      local nl = buf:find("\n", pos, true)
+      if not nl then break end
+      while nl - pos > max do
+        on_line(buf:sub(pos, pos + max - 1), stream)
+        pos = pos + max
+      end
+      on_line(buf:sub(pos, nl - 1), stream)
+      pos = nl + 1
+    end
+    while #buf - pos + 1 > max do
+      on_line(buf:sub(pos, pos + max - 1), stream)
+      pos = pos + max
+    end
+    partial[stream] = buf:sub(pos)
+  end
+  local function on_body(chunk)
+    if framed == false then return text("stdout", chunk) end
+    head = head .. chunk
+    if framed == nil then
+      if #head < 8 then return end
+      local kind = head:byte(1)
+      framed = kind <= 2 and head:sub(2, 4) == "\0\0\0"
+      if not framed then
+        local all = head
+        head = ""
+        return text("stdout", all)
+      end
+    end
+    local pos = 1
+    while #head - pos + 1 >= 8 do
+      local kind, size = head:byte(pos), string.unpack(">I4", head, pos + 4)
+      if size > M.MAX_LOG_FRAME then
+        client.raise(("docker.service.logs: the engine sent a frame of %d bytes (at most %d)"):format(size, M.MAX_LOG_FRAME))
+      end
+      if #head - pos + 1 < 8 + size then break end
+      text(kind == 2 and "stderr" or "stdout", head:sub(pos + 8, pos + 7 + size))
+      pos = pos + 8 + size
+    end
+    head = head:sub(pos)
+  end
+  local function finish()
+    for _, stream in ipairs({ "stdout", "stderr" }) do
+      if partial[stream] ~= "" then
+        local last = partial[stream]
+        partial[stream] = ""
+        on_line(last, stream)
+      end
+    end
+  end
+  return on_body, finish
+end
+
+local logs_opts = set("client", "tail", "stdout", "stderr", "timestamps", "since", "follow", "on_line",
+  "max_lines", "timeout")
+
+-- The service's log lines from every task, streamed: opts.on_line(text,
+-- stream) gets each as it arrives (return false to stop), else they are
+-- returned as { { stream = "stdout", text = "..." } }. follow = true keeps
+-- reading until on_line returns false, max_lines lines came, the timeout
+-- (default none when following, else "30s") or the service ends.
+function M.logs(id, opts)
+  local fname = "docker.service.logs"
+  need_string(fname, "id", id)
+  opts = client.check_opts("docker.service.logs", opts, logs_opts)
+  if opts.on_line ~= nil and type(opts.on_line) ~= "function" then
+    error(client.where() .. fname .. ": on_line must be a function", 0)
+  end
+  if opts.tail ~= nil and (math.type(opts.tail) ~= "integer" or opts.tail < 0) then
+    error(client.where() .. fname .. ": tail must be a non-negative integer", 0)
+  end
+  local max_lines = opts.max_lines or (opts.on_line == nil and M.MAX_LOG_LINES or math.huge)
+  if type(max_lines) ~= "number" or max_lines < 1 then
+    error(client.where() .. fname .. ": max_lines must be a positive integer", 0)
+  end
+  local c = opts.client or client.default()
+  -- An absent service answers the logs request with a JSON error body,
+  -- which a stream handler would take for log text: ask first.
+  c:call(fname, "GET", "/services/" .. client.path_escape(id), { subject = id })
+  local out, count = {}, 0
+  local on_line = opts.on_line or function(text, stream)
+    out[#out + 1] = { stream = stream, text = text }
+  end
+  local on_body, finish = M._log_lines(function(text, stream)
+    count = count + 1
+    if on_line(text, stream) == false or count >= max_lines then error(STOP, 0) end
+  end)
   local q = {
     stdout = opts.stdout ~= false, stderr = opts.stderr ~= false,
     tail = opts.tail and tostring(opts.tail) or "all", timestamps = opts.timestamps and true or nil,
-    since = opts.since,
+    since = opts.since and tostring(opts.since), follow = opts.follow and true or nil,
   }
-  local body = c:call("docker.service.logs", "GET", "/services/" .. client.path_escape(id) .. "/logs",
-    { query = q, subject = id, timeout = "30s" }) or ""
-  local out, pos = {}, 1
-  local framed = #body >= 8 and (body:byte(1) == 1 or body:byte(1) == 2) and body:sub(2, 4) == "\0\0\0"
-  if not framed then
-    for l in body:gmatch("[^\n]+") do out[#out + 1] = { stream = "stdout", text = l } end
-    return out
+  local ok, res = pcall(c.raw, c, fname, "GET", "/services/" .. client.path_escape(id) .. "/logs",
+    { query = q, subject = id, on_body = on_body, timeout = opts.timeout or (opts.follow and 0 or "30s") })
+  if ok and res.status >= 400 then
+    client.raise(("%s: %s: HTTP %d"):format(fname, id, res.status))
   end
-  while pos + 7 <= #body do
-    local kind, size = body:byte(pos), string.unpack(">I4", body, pos + 4)
-    local chunk = body:sub(pos + 8, pos + 7 + size)
-    for l in chunk:gmatch("[^\n]+") do
-      out[#out + 1] = { stream = kind == 2 and "stderr" or "stdout", text = l }
-    end
-    pos = pos + 8 + size
-  end
+  if ok then ok, res = pcall(finish) end
+  if not ok and res ~= STOP then error(res, 0) end
+  if opts.on_line then return count end
   return out
 end
 
