@@ -402,7 +402,7 @@ function docker.service.tasks(id, opts) end
 ---@field stdout? boolean default true
 ---@field stderr? boolean default true
 ---@field timestamps? boolean prefix each line with its time (default false)
----@field since? string|integer only lines since this time (Unix seconds, RFC 3339, or "10m" ago)
+---@field since? string|integer only lines since this time: Unix seconds, or a duration ago ("10m")
 ---@field follow? boolean keep reading new lines until on_line returns false, max_lines came, or the timeout (default false)
 ---@field on_line? fun(text: string, stream: "stdout"|"stderr"): boolean? gets each line as it arrives, without its newline (return false to stop); then logs returns the count
 ---@field max_lines? integer stop after this many lines (default 10000 when the lines are returned, else no limit)

@@ -299,6 +299,20 @@ function M._log_lines(on_line)
   return on_body, finish
 end
 
+-- The engine's since: Unix seconds, given as such or as a duration ago
+-- ("10m", like the CLI's --since 10m).
+function M._since(fname, since)
+  if since == nil then return nil end
+  if type(since) == "number" then return tostring(since) end
+  if type(since) == "string" and since:match("^%d+%.?%d*$") then return since end
+  local ms = type(since) == "string" and require("slipway.duration").parse(since)
+  if not ms then
+    error(client.where() .. ("%s: since must be Unix seconds or a duration such as \"10m\", got %s"):format(
+      fname, tostring(since)), 0)
+  end
+  return tostring(os.time() - ms // 1000)
+end
+
 local logs_opts = set("client", "tail", "stdout", "stderr", "timestamps", "since", "follow", "on_line",
   "max_lines", "timeout")
 
@@ -336,7 +350,7 @@ function M.logs(id, opts)
   local q = {
     stdout = opts.stdout ~= false, stderr = opts.stderr ~= false,
     tail = opts.tail and tostring(opts.tail) or "all", timestamps = opts.timestamps and true or nil,
-    since = opts.since and tostring(opts.since), follow = opts.follow and true or nil,
+    since = M._since(fname, opts.since), follow = opts.follow and true or nil,
   }
   local ok, res = pcall(c.raw, c, fname, "GET", "/services/" .. client.path_escape(id) .. "/logs",
     { query = q, subject = id, on_body = on_body, timeout = opts.timeout or (opts.follow and 0 or "30s") })
