@@ -30,7 +30,7 @@
  *       what it points to (outside the context) into the image.
  *       Running out of memory fails it with ENOMEM.
  *
- * The tar is written by libarchive, opened on first require (lazylib.h):
+ * The tar is written by libarchive, opened on first require (archive_lazy.h):
  * it pulls in a dozen compression libraries that nothing else needs.
  */
 #include <dirent.h>
@@ -45,57 +45,8 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include "slipway.h"
-#include "lazylib.h"
+#include "archive_lazy.h"
 #include "pattern.h"
-
-/* ------------------------------------------------------------ libarchive */
-
-static struct {
-  struct archive *(*write_new)(void);
-  int (*set_format_pax_restricted)(struct archive *);
-  int (*open_filename)(struct archive *, const char *);
-  int (*write_header)(struct archive *, struct archive_entry *);
-  la_ssize_t (*write_data)(struct archive *, const void *, size_t);
-  int (*write_close)(struct archive *);
-  int (*write_free)(struct archive *);
-  const char *(*error_string)(struct archive *);
-  struct archive_entry *(*entry_new)(void);
-  void (*entry_free)(struct archive_entry *);
-  void (*entry_clear)(struct archive_entry *);
-  void (*entry_set_pathname)(struct archive_entry *, const char *);
-  void (*entry_set_size)(struct archive_entry *, la_int64_t);
-  void (*entry_set_filetype)(struct archive_entry *, unsigned int);
-  void (*entry_set_perm)(struct archive_entry *, __LA_MODE_T);
-  void (*entry_set_mtime)(struct archive_entry *, time_t, long);
-  void (*entry_set_uid)(struct archive_entry *, la_int64_t);
-  void (*entry_set_gid)(struct archive_entry *, la_int64_t);
-  void (*entry_set_symlink)(struct archive_entry *, const char *);
-} la;
-
-static const struct sw_lazysym la_syms[] = {
-  {"archive_write_new", (void **)&la.write_new},
-  {"archive_write_set_format_pax_restricted", (void **)&la.set_format_pax_restricted},
-  {"archive_write_open_filename", (void **)&la.open_filename},
-  {"archive_write_header", (void **)&la.write_header},
-  {"archive_write_data", (void **)&la.write_data},
-  {"archive_write_close", (void **)&la.write_close},
-  {"archive_write_free", (void **)&la.write_free},
-  {"archive_error_string", (void **)&la.error_string},
-  {"archive_entry_new", (void **)&la.entry_new},
-  {"archive_entry_free", (void **)&la.entry_free},
-  {"archive_entry_clear", (void **)&la.entry_clear},
-  {"archive_entry_set_pathname", (void **)&la.entry_set_pathname},
-  {"archive_entry_set_size", (void **)&la.entry_set_size},
-  {"archive_entry_set_filetype", (void **)&la.entry_set_filetype},
-  {"archive_entry_set_perm", (void **)&la.entry_set_perm},
-  {"archive_entry_set_mtime", (void **)&la.entry_set_mtime},
-  {"archive_entry_set_uid", (void **)&la.entry_set_uid},
-  {"archive_entry_set_gid", (void **)&la.entry_set_gid},
-  {"archive_entry_set_symlink", (void **)&la.entry_set_symlink},
-  {NULL, NULL}
-};
-
-static const char *const la_sonames[] = {"libarchive.so.13", "libarchive.so", NULL};
 
 /* ------------------------------------------------------------ patterns */
 
@@ -228,15 +179,15 @@ static int changed(tar_op *x, const char *full) {
 static int add_entry(tar_state *t, int dfd, const char *name, const char *rel,
                      const char *full, struct stat *st) {
   tar_op *x = t->x;
-  la.entry_clear(t->e);
-  la.entry_set_pathname(t->e, rel);
-  la.entry_set_perm(t->e, st->st_mode & 07777);
-  la.entry_set_mtime(t->e, st->st_mtime, 0);
-  la.entry_set_uid(t->e, 0);
-  la.entry_set_gid(t->e, 0);
+  sw_la.entry_clear(t->e);
+  sw_la.entry_set_pathname(t->e, rel);
+  sw_la.entry_set_perm(t->e, st->st_mode & 07777);
+  sw_la.entry_set_mtime(t->e, st->st_mtime, 0);
+  sw_la.entry_set_uid(t->e, 0);
+  sw_la.entry_set_gid(t->e, 0);
   int fd = -1;
   if (S_ISDIR(st->st_mode)) {
-    la.entry_set_filetype(t->e, AE_IFDIR);
+    sw_la.entry_set_filetype(t->e, AE_IFDIR);
   } else if (S_ISLNK(st->st_mode)) {
     char *target = t->link;
     ssize_t n = readlinkat(dfd, name, target, sizeof t->link - 1);
@@ -245,8 +196,8 @@ static int add_entry(tar_state *t, int dfd, const char *name, const char *rel,
     if ((size_t)n == sizeof t->link - 1)   /* maybe cut short */
       return tar_fail(x, "ENAMETOOLONG", "%s: %s", full, "symlink target too long");
     target[n] = 0;
-    la.entry_set_filetype(t->e, AE_IFLNK);
-    la.entry_set_symlink(t->e, target);
+    sw_la.entry_set_filetype(t->e, AE_IFLNK);
+    sw_la.entry_set_symlink(t->e, target);
   } else if (S_ISREG(st->st_mode)) {
     /* Not followed, not blocking (a FIFO put in its place would hang the
      * worker), and still the file fstatat saw. */
@@ -260,14 +211,14 @@ static int add_entry(tar_state *t, int dfd, const char *name, const char *rel,
       close(fd);
       return changed(x, full);
     }
-    la.entry_set_filetype(t->e, AE_IFREG);
-    la.entry_set_size(t->e, st->st_size);
+    sw_la.entry_set_filetype(t->e, AE_IFREG);
+    sw_la.entry_set_size(t->e, st->st_size);
   } else {
     return 0;   /* sockets, fifos, devices: not build context material */
   }
-  if (t->a && la.write_header(t->a, t->e) != ARCHIVE_OK) {
+  if (t->a && sw_la.write_header(t->a, t->e) != ARCHIVE_OK) {
     if (fd >= 0) close(fd);
-    return tar_fail(x, "EIO", "%s: %s", rel, la.error_string(t->a));
+    return tar_fail(x, "EIO", "%s: %s", rel, sw_la.error_string(t->a));
   }
   hash_entry(x, st, rel, S_ISLNK(st->st_mode) ? t->link : "");
   if (fd >= 0) {
@@ -276,9 +227,9 @@ static int add_entry(tar_state *t, int dfd, const char *name, const char *rel,
       ssize_t n = read(fd, t->buf, left < (long long)sizeof t->buf ? (size_t)left : sizeof t->buf);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;             /* shrank meanwhile: libarchive pads */
-      if (t->a && la.write_data(t->a, t->buf, (size_t)n) < 0) {
+      if (t->a && sw_la.write_data(t->a, t->buf, (size_t)n) < 0) {
         close(fd);
-        return tar_fail(x, "EIO", "%s: %s", rel, la.error_string(t->a));
+        return tar_fail(x, "EIO", "%s: %s", rel, sw_la.error_string(t->a));
       }
       sw_sha256_update(x->sha, t->buf, (size_t)n);
       left -= n;
@@ -373,18 +324,18 @@ static int walk_into(tar_state *t, int dfd, const char *name, const char *full,
 static void tar_work(uv_work_t *req) {
   tar_op *x = req->data;
   tar_state *t = malloc(sizeof *t);
-  if (t == NULL || (t->a = x->out ? la.write_new() : NULL, x->out && t->a == NULL)) {
+  if (t == NULL || (t->a = x->out ? sw_la.write_new() : NULL, x->out && t->a == NULL)) {
     free(t);
     out_of_memory(x);
     return;
   }
   t->x = x;
-  t->e = la.entry_new();
-  if (t->a) la.set_format_pax_restricted(t->a);
+  t->e = sw_la.entry_new();
+  if (t->a) sw_la.set_format_pax_restricted(t->a);
   if (t->e == NULL) {
     out_of_memory(x);
-  } else if (t->a && la.open_filename(t->a, x->out) != ARCHIVE_OK) {
-    tar_fail(x, "EIO", "%s: %s", x->out, la.error_string(t->a));
+  } else if (t->a && sw_la.open_filename(t->a, x->out) != ARCHIVE_OK) {
+    tar_fail(x, "EIO", "%s: %s", x->out, sw_la.error_string(t->a));
   } else {
     /* the context directory itself may be reached through symlinks */
     int fd = open(x->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -394,11 +345,11 @@ static void tar_work(uv_work_t *req) {
       tar_fail(x, errno == ENOENT ? "ENOENT" : "EIO", "%s: %s", x->dir, strerror(errno));
     else
       walk(t, fd, x->dir, "");
-    if (t->a && la.write_close(t->a) != ARCHIVE_OK && x->code[0] == 0)
-      tar_fail(x, "EIO", "%s: %s", x->out, la.error_string(t->a));
+    if (t->a && sw_la.write_close(t->a) != ARCHIVE_OK && x->code[0] == 0)
+      tar_fail(x, "EIO", "%s: %s", x->out, sw_la.error_string(t->a));
   }
-  if (t->e) la.entry_free(t->e);
-  if (t->a) la.write_free(t->a);
+  if (t->e) sw_la.entry_free(t->e);
+  if (t->a) sw_la.write_free(t->a);
   free(t);
   sw_sha256_finish(x->sha, x->digest);
   x->sha = NULL;
@@ -492,7 +443,7 @@ static const luaL_Reg docker_funcs[] = {
 };
 
 int luaopen_slipway__docker(lua_State *L) {
-  sw_lazylib_load(L, la_sonames, la_syms);
+  sw_archive_require(L);
   luaL_newlib(L, docker_funcs);
   return 1;
 }

@@ -34,7 +34,7 @@
  *   _vercel.ignored(rules_text, rel, is_dir) -> boolean
  *       the rule of scan for one path (its parents are not looked at)
  *
- * libarchive (for tgz) and libcrypto are opened on first use (lazylib.h).
+ * libarchive (for tgz: archive_lazy.h) and libcrypto are opened on first use.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -48,7 +48,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include "slipway.h"
-#include "lazylib.h"
+#include "archive_lazy.h"
 
 #define HASH_WORKERS 4                /* libuv's pool has 4 threads by default */
 #define READ_BUF (64 * 1024)
@@ -530,53 +530,6 @@ static void hash_work(uv_work_t *req) {
 
 /* ------------------------------------------------------------ tgz */
 
-static struct {
-  struct archive *(*write_new)(void);
-  int (*add_filter_gzip)(struct archive *);
-  int (*set_format_pax_restricted)(struct archive *);
-  int (*set_bytes_in_last_block)(struct archive *, int);
-  int (*open)(struct archive *, void *, archive_open_callback *, archive_write_callback *,
-              archive_close_callback *);
-  int (*write_header)(struct archive *, struct archive_entry *);
-  la_ssize_t (*write_data)(struct archive *, const void *, size_t);
-  int (*write_close)(struct archive *);
-  int (*write_free)(struct archive *);
-  const char *(*error_string)(struct archive *);
-  struct archive_entry *(*entry_new)(void);
-  void (*entry_free)(struct archive_entry *);
-  void (*entry_clear)(struct archive_entry *);
-  void (*entry_copy_stat)(struct archive_entry *, const struct stat *);
-  void (*entry_set_pathname)(struct archive_entry *, const char *);
-  void (*entry_set_symlink)(struct archive_entry *, const char *);
-  void (*entry_set_uid)(struct archive_entry *, la_int64_t);
-  void (*entry_set_gid)(struct archive_entry *, la_int64_t);
-  void (*entry_set_size)(struct archive_entry *, la_int64_t);
-} la;
-
-static const struct sw_lazysym la_syms[] = {
-  {"archive_write_new", (void **)&la.write_new},
-  {"archive_write_add_filter_gzip", (void **)&la.add_filter_gzip},
-  {"archive_write_set_format_pax_restricted", (void **)&la.set_format_pax_restricted},
-  {"archive_write_set_bytes_in_last_block", (void **)&la.set_bytes_in_last_block},
-  {"archive_write_open", (void **)&la.open},
-  {"archive_write_header", (void **)&la.write_header},
-  {"archive_write_data", (void **)&la.write_data},
-  {"archive_write_close", (void **)&la.write_close},
-  {"archive_write_free", (void **)&la.write_free},
-  {"archive_error_string", (void **)&la.error_string},
-  {"archive_entry_new", (void **)&la.entry_new},
-  {"archive_entry_free", (void **)&la.entry_free},
-  {"archive_entry_clear", (void **)&la.entry_clear},
-  {"archive_entry_copy_stat", (void **)&la.entry_copy_stat},
-  {"archive_entry_set_pathname", (void **)&la.entry_set_pathname},
-  {"archive_entry_set_symlink", (void **)&la.entry_set_symlink},
-  {"archive_entry_set_uid", (void **)&la.entry_set_uid},
-  {"archive_entry_set_gid", (void **)&la.entry_set_gid},
-  {"archive_entry_set_size", (void **)&la.entry_set_size},
-  {NULL, NULL}
-};
-
-static const char *const la_sonames[] = {"libarchive.so.13", "libarchive.so", NULL};
 
 /* libarchive's output, cut into part files. */
 static la_ssize_t part_write(struct archive *a, void *cd, const void *buf, size_t n) {
@@ -621,37 +574,37 @@ static int tgz_entry(job *j, struct archive *a, struct archive_entry *ae, const 
                      unsigned char *buf) {
   struct stat st;
   if (fstatat(j->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) != 0) return fail_errno(j, rel, errno);
-  la.entry_clear(ae);
-  la.entry_copy_stat(ae, &st);
-  la.entry_set_pathname(ae, rel);
-  la.entry_set_uid(ae, 0);
-  la.entry_set_gid(ae, 0);
-  if (!S_ISREG(st.st_mode)) la.entry_set_size(ae, 0);
+  sw_la.entry_clear(ae);
+  sw_la.entry_copy_stat(ae, &st);
+  sw_la.entry_set_pathname(ae, rel);
+  sw_la.entry_set_uid(ae, 0);
+  sw_la.entry_set_gid(ae, 0);
+  if (!S_ISREG(st.st_mode)) sw_la.entry_set_size(ae, 0);
   int fd = -1;
   if (S_ISLNK(st.st_mode)) {
     char target[MAX_LINK];
     ssize_t n = readlinkat(j->dirfd, rel, target, sizeof target - 1);
     if (n < 0) return fail_errno(j, rel, errno);
     target[n] = 0;
-    la.entry_set_symlink(ae, target);
+    sw_la.entry_set_symlink(ae, target);
   } else if (S_ISREG(st.st_mode)) {
     entry e = {.rel = (char *)rel, .dev = st.st_dev, .ino = st.st_ino};
     if ((fd = open_entry(j, &e)) < 0) return -1;
   } else if (!S_ISDIR(st.st_mode)) {
     return 0;
   }
-  if (la.write_header(a, ae) != ARCHIVE_OK) {
+  if (sw_la.write_header(a, ae) != ARCHIVE_OK) {
     if (fd >= 0) close(fd);
-    return fail(j, "EIO", rel, la.error_string(a));
+    return fail(j, "EIO", rel, sw_la.error_string(a));
   }
   while (fd >= 0 && !j->stop) {
     ssize_t n = read(fd, buf, READ_BUF);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) { int e = errno; close(fd); return fail_errno(j, rel, e); }
     if (n == 0) break;
-    if (la.write_data(a, buf, (size_t)n) < 0) {
+    if (sw_la.write_data(a, buf, (size_t)n) < 0) {
       close(fd);
-      return fail(j, "EIO", rel, la.error_string(a));
+      return fail(j, "EIO", rel, sw_la.error_string(a));
     }
   }
   if (fd >= 0) close(fd);
@@ -665,29 +618,29 @@ static void tgz_work(uv_work_t *req) {
     fail_errno(j, j->dir, errno);
     return;
   }
-  struct archive *a = la.write_new();
-  struct archive_entry *ae = la.entry_new();
+  struct archive *a = sw_la.write_new();
+  struct archive_entry *ae = sw_la.entry_new();
   unsigned char *buf = (unsigned char *)malloc(READ_BUF);
   if (a == NULL || ae == NULL || buf == NULL) {
     fail(j, "ENOMEM", "tgz", "out of memory");
   } else {
-    la.add_filter_gzip(a);
-    la.set_format_pax_restricted(a);
-    la.set_bytes_in_last_block(a, 1);         /* no zeros after the gzip stream */
-    if (la.open(a, j, NULL, part_write, part_close) != ARCHIVE_OK) {
-      fail(j, "EIO", j->out, la.error_string(a));
+    sw_la.add_filter_gzip(a);
+    sw_la.set_format_pax_restricted(a);
+    sw_la.set_bytes_in_last_block(a, 1);         /* no zeros after the gzip stream */
+    if (sw_la.open(a, j, NULL, part_write, part_close) != ARCHIVE_OK) {
+      fail(j, "EIO", j->out, sw_la.error_string(a));
     } else {
       for (size_t i = 0; i < j->es.n && !j->stop; i++)
         if (tgz_entry(j, a, ae, j->es.v[i].rel, buf) != 0) break;
-      if (la.write_close(a) != ARCHIVE_OK) fail(j, "EIO", j->out, la.error_string(a));
+      if (sw_la.write_close(a) != ARCHIVE_OK) fail(j, "EIO", j->out, sw_la.error_string(a));
     }
   }
   if (j->stop && j->code[0] == 0) fail(j, "ECANCELED", "tgz", "cancelled");
   if (j->code[0])                             /* half-written parts are of no use */
     for (int i = 0; i < j->nparts; i++) unlink(j->parts[i].path);
   free(buf);
-  if (ae) la.entry_free(ae);
-  if (a) la.write_free(a);
+  if (ae) sw_la.entry_free(ae);
+  if (a) sw_la.write_free(a);
 }
 
 /* ------------------------------------------------------------ results */
@@ -914,7 +867,7 @@ static int vercel_tgz(lua_State *L) {
   size_t part_size = sw_opt_size(L, 3, "part_size", (size_t)100 << 20, F);
   if (out == NULL || part_size == 0) luaL_error(L, "%s: options 'out' and 'part_size' (> 0) are required", F);
   sw_check_task(L, F);
-  sw_lazylib_load(L, la_sonames, la_syms);
+  sw_archive_require(L);
   job *j = job_new(L, J_TGZ, F);
   j->part_size = (long long)part_size;
   int ok = (j->dir = strdup(dir)) != NULL && (j->out = strdup(out)) != NULL;
