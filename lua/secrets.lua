@@ -168,6 +168,22 @@ function M._lookup(name, opts, from)
   return native.new(value, name)
 end
 
+-- While a command only inspects a pipeline (plan, graph, ci github,
+-- completion, history), secret() reads nothing: each secret is a stand-in
+-- Secret that names it, so those commands work where the secrets are not
+-- (a developer's machine, a fresh CI job). The run checks them for real.
+local inspecting = false
+
+-- inspect(fn, ...): fn(...) with secrets not read; raises what fn raises.
+function M.inspect(fn, ...)
+  local was = inspecting
+  inspecting = true
+  local r = table.pack(pcall(fn, ...))
+  inspecting = was
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
+end
+
 -- secret(name, opts) -> Secret | nil (optional and missing)
 local function resolve(_, name, opts)
   local from, why
@@ -176,6 +192,7 @@ local function resolve(_, name, opts)
     if type(name) ~= "string" or name == "" then error(caller.where() .. "secret: " .. from, 0) end
     misuse(name, from)
   end
+  if inspecting then return native.new(("<secret %s, not read by this command>"):format(name), name) end
   local s, missing
   s, why, missing = M._lookup(name, opts, from)
   if s then return s end

@@ -98,6 +98,30 @@ describe("secrets in a pipeline", function()
       .. "SLIPWAY_TEST_TOKEN is not set\n" }, { r.code, r.stdout, r.stderr })
   end)
 
+  it("plan, graph, ci github and history read no secret: they work where the secrets are not", function()
+    local dir = H.project {
+      ["deploy.lua"] = [[
+local key = secret("api", { from = "cmd", cmd = "touch command-ran; echo api-key-1" })
+local token = secret("SLIPWAY_TEST_TOKEN")
+print("token " .. token:reveal())
+task("deploy", function() sh('test -n "$T"', { env = { T = token } }) end)
+]],
+    }
+    for _, args in ipairs({ { "plan" }, { "graph" }, { "ci", "github" }, { "history" } }) do
+      local r = H.run(dir, args)
+      assert.same(0, r.code, table.concat(args, " ") .. ": " .. r.stderr)
+      assert.is_nil((r.stdout .. r.stderr):find("not read by this command", 1, true), r.stdout .. r.stderr)
+    end
+    assert.is_false(fs.exists(dir .. "/command-ran"))
+    assert.matches("SLIPWAY_TEST_TOKEN: ${{ secrets.SLIPWAY_TEST_TOKEN }}",
+      assert(fs.read(dir .. "/.github/workflows/deploy.yml")), 1, true)
+    -- the run reads them, and one that is not there stops it before anything runs
+    local r = H.run(dir, { "run" })
+    assert.same(2, r.code)
+    assert.matches("secret SLIPWAY_TEST_TOKEN: the environment variable SLIPWAY_TEST_TOKEN is not set", r.stderr, 1, true)
+    assert.is_true(fs.exists(dir .. "/command-ran"))
+  end)
+
   it("passwords in URLs are *** in output, events and records without any secret", function()
     local dir = H.project { ["deploy.lua"] = [[
 task("a", function()

@@ -374,7 +374,7 @@ local function github(args)
   end
   local prepare = require("slipway.pipeline.prepare")
   require("slipway.prelude")
-  local lok, def = pcall(prepare.load, { file = o.file })
+  local lok, def = pcall(prepare.load, { file = o.file, inspect = true })
   if not lok then return prepare.report_input_error(def) end
   local body, warnings = M.generate(def, o)
   for _, w in ipairs(warnings) do io.stderr:write("slipway ci github: warning: ", w, "\n") end

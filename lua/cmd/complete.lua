@@ -79,7 +79,7 @@ local function load_pipeline(words)
     require("slipway.prelude")
     -- A pipeline's top-level print goes to stderr, which the completion
     -- scripts discard.
-    return require("slipway.pipeline.prepare").load({ file = file })
+    return require("slipway.pipeline.prepare").load({ file = file, inspect = true })
   end)
   return ok and def or nil
 end

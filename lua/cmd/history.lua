@@ -105,7 +105,7 @@ function M.ledger_args(command, args, flags, positional)
   if not opts then return nil, code end
   local prepare = require("slipway.pipeline.prepare")
   require("slipway.prelude")
-  local ok, def = pcall(prepare.load, { file = opts.file })
+  local ok, def = pcall(prepare.load, { file = opts.file, inspect = true })
   if not ok then return nil, prepare.report_input_error(def) end
   opts.pipeline = ledger.pipeline_name(def)
   opts.environment = environment_of(def, opts.env)

@@ -41,7 +41,8 @@ function M.load(opts)
     end
     error({ input_error = msg }, 0)
   end
-  local def = dsl.load(opts.file)
+  -- a command that only inspects the pipeline reads no secret
+  local def = opts.inspect and require("slipway.secrets").inspect(dsl.load, opts.file) or dsl.load(opts.file)
   graph.check(def)
   return def
 end
@@ -59,6 +60,7 @@ end
 -- problem printed.
 function M.from_args(command, args, flags, check)
   local opts, err = require("slipway.pipeline.args").parse(args, flags)
+  if opts then opts.inspect = command == "plan" or command == "graph" end
   if opts and check then
     err = check(opts)
     if err then opts = nil end
