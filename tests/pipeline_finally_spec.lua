@@ -51,6 +51,9 @@ task("deploy", { needs = "build" }, function() end)
     local fin = H.of(r.events, "run_finished")[1]
     assert.same({ fin.run_id, "success", "1.4.0", "ok", "ok" },
       { got[1].id, got[1].status, got[1].version, got[1].tasks.build, got[1].tasks.deploy })
+    assert.same({ true, "default" }, { got[1].verified, got[1].environment })
+    assert.truthy(got[1].pipeline)
+    assert.truthy(got[1].finished_at:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$"), got[1].finished_at)
     assert.is_true(got[1].durations.build >= 20)
     assert.is_nil(got[1].tasks.record)
     -- the finally task is a unit of the run like any other, started last
@@ -65,7 +68,7 @@ task("validate", { needs = "deploy" }, function() error("unhealthy") end)
 ]] .. RECORDER })
     assert.same(1, r.code)
     local got = hooks()
-    assert.same({ "rolled_back", "failed" }, { got[1].status, got[1].tasks.validate })
+    assert.same({ "rolled_back", "failed", false }, { got[1].status, got[1].tasks.validate, got[1].verified })
     assert.same("ok", H.statuses(r.events).record)
   end)
 

@@ -125,6 +125,7 @@ function M.main(args)
     if t.retries > 0 then notes[#notes + 1] = ("retries %d"):format(t.retries) end
     if t.rollback then notes[#notes + 1] = "has rollback" end
     if t.continue_on_error then notes[#notes + 1] = "continue on error" end
+    if t.finally then notes[#notes + 1] = "finally: after all the others, whatever happened" end
     if d.only_items then notes[#notes + 1] = "only items " .. labels(d.only_items) end
     if d.skip_items then notes[#notes + 1] = "skip items " .. labels(d.skip_items) end
     if not d.run then notes[#notes + 1] = d.reason end

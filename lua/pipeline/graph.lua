@@ -92,7 +92,8 @@ function M.check(def)
 end
 
 -- order(def) -> tasks in an order where needs come first; ties keep the
--- declaration order.
+-- declaration order; finally tasks (no needs, needed by none) last, as
+-- they run.
 function M.order(def)
   -- by declaration index: lists are cheaper than tables keyed by name
   local tasks, by_name = def.tasks, def.by_name
@@ -108,9 +109,10 @@ function M.order(def)
     end
   end
   -- A FIFO ready list seeded in declaration order.
-  local ready, out = {}, {}
+  local ready, out, finally = {}, {}, {}
   for i = 1, #tasks do
-    if indeg[i] == 0 then ready[#ready + 1] = tasks[i] end
+    if tasks[i].finally then finally[#finally + 1] = tasks[i]
+    elseif indeg[i] == 0 then ready[#ready + 1] = tasks[i] end
   end
   local head = 1
   while head <= #ready do
@@ -127,6 +129,7 @@ function M.order(def)
       end
     end
   end
+  for i = 1, #finally do out[#out + 1] = finally[i] end
   return out
 end
 

@@ -208,10 +208,12 @@ local function release_summary(run, def, values, summary, run_id, git_task)
   end
   pcall(git_task.join, git_task)
   return {
-    id = run_id, file = def.file, status = summary.status, params = release.params(values),
-    version = values.version or values.tag, git = run.record.git,
+    id = run_id, file = def.file, pipeline = run.record.pipeline, environment = run.record.environment,
+    status = summary.status, verified = ledger.verified(summary.status, summary.units),
+    params = release.params(values), version = values.version or values.tag, git = run.record.git,
     tasks = tasks, durations = durations, changes = json.array(changes),
-    started_at = run.record.started_at, duration_ms = round1(task.now() - run.bus.t0),
+    started_at = run.record.started_at, finished_at = events.iso_time(os.time()),
+    duration_ms = round1(task.now() - run.bus.t0),
   }
 end
 
