@@ -48,7 +48,7 @@ team="team_bench000000000000"
 printf '%s\n' "$token" > "$dir/tokens"
 tcp=$("$SLIPWAY" -e 'package.path = "./tests/?.lua;" .. package.path
 print(require("fakes.vercel_standin").tcp_module())') || exit 1
-"$SLIPWAY" tests/fakes/vercel_api.lua --tcp-module "$tcp" --specs ../shared/specs/vercel \
+"$SLIPWAY" tests/fakes/vercel_api.lua --tcp-module "$tcp" \
   --port-file "$dir/port" --tokens-file "$dir/tokens" --team "$team" > /dev/null 2> "$dir/api.err" &
 api_pid=$!
 n=0

@@ -7,8 +7,11 @@
 --
 -- The valid tokens come in a file, one a line, so that none is in argv.
 -- Without --port-file it prints "listening on http://127.0.0.1:PORT". The
--- TCP module is compiled when not given (tests/fakes/vercel_standin.lua),
--- the specs default to ../shared/specs/vercel.
+-- TCP module is compiled when not given (tests/fakes/vercel_standin.lua).
+-- The document it checks requests against is built from --specs DIR (the
+-- specs tests give ../shared/specs/vercel), else the repository's copy of
+-- that same document (tests/fakes/vercel-openapi.standin.json, what
+-- `make demo` uses on a fresh clone).
 --
 -- It implements, from ../shared/specs/vercel/ (NOTES.md, the OpenAPI
 -- documents) and the official client's behaviour (vercel/vercel
@@ -71,14 +74,11 @@ do
     i = i + 1
   end
   local standin = require("fakes.vercel_standin")
-  opts.specs = opts.specs or (require("support.repo").SHARED .. "/specs/vercel")
   opts.tcp_module = opts.tcp_module or standin.tcp_module()
 end
 
-local subset = openapi.load(opts.specs .. "/vercel-openapi.deployments-subset.json")
-local projects_doc = openapi.load_subset(opts.specs .. "/vercel-openapi.json", {
-  ["/v9/projects/{idOrName}"] = true, ["/v10/projects/{projectId}/promote/{deploymentId}"] = true,
-})
+local doc = opts.specs and openapi.from_table(openapi.standin_document(opts.specs))
+  or openapi.load(tests_dir .. "/fakes/vercel-openapi.standin.json")
 
 -- Body properties the real API takes although the document leaves them
 -- out: the official client sends them on every deployment
@@ -250,7 +250,7 @@ local function bad_request(p)
 end
 
 -- Check the request against its operation; nil when it is fine.
-local function check(doc, op, params, req, ext)
+local function check(op, params, req, ext)
   local p = doc:check_request(op, params, req, ext)
   if p then return bad_request(p) end
   return nil
@@ -261,7 +261,7 @@ end
 local routes = {}
 
 routes["POST /v2/files"] = function(req, op, params)
-  local bad = check(subset, op, params, req)
+  local bad = check(op, params, req)
   if bad then return bad end
   local digest = req.headers["x-vercel-digest"] or req.headers["x-now-digest"]
   if digest == nil then return api_error(400, "bad_request", "Missing `x-vercel-digest` header") end
@@ -279,7 +279,7 @@ local function new_project(name)
 end
 
 routes["POST /v13/deployments"] = function(req, op, params)
-  local bad = check(subset, op, params, req, EXTENSIONS)
+  local bad = check(op, params, req, EXTENSIONS)
   if bad then return bad end
   local body = req.json
   -- Files the request names that were never uploaded, once each, in order.
@@ -319,7 +319,7 @@ routes["POST /v13/deployments"] = function(req, op, params)
 end
 
 routes["GET /v13/deployments/{idOrUrl}"] = function(req, op, params)
-  local bad = check(subset, op, params, req)
+  local bad = check(op, params, req)
   if bad then return bad end
   local d = find_deployment(params.idOrUrl)
   if d == nil then return api_error(404, "not_found", "Deployment not found") end
@@ -327,7 +327,7 @@ routes["GET /v13/deployments/{idOrUrl}"] = function(req, op, params)
 end
 
 routes["GET /v3/deployments/{idOrUrl}/events"] = function(req, op, params)
-  local bad = check(subset, op, params, req)
+  local bad = check(op, params, req)
   if bad then return bad end
   local d = find_deployment(params.idOrUrl)
   if d == nil then return api_error(404, "not_found", "Deployment not found") end
@@ -373,7 +373,7 @@ local function advance_job(p)
 end
 
 routes["GET /v9/projects/{idOrName}"] = function(req, op, params)
-  local bad = check(projects_doc, op, params, req)
+  local bad = check(op, params, req)
   if bad then return bad end
   local p = find_project(params.idOrName)
   if p == nil then return api_error(404, "not_found", "Project not found") end
@@ -405,7 +405,7 @@ local function job_target(params, kind)
 end
 
 routes["POST /v10/projects/{projectId}/promote/{deploymentId}"] = function(req, op, params)
-  local bad = check(projects_doc, op, params, req)
+  local bad = check(op, params, req)
   if bad then return bad end
   local p, d = job_target(params, "promote")
   if p == nil then return d end
@@ -514,19 +514,17 @@ local function auth_state(req)
 end
 
 local function route_of(method, path)
-  local op, params, template = subset:operation(method, path)
-  if op then return template, op, params, subset end
-  op, params, template = projects_doc:operation(method, path)
-  if op then return template, op, params, projects_doc end
+  local op, params, template = doc:operation(method, path)
+  if op then return template, op, params end
   local a, b = path:match(ROLLBACK_ROUTE.pattern)
   if a and method == "POST" then
-    return ROLLBACK_ROUTE.template, {}, { projectId = a, deploymentId = b }, nil
+    return ROLLBACK_ROUTE.template, {}, { projectId = a, deploymentId = b }
   end
   return nil
 end
 
-local function self_check(doc, op, res, key)
-  if not (opts.check_responses and doc and op.responses and res.body and res.body ~= "") then return res end
+local function self_check(op, res, key)
+  if not (opts.check_responses and op.responses and res.body and res.body ~= "") then return res end
   local spec = op.responses[tostring(res.status)]
   local content = spec and spec.content and spec.content["application/json"]
   if content == nil then return res end
@@ -544,7 +542,7 @@ end
 local function handle(req)
   local ctl = control[req.method .. " " .. req.path]
   if ctl then return ctl(req) end
-  local template, op, params, doc = route_of(req.method, req.path)
+  local template, op, params = route_of(req.method, req.path)
   local key = req.method .. " " .. (template or req.path)
   local entry = {
     method = req.method, path = req.path, route = template or json.null, query = json.object(req.query),
@@ -581,7 +579,7 @@ local function handle(req)
       res = api_error(405, "method_not_allowed", "Method not allowed")
     else
       advance_all()
-      res = self_check(doc, op, route(req, op, params), key)
+      res = self_check(op, route(req, op, params), key)
     end
   end
   entry.status = res.status

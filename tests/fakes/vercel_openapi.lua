@@ -8,7 +8,7 @@
 -- into SchemaValidationFailed: packages/cli/src/util/deploy/create-deploy.ts).
 --
 --   local openapi = require("fakes.vercel_openapi")
---   local doc = openapi.load(path)
+--   local doc = openapi.load(path)          (or openapi.from_table(decoded))
 --   local op, params = doc:operation("POST", "/v13/deployments/dpl_1")
 --   local problem = doc:check_request(op, params, req, extensions)
 --     -> nil | { keyword, dataPath, message, params }
@@ -295,9 +295,8 @@ function M.extend(schema, ext)
   return copy
 end
 
-function M.load(path)
-  local text = assert(fs.read(path))
-  local raw = assert(json.decode(text))
+-- A document from its decoded JSON.
+function M.from_table(raw)
   local self = setmetatable({ raw = raw, routes = {} }, Doc)
   for template in pairs(raw.paths) do
     local names = {}
@@ -315,15 +314,55 @@ function M.load(path)
   return self
 end
 
--- Only the operations named, from a larger document: { [template] = {methods} }.
-function M.load_subset(path, wanted)
-  local doc = M.load(path)
-  local keep = {}
-  for _, route in ipairs(doc.routes) do
-    if wanted[route.template] then keep[#keep + 1] = route end
+function M.load(path)
+  return M.from_table(assert(json.decode(assert(fs.read(path)))))
+end
+
+-- The paths the stand-in serves from the whole document, besides those of
+-- the deployments subset.
+M.PROJECT_PATHS = { "/v9/projects/{idOrName}", "/v10/projects/{projectId}/promote/{deploymentId}" }
+
+local function refs_in(v, found)
+  if type(v) ~= "table" then return found end
+  for k, x in pairs(v) do
+    if k == "$ref" and type(x) == "string" then found[#found + 1] = x end
+    refs_in(x, found)
   end
-  doc.routes = keep
-  return doc
+  return found
+end
+
+-- The stand-in's one document, from the two of ../shared/specs/vercel (DIR):
+-- the deployments subset, the project operations of the whole document,
+-- and every schema they refer to, directly or not. (The repository keeps it
+-- as tests/fakes/vercel-openapi.standin.json, written by
+-- tools/vercel-standin-spec, so the stand-in runs without ../shared: the
+-- demo on a fresh clone.)
+function M.standin_document(dir)
+  local raw = assert(json.decode(assert(fs.read(dir .. "/vercel-openapi.deployments-subset.json"))))
+  local whole = assert(json.decode(assert(fs.read(dir .. "/vercel-openapi.json"))))
+  for _, template in ipairs(M.PROJECT_PATHS) do raw.paths[template] = assert(whole.paths[template], template) end
+  local from, schemas = raw.components.schemas, {}
+  local pending = refs_in(raw.paths, {})
+  while #pending > 0 do
+    local name = table.remove(pending):match("^#/components/schemas/(.+)$")
+    if name and schemas[name] == nil then
+      schemas[name] = assert(from[name] or whole.components.schemas[name], name)
+      refs_in(schemas[name], pending)
+    end
+  end
+  raw.components.schemas = schemas
+  return raw
+end
+
+-- The document without the prose the checks never read (a string
+-- description, title or example), for the repository's copy.
+function M.without_prose(v)
+  if type(v) ~= "table" then return v end
+  for k, x in pairs(v) do
+    if (k == "description" or k == "title" or k == "example") and type(x) == "string" then v[k] = nil
+    else M.without_prose(x) end
+  end
+  return v
 end
 
 return M

@@ -95,7 +95,7 @@ function M.start(opts)
   local port_file = dir .. "/port"
   local cmd = {
     os.getenv("SLIPWAY") or (repo.ROOT .. "/build/slipway"), repo.ROOT .. "/tests/fakes/vercel_api.lua",
-    "--tcp-module", M.tcp_module(), "--specs", repo.SHARED .. "/specs/vercel", "--port-file", port_file,
+    "--tcp-module", M.tcp_module(), "--port-file", port_file,
   }
   if opts.tokens then
     assert(fs.write(dir .. "/tokens", table.concat(opts.tokens, "\n") .. "\n"))
