@@ -1,5 +1,5 @@
 -- luacheck (Debian's lua-check) configuration: `make lint` checks lua/,
--- stdlib/, tests/ and tools/gen-reference; .ci/run runs it before the tests.
+-- stdlib/, tests/, examples/ and tools/gen-reference; .ci/run runs it before the tests.
 
 std = "lua54+slipway"
 max_line_length = 240
@@ -11,6 +11,7 @@ stds.slipway = {
   read_globals = {
     "task", "param", "sh", "spawn", "sleep", "parallel", "fs", "proc", "json", "yaml", "http", "hash",
     "base64", "duration", "compose", "docker", "probe", "git", "env", "context", "secret", "pulumi", "vercel",
+    "pipeline",
   },
 }
 

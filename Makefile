@@ -6,7 +6,7 @@
 #   make test-fast       the suite on the normal build only
 #   make asan            build-asan/slipway (AddressSanitizer + UBSan)
 #   make test-asan       the suite under the sanitizer build only
-#   make demo            the main job: the example pipeline, end to end
+#   make demo            the main job: examples/unified end to end on a private sandbox
 #   make deps            install the Debian packages the build and tests need
 #   make lint            luacheck (Debian's lua-check) over lua/ stdlib/ tests/ tools/
 #   make bench           every benchmark in tests/bench/, each printing its ratios
@@ -103,7 +103,7 @@ install: $(INSTALL_BIN)
 
 # luacheck (Debian's lua-check); .luacheckrc says what each part may use.
 lint:
-	luacheck --quiet --formatter plain lua stdlib tests tools/gen-reference
+	luacheck --quiet --formatter plain lua stdlib tests examples tools/gen-reference
 
 # Every benchmark, one after the other; each prints its figures and ratios
 # (tests/bench/README.md). The Docker ones use the tests' engine.

@@ -14,6 +14,8 @@
  *   MODE=exit               print the version and exit 0 (a one-shot job)
  *   MODE=unhealthy          /health answers 503 after FAIL_AFTER seconds
  *                           (default 0: unhealthy from the start)
+ *   MODE=degraded           /health answers 200 (the HEALTHCHECK passes) but
+ *                           / answers 500: a fault only a smoke test sees
  *   VERSION=v1              the version string served on /
  *
  * It exits at once on SIGTERM/SIGINT so that task stops cost no grace
@@ -58,7 +60,8 @@ static void reply(int fd, int status, const char *body) {
                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
                    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                    status, status == 200 ? "OK" : status == 404 ? "Not Found"
-                   : "Service Unavailable", strlen(body), body);
+                   : status == 500 ? "Internal Server Error" : "Service Unavailable",
+                   strlen(body), body);
   if (n > 0) (void)!write(fd, buf, (size_t)n);
 }
 
@@ -102,6 +105,8 @@ static int serve(void) {
     int failing = strcmp(mode, "unhealthy") == 0 && now_s() - started >= fail_after;
     if (strncmp(req, "GET /health", 11) == 0)
       reply(c, failing ? 503 : 200, failing ? "failing\n" : "ok\n");
+    else if (strncmp(req, "GET / ", 6) == 0 && strcmp(mode, "degraded") == 0)
+      reply(c, 500, "degraded\n");
     else if (strncmp(req, "GET / ", 6) == 0) {
       char body[256];
       snprintf(body, sizeof body, "%s\n", version);
