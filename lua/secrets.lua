@@ -174,8 +174,8 @@ end
 -- (a developer's machine, a fresh CI job). The run checks them for real.
 local inspecting = false
 
--- inspect(fn, ...): fn(...) with secrets not read; raises what fn raises.
-function M.inspect(fn, ...)
+-- _inspect(fn, ...): fn(...) with secrets not read; raises what fn raises.
+function M._inspect(fn, ...)
   local was = inspecting
   inspecting = true
   local r = table.pack(pcall(fn, ...))

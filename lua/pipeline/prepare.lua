@@ -42,7 +42,7 @@ function M.load(opts)
     error({ input_error = msg }, 0)
   end
   -- a command that only inspects the pipeline reads no secret
-  local def = opts.inspect and require("slipway.secrets").inspect(dsl.load, opts.file) or dsl.load(opts.file)
+  local def = opts.inspect and require("slipway.secrets")._inspect(dsl.load, opts.file) or dsl.load(opts.file)
   graph.check(def)
   return def
 end
