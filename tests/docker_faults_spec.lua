@@ -47,6 +47,7 @@ describe("docker faults", function()
     assert.is_false(ok)
     assert.matches("^tests/docker_faults_spec.lua:%d+: docker.stack.deploy: cannot reach the Docker engine at unix:///tmp/slipway%-no%-engine.sock", err)
     ok, err = pcall(docker.push, APP, { client = c })
+    assert.is_false(ok)
     assert.matches("docker.push: .*cannot reach the Docker engine", err)
   end)
 

@@ -59,6 +59,7 @@ describe("docker", function()
       assert.is_false(ok)
       assert.matches("syntax error in pattern '%[abc'", err)
       ok, err = pcall(native.ignore_match, { "!" }, "a")
+      assert.is_false(ok)
       assert.matches('illegal exclusion pattern: "!"', err)
     end)
   end)
@@ -136,7 +137,7 @@ describe("docker", function()
       -- a 16 MiB line in 1 KiB chunks: joining as it comes would copy
       -- gigabytes; pieces are joined once
       local big = nil
-      on_body, finish = client.json_lines(function(m) big = m end, 32 * 1024 * 1024)
+      on_body = client.json_lines(function(m) big = m end, 32 * 1024 * 1024)
       local chunk = ("x"):rep(1024)
       local started = os.clock()
       on_body('{"s":"')

@@ -52,7 +52,7 @@ function M.new(opts)
   local buffered = {}      -- task -> output lines until it ends
   local token = require("slipway.hash").random_hex(16)
 
-  local function print_group(name, title, lines)
+  local function print_group(title, lines)
     out:write("::group::", title, "\n")
     if lines and #lines > 0 then
       out:write("::stop-commands::", token, "\n")
@@ -74,7 +74,7 @@ function M.new(opts)
       local u = { status = ev.status, allowed = ev.allowed, error = ev.error, file = ev.file, line = ev.line }
       local word = style.status(u)
       local _, _, mark = style.status(u)
-      print_group(ev.task, ("%s %s (%s, %s)"):format(mark, ev.task, word, style.format_ms(ev.duration_ms)),
+      print_group(("%s %s (%s, %s)"):format(mark, ev.task, word, style.format_ms(ev.duration_ms)),
         buffered[ev.task])
       buffered[ev.task] = nil
       if ev.status == "failed" then
@@ -108,7 +108,7 @@ function M.new(opts)
   end
 
   function self.close(result)
-    for name, lines in pairs(buffered) do print_group(name, name, lines) end
+    for name, lines in pairs(buffered) do print_group(name, lines) end
     style.print_summary(out, result, paint)
     local path = getenv("GITHUB_STEP_SUMMARY")
     if path and path ~= "" then

@@ -474,7 +474,7 @@ local function extra_hosts(h)
   return out
 end
 
-local function credential_spec(sname, cs, config_refs, ns)
+local function credential_spec(sname, cs)
   if is_null(cs) then return nil end
   local set = {}
   if cs.config and cs.config ~= "" then set[#set + 1] = '"Config"' end
@@ -511,7 +511,7 @@ function M.service(ns, sname, svc, stack)
     if seen[s.File.Name] then fail(sname, ("duplicate secret target for %s not allowed"):format(s.name)) end
     seen[s.File.Name] = true
   end
-  local cred = credential_spec(sname, svc.credential_spec, configs, ns)
+  local cred = credential_spec(sname, svc.credential_spec)
   if cred and cred._config_ref then
     local cdef = stack.configs and stack.configs[cred.Config]
     if cdef == nil then fail(sname, ("undefined config %q"):format(cred.Config)) end
