@@ -3,6 +3,7 @@
 --
 --   converge.wait(c, watches, timeout_ms, poll_ms, say, opts) -> ok, reasons, why
 --   converge.service_state(c, svc, tasks, watch)        -> state, explain
+--   converge.lost_nodes(c, watches, since)              -> { [node name] = { service, ... } }
 --
 -- The wait subscribes to GET /events (service and container events: what
 -- Swarm emits on API 1.41; task state lives in the manager and has no
@@ -17,6 +18,7 @@
 -- from the events as they arrive: a task's container started, healthy,
 -- exited; an update's state.
 local client = require("slipway.docker.client")
+local node = require("slipway.docker.node")
 local json = require("slipway.json")
 local task = require("slipway.task")
 
@@ -85,25 +87,33 @@ local function health_note(c, t)
 end
 
 -- Why the service's tasks are not running: the newest task error (else
--- the newest task's state), and the last health check output of the
--- newest container that has one.
+-- the newest task's state) and the node it ran on, the nodes of its tasks
+-- that are down, and the last health check output of the newest
+-- container that has one.
 local function task_reason(c, tasks)
   table.sort(tasks, function(a, b)
     return (a.Status.Timestamp or a.UpdatedAt or "") > (b.Status.Timestamp or b.UpdatedAt or "")
   end)
+  -- (one node: naming it would say nothing)
+  local nodes, count = node._by_id(c, "docker.stack.deploy")
+  if count < 2 then nodes = {} end
   local reason
   for _, t in ipairs(tasks) do
     local st = t.Status or {}
     if st.Err or st.State == "failed" or st.State == "rejected" then
-      reason = ("task %s %s: %s"):format(short(t.ID), st.State or "?", st.Err or st.Message or "?")
+      reason = ("task %s %s%s: %s"):format(short(t.ID), st.State or "?", node._where(nodes, t), st.Err or st.Message or "?")
       break
     end
   end
   if not reason and tasks[1] then
     local t = tasks[1]
-    reason = ("task %s %s: %s"):format(short(t.ID), t.Status.State or "?", t.Status.Message or "")
+    reason = ("task %s %s%s: %s"):format(short(t.ID), t.Status.State or "?", node._where(nodes, t), t.Status.Message or "")
   end
   if not reason then return "no tasks were scheduled" end
+  local lost = node._lost(nodes, tasks)
+  if #lost > 0 then
+    reason = ("%s; node %s %s down"):format(reason, table.concat(lost, ", "), #lost > 1 and "are" or "is")
+  end
   local looked = 0
   for _, t in ipairs(tasks) do
     if looked >= 3 then break end
@@ -412,6 +422,35 @@ function M.wait(c, watches, timeout_ms, poll_ms, say, opts)
   end
   if not ok then error(converged, 0) end
   return converged, reasons, why
+end
+
+---------------------------------------------------------------- lost nodes
+
+-- After a wait converged: the nodes that are down now and held tasks of
+-- the watched services that changed since `since` (the manager's clock,
+-- "YYYY-MM-DDTHH:MM:SS"), i.e. nodes lost while the deploy ran, with the
+-- names of their services.
+function M.lost_nodes(c, watches, since)
+  local ids, name_of = {}, {}
+  for _, w in ipairs(watches) do ids[#ids + 1] = w.id; name_of[w.id] = w.name end
+  if #ids == 0 then return {} end
+  local ok, tasks = pcall(c.call, c, "docker.stack.deploy", "GET", "/tasks",
+    { query = { filters = json.encode({ service = ids }) } })
+  if not ok or type(tasks) ~= "table" then return {} end
+  local nodes = node._by_id(c, "docker.stack.deploy")
+  local lost, seen = {}, {}
+  for _, t in ipairs(tasks) do
+    local n = t.NodeID and nodes[t.NodeID]
+    local svc = name_of[t.ServiceID]
+    if n and n.state ~= "ready" and svc and (t.UpdatedAt or ""):sub(1, 19) >= (since or "") then
+      lost[n.name] = lost[n.name] or {}
+      if not seen[n.name .. "\0" .. svc] then
+        seen[n.name .. "\0" .. svc] = true
+        table.insert(lost[n.name], svc)
+      end
+    end
+  end
+  return lost
 end
 
 return M
