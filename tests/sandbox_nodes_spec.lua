@@ -11,84 +11,21 @@
 -- specs named *docker*/*stack* the shared engine under the same lock,
 -- shared; tests/run runs *_nodes_spec.lua apart, under the lock
 -- exclusive). Needs root.
+local N = require("support.nodes_sandbox")
 local proc = require("slipway.proc")
 local fs = require("slipway.fs")
-local json = require("slipway.json")
 local hash = require("slipway.hash")
 local task = require("slipway.task")
 local leaks = require("support.leaks")
 local repo = require("support.repo")
 
-local SLIPWAY = assert(os.getenv("SLIPWAY"), "SLIPWAY is not set (run through tests/run)")
+assert(N.is_root(), "tests/sandbox_nodes_spec.lua needs root: the nodes are dockerd daemons in network namespaces")
+
+local SLIPWAY = N.SLIPWAY
 local DIR_A = "/tmp/slipway-nodes-spec-a"
 local DIR_B = "/tmp/slipway-nodes-spec-b"
 local APPS = repo.ROOT .. "/tests/apps"
-
-local function is_root()
-  return (fs.read("/proc/self/status") or ""):match("\nUid:%s+%d+%s+0%s") ~= nil
-end
-assert(is_root(), "tests/sandbox_nodes_spec.lua needs root: the nodes are dockerd daemons in network namespaces")
-
-local function sandbox(args, opts)
-  local argv = { SLIPWAY, "sandbox" }
-  for _, a in ipairs(args) do argv[#argv + 1] = a end
-  opts = opts or {}
-  opts.timeout = opts.timeout or "180s"
-  return assert(proc.run(argv, opts))
-end
-
-local function sh(cmd)
-  return assert(proc.run({ "sh", "-c", cmd }, { timeout = "30s" }))
-end
-
--- What a sandbox directory leaves on the machine: its namespaces, links,
--- mounts and processes (found by the names its directory implies).
-local function leftovers(dir)
-  local tag = hash.sha256(dir):sub(1, 6)
-  local left = {}
-  for _, n in ipairs(fs.list("/run/netns") or {}) do
-    if n:find("slipway-" .. tag .. "-", 1, true) == 1 then left[#left + 1] = "netns " .. n end
-  end
-  for name in (sh("ip -o link show").stdout):gmatch("%d+: ([^:@%s]+)") do
-    if name:find("slw" .. tag, 1, true) == 1 then left[#left + 1] = "link " .. name end
-  end
-  for line in (fs.read("/proc/mounts") or ""):gmatch("[^\n]+") do
-    local target = line:match("^%S+ (%S+)")
-    if target and target:find(dir .. "/", 1, true) == 1 then left[#left + 1] = "mount " .. target end
-  end
-  for _, name in ipairs(fs.list("/proc") or {}) do
-    if name:match("^%d+$") then
-      local cmdline = (fs.read("/proc/" .. name .. "/cmdline") or ""):gsub("%z", " ")
-      local state = (fs.read("/proc/" .. name .. "/stat") or ""):match("%) (%S)")
-      if cmdline:find(dir .. "/", 1, true) and state ~= "Z" then left[#left + 1] = "process " .. cmdline end
-    end
-  end
-  table.sort(left)
-  return left
-end
-
-local function up(dir, args)
-  local argv = { "up", "--dir", dir, "--json" }
-  for _, a in ipairs(args) do argv[#argv + 1] = a end
-  local r = sandbox(argv)
-  assert(r.code == 0, "sandbox up failed: " .. r.stderr .. r.stdout)
-  return json.decode(r.stdout)
-end
-
-local function status(dir)
-  local r = sandbox { "status", "--dir", dir, "--json" }
-  return json.decode(r.stdout), r.code
-end
-
-local function wait_for(what, fn, seconds)
-  local deadline = task.now() + (seconds or 60) * 1000
-  while true do
-    local v = fn()
-    if v then return v end
-    assert(task.now() < deadline, "timed out waiting for " .. what)
-    task.sleep(0.25)
-  end
-end
+local sandbox, sh, up, status, leftovers, wait_for = N.sandbox, N.sh, N.up, N.status, N.leftovers, N.wait_for
 
 describe("slipway sandbox --nodes", function()
   local release
