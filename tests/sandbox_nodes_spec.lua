@@ -348,6 +348,65 @@ end)
         docker.stack.rm("par", { client = c })
       end
     end)
+
+    it("the same pipeline run at once against both swarms (unix:// and ssh://): each has its own lock and ledger", function()
+      local project = keydir .. "/regions"
+      fs.mkdir(project)
+      local F = require("support.docker_fixtures")
+      -- both runs wait in their deploy until the other one is there: with
+      -- one lock for both, the second would have been refused
+      F.write(project .. "/deploy.lua", [[
+pipeline { name = "regions", ledger = "swarm" }
+param.string("version", "a")
+param.string("image", "")
+task("deploy", function(p)
+  fs.write("started-" .. p.version, "")
+  local deadline = os.time() + 60
+  while not (fs.exists("started-a") and fs.exists("started-b")) do
+    assert(os.time() < deadline, "the other run never started")
+    sleep(0.1)
+  end
+  docker.stack.deploy("regions", { services = { web = { image = p.image } } }, { timeout = "2m" })
+end)
+task("smoke", { needs = "deploy", verifies = true }, function() end)
+]])
+      -- the runs reach B with plain `ssh`, as a CI runner with its keys would
+      F.write(keydir .. "/bin/ssh", ("#!/bin/sh\nexec /usr/bin/ssh %s \"$@\"\n"):format(table.concat(ssh_options, " ")))
+      assert.same(0, sh("chmod +x " .. keydir .. "/bin/ssh").code)
+      local path = keydir .. "/bin:" .. os.getenv("PATH")
+      local hosts = { a = A.env.DOCKER_HOST, b = target }
+      local images = { a = A.env.SLIPWAY_REGISTRY .. "/par-app:a", b = B.env.SLIPWAY_REGISTRY .. "/par-app:b" }
+      local function run(name, args)
+        local argv = { SLIPWAY }
+        for _, a in ipairs(args) do argv[#argv + 1] = a end
+        return assert(proc.run(argv, { cwd = project, timeout = "240s",
+          env = { DOCKER_HOST = hosts[name], PATH = path, NO_COLOR = "1", CI = false } }))
+      end
+      local runs = {}
+      for _, name in ipairs { "a", "b" } do
+        runs[name] = task.spawn(run, name, { "run", "--reporter", "plain", "-p", "version=" .. name,
+          "-p", "image=" .. images[name] })
+      end
+      for _, name in ipairs { "a", "b" } do
+        local r = runs[name]:join()
+        assert.same(0, r.code, name .. ": " .. r.stdout .. r.stderr)
+        assert.matches("record: release %S+ in the swarm at " .. hosts[name]:gsub("%p", "%%%0"), r.stdout)
+      end
+      for _, name in ipairs { "a", "b" } do
+        local r = run(name, { "history", "--json" })
+        assert.same(0, r.code, r.stderr)
+        local rows = require("slipway.json").decode(r.stdout)
+        assert.same({ 1, name, "success", true }, { #rows, rows[1].version, rows[1].status, rows[1].verified })
+        r = run(name, { "lock", "status", "--json" })
+        assert.same(0, r.code, r.stderr)
+      end
+      for name, host in pairs { a = A.env.DOCKER_HOST, b = "unix://" .. B.nodes[1].socket } do
+        local c = client.new({ host = host })
+        assert.matches("/par%-app:" .. name .. "@sha256:",
+          docker.service.inspect("regions_web", { client = c }).Spec.TaskTemplate.ContainerSpec.Image)
+        docker.stack.rm("regions", { client = c })
+      end
+    end)
   end)
 
   describe("down", function()

@@ -284,7 +284,7 @@ function Client:call(what, method, path, opts)
   if res.status >= 400 and not (opts.ok and opts.ok[res.status]) then
     local subject = opts.subject and (opts.subject .. ": ") or ""
     local message = M.engine_message(res)
-    if res.status >= 500 and M.no_quorum(message) then
+    if M.no_quorum(message) then
       M.raise(("%s: %sswarm has no quorum (too few managers reachable for Raft; bring managers back or "
         .. "`docker swarm init --force-new-cluster` on one that is left): %s"):format(what, subject, message),
         { status = res.status, engine_message = message, no_quorum = true })
