@@ -129,7 +129,11 @@ end
 -- One look at a service, given the service and its tasks: "converged",
 -- "pending" or "failed", and a function that explains why (it may ask the
 -- engine for health logs, so it is called only when the answer is needed).
-function M.service_state(c, svc, tasks, watch)
+-- down: the IDs of the nodes that are down (their tasks still read
+-- running, with desired state running, until the swarm gives up on them:
+-- they do not count).
+function M.service_state(c, svc, tasks, watch, down)
+  down = down or {}
   if not svc then return "failed", function() return "the service was removed" end end
   local tmpl = svc.Spec.TaskTemplate
   local us = svc.UpdateStatus
@@ -142,7 +146,7 @@ function M.service_state(c, svc, tasks, watch)
   local mode = svc.Spec.Mode or {}
   local current, running, complete, active = {}, 0, 0, 0
   for _, t in ipairs(tasks) do
-    if current_task(t.Spec, tmpl) then
+    if current_task(t.Spec, tmpl) and not down[t.NodeID or ""] then
       current[#current + 1] = t
       local st = t.Status and t.Status.State
       if st == "complete" then complete = complete + 1 end
@@ -191,8 +195,9 @@ function M._http_date(s)
   return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
 end
 
--- The services (by id) and the tasks of the given service ids, in two
--- requests; also the engine's clock (Unix seconds) from the answer.
+-- The services (by id) and the tasks of the given service ids, the
+-- engine's clock (Unix seconds) from the answer, and the nodes that are
+-- down (a set of IDs), in three requests.
 local function look(c, ids)
   local svcs, res = c:call("docker.stack.deploy", "GET", "/services",
     { query = { filters = json.encode({ id = ids }) } })
@@ -204,7 +209,11 @@ local function look(c, ids)
     tasks_of[t.ServiceID] = tasks_of[t.ServiceID] or {}
     table.insert(tasks_of[t.ServiceID], t)
   end
-  return by_id, tasks_of, M._http_date(res and res.headers and res.headers.date)
+  local down = {}
+  for _, n in ipairs(c:call("docker.stack.deploy", "GET", "/nodes") or {}) do
+    if n.Status and n.Status.State ~= "ready" then down[n.ID] = true end
+  end
+  return by_id, tasks_of, M._http_date(res and res.headers and res.headers.date), down
 end
 
 ---------------------------------------------------------------- events
@@ -385,7 +394,7 @@ function M.wait(c, watches, timeout_ms, poll_ms, say, opts)
     table.sort(due)
     local reasons = {}
     while true do
-      local by_id, tasks_of, engine_time = look(c, due)
+      local by_id, tasks_of, engine_time, down = look(c, due)
       stats.looks = stats.looks + 1
       if not feed and opts.events ~= false then
         -- from a second before this look: nothing in between is missed
@@ -394,7 +403,7 @@ function M.wait(c, watches, timeout_ms, poll_ms, say, opts)
       local now = task.now()
       for _, id in ipairs(due) do
         local w = pending[id]
-        local state, why = M.service_state(c, by_id[id], tasks_of[id] or {}, w)
+        local state, why = M.service_state(c, by_id[id], tasks_of[id] or {}, w, down)
         if state == "converged" then
           say(("%s converged"):format(w.name))
           w.done = true
