@@ -33,8 +33,11 @@ describe("slipway sandbox --nodes", function()
   local docker, client, mgr
   local registry, image_v1
 
+  local host_links        -- the host's engine links before any node ran
+
   setup(function()
     release = require("support.machine_lock").acquire()
+    host_links = N.engine_links()
     for _, d in ipairs { DIR_A, DIR_B } do
       if fs.exists(d) then sandbox { "down", "--dir", d, "--force" } end
     end
@@ -186,13 +189,16 @@ describe("slipway sandbox --nodes", function()
     it("kill -9 of a worker's daemon during a deploy: converged on the others (or rolled back), naming the node", function()
       local function stack(version)
         return { services = { web = { image = image_v1, environment = { VERSION = version }, deploy = { replicas = 3,
-          update_config = { parallelism = 1, delay = "1s", monitor = "1s", failure_action = "rollback" },
+          -- start-first: the swarm waits up to a minute for a task on a
+          -- lost node to stop before it starts the replacement (stop-first)
+          update_config = { parallelism = 1, delay = "1s", monitor = "1s", failure_action = "rollback",
+                            order = "start-first" },
           restart_policy = { condition = "any", delay = "1s" } } } } }
       end
       assert.is_true(docker.stack.deploy("crash", stack("v1"), { client = mgr, timeout = "2m", quiet = true }).converged)
       local victim = A.nodes[3]
       local lines = {}
-      local timeout_s = 90
+      local timeout_s = 60
       local started = task.now()
       local deploy = task.spawn(function()
         return pcall(docker.stack.deploy, "crash", stack("v2"), { client = mgr, timeout = timeout_s .. "s",
@@ -206,14 +212,15 @@ describe("slipway sandbox --nodes", function()
       io.stderr:write(("[deploy with node3 killed: %s after %.1fs: %s]\n"):format(ok and "converged" or "failed", elapsed,
         ok and table.concat(res.nodes_down or {}, ",") or tostring(res)))
       -- a clear outcome within the deploy's deadline (plus a rollback's own)
-      assert.is_true(elapsed < timeout_s + 130, ("took %.0fs"):format(elapsed))
+      assert.is_true(elapsed < timeout_s * 2, ("took %.0fs"):format(elapsed))
       if ok then
         assert.is_true(res.converged)
         assert.same({ "node3" }, res.nodes_down)
         assert.matches("node node3 is down: its tasks of crash_web were rescheduled on the other nodes", said)
         assert.same(3, #running_nodes("crash_web"))
       else
-        assert.matches("node3", tostring(res))
+        assert.matches("node node3 is down", tostring(res))
+        assert.matches("%(the stack was rolled back%)", tostring(res))
       end
       -- the node's whole PID namespace died with it: its containers too
       assert.is_nil(fs.read("/proc/" .. victim.pid .. "/stat"))
@@ -371,6 +378,7 @@ end)
 task("smoke", { needs = "deploy", verifies = true }, function() end)
 ]])
       -- the runs reach B with plain `ssh`, as a CI runner with its keys would
+      fs.mkdir(keydir .. "/bin")
       F.write(keydir .. "/bin/ssh", ("#!/bin/sh\nexec /usr/bin/ssh %s \"$@\"\n"):format(table.concat(ssh_options, " ")))
       assert.same(0, sh("chmod +x " .. keydir .. "/bin/ssh").code)
       local path = keydir .. "/bin:" .. os.getenv("PATH")
@@ -421,6 +429,8 @@ task("smoke", { needs = "deploy", verifies = true }, function() end)
         local _, code = status(d)
         assert.same(1, code)
       end
+      -- docker_gwbridge and vx-* were made (and went) in the nodes' namespaces
+      assert.same(host_links, N.engine_links())
     end)
 
     it("removes what a crashed up left behind", function()

@@ -87,10 +87,11 @@ local function health_note(c, t)
 end
 
 -- Why the service's tasks are not running: the newest task error (else
--- the newest task's state) and the node it ran on, the nodes of its tasks
--- that are down, and the last health check output of the newest
--- container that has one.
-local function task_reason(c, tasks)
+-- the newest task's state) and the node it ran on, the nodes that are down
+-- and held one of all_tasks (old ones too: a task of the old spec on a
+-- lost node holds up an update), and the last health check output of the
+-- newest container that has one.
+local function task_reason(c, tasks, all_tasks)
   table.sort(tasks, function(a, b)
     return (a.Status.Timestamp or a.UpdatedAt or "") > (b.Status.Timestamp or b.UpdatedAt or "")
   end)
@@ -110,7 +111,7 @@ local function task_reason(c, tasks)
     reason = ("task %s %s%s: %s"):format(short(t.ID), t.Status.State or "?", node._where(nodes, t), t.Status.Message or "")
   end
   if not reason then return "no tasks were scheduled" end
-  local lost = node._lost(nodes, tasks)
+  local lost = node._lost(nodes, all_tasks or tasks)
   if #lost > 0 then
     reason = ("%s; node %s %s down"):format(reason, table.concat(lost, ", "), #lost > 1 and "are" or "is")
   end
@@ -165,7 +166,7 @@ function M.service_state(c, svc, tasks, watch, down)
       return "converged"
     end
     return "pending", function()
-      return ("%d/%s completed; %s"):format(complete, want or "?", task_reason(c, why_tasks))
+      return ("%d/%s completed; %s"):format(complete, want or "?", task_reason(c, why_tasks, tasks))
     end
   end
   local want
@@ -173,7 +174,7 @@ function M.service_state(c, svc, tasks, watch, down)
   else want = math.max(active, 1) end
   if running >= want and active <= want and not updating then return "converged" end
   return "pending", function()
-    return ("%d/%d running; %s"):format(running, want, task_reason(c, why_tasks))
+    return ("%d/%d running; %s"):format(running, want, task_reason(c, why_tasks, tasks))
   end
 end
 

@@ -8,8 +8,9 @@
 --                                            when the engine cannot say: a worker, a lost
 --                                            quorum)
 --   node._where(nodes, task)              -> " on node web-2", " on node web-2 (down)" or ""
---   node._lost(nodes, tasks)              -> sorted names of the nodes of these tasks that are
---                                            not ready
+--   node._lost(nodes, tasks)              -> sorted names of the nodes that are not ready and
+--                                            hold one of these tasks, not ended (it was there
+--                                            when the node was lost)
 local client = require("slipway.docker.client")
 local json = require("slipway.json")
 
@@ -107,11 +108,13 @@ function M._where(nodes, t)
   return (" on node %s%s"):format(n.name, n.state ~= "ready" and (" (" .. n.state .. ")") or "")
 end
 
+local ENDED = { complete = true, shutdown = true, failed = true, rejected = true, remove = true, orphaned = true }
+
 function M._lost(nodes, tasks)
   local names, seen = {}, {}
   for _, t in ipairs(tasks) do
     local n = t.NodeID and nodes[t.NodeID]
-    if n and n.state ~= "ready" and not seen[n.name] then
+    if n and n.state ~= "ready" and not seen[n.name] and not ENDED[t.Status and t.Status.State or ""] then
       seen[n.name] = true
       names[#names + 1] = n.name
     end

@@ -78,6 +78,18 @@ function M.leftovers(dir)
   return left
 end
 
+-- The host's links that a Docker engine makes in the namespace it runs in
+-- (docker_gwbridge, vx-* of overlay networks): a sandbox's nodes make
+-- theirs in their own namespaces, never here.
+function M.engine_links()
+  local list = {}
+  for name in (M.sh("ip -o link show").stdout):gmatch("%d+: ([^:@%s]+)") do
+    if name == "docker_gwbridge" or name:match("^vx%-") then list[#list + 1] = name end
+  end
+  table.sort(list)
+  return list
+end
+
 -- fn() until it returns a true value (returned), at most `seconds`.
 function M.wait_for(what, fn, seconds)
   local deadline = task.now() + (seconds or 60) * 1000
