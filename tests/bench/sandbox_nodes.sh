@@ -7,11 +7,12 @@
 #        slipway: docker.stack.deploy(name, compose.load(file), { wait = true })
 #        docker:  docker stack deploy --detach=false (the 28.x CLI)
 #      (goal: slipway/docker <= 0.7)
-#   3. 200 Engine API calls (GET /services) to a node over ssh://, with
+#   3. 200 Engine API calls (GET /services) to the manager over ssh://, with
 #      sshd running inside the node's namespaces:
 #        slipway: one client, one SSH connection for all of them
 #        docker:  `docker service ls` x200 with DOCKER_HOST=ssh://, one
 #                 ssh connection (and `docker system dial-stdio`) per call
+# SLIPWAY_BENCH_PARTS="stack ssh" (the default) picks which of 2. and 3. run.
 # It starts engines of its own, so it holds the machine's sandbox lock
 # EXCLUSIVE for its whole life (test runs hold it shared), unless its
 # caller says it does (SLIPWAY_SANDBOX_LOCK_HELD=exclusive). Needs root.
@@ -22,6 +23,8 @@ if [ "${SLIPWAY_SANDBOX_LOCK_HELD:-}" != exclusive ]; then
 fi
 SLIPWAY=$(realpath "${1:-build/slipway}")
 ROUNDS=${2:-3}
+PARTS=${SLIPWAY_BENCH_PARTS:-stack ssh}      # which of 2. and 3. to run (1. always)
+want() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 DOCKER=/usr/local/bin/docker
 DIR=/tmp/slipway-bench-nodes
 work=$(mktemp -d)
@@ -60,10 +63,11 @@ export DOCKER_HOST
 REG=$SLIPWAY_REGISTRY
 IMAGE=$REG/slipway-bench:v1
 make -s -C tests/apps health || exit 1
-$DOCKER build -q -t "$IMAGE" --build-arg VERSION=bench tests/apps >/dev/null && $DOCKER push -q "$IMAGE" >/dev/null || exit 1
+$DOCKER build -q -t "$IMAGE" --build-arg VERSION=bench tests/apps >/dev/null 2>&1 && $DOCKER push -q "$IMAGE" >/dev/null || exit 1
 
 # 2. a 30-service stack (healthcheck off: on 2 cores, 30 containers exec'ing
 # the image's every 300 ms time out, and the swarm replaces them in a loop)
+if want stack; then
 {
   echo 'services:'
   n=1
@@ -112,8 +116,12 @@ printf '  slipway docker.stack.deploy                %6.2fs   (%s)\n' "$sw" "$(t
 printf '  docker stack deploy --detach=false         %6.2fs   (%s)\n' "$cli" "$(tr '\n' ' ' <"$work/cli")"
 printf '  ratio slipway/docker                       %6.2f   (goal <= 0.7)\n' "$(echo "$sw / $cli" | bc -l)"
 
-# 3. 200 API calls over ssh:// to node2, sshd inside its namespaces
-node_pid=$("$SLIPWAY" -e 'local s = require("slipway.json").decode(io.read("a")) print(s.nodes[2].pid, s.nodes[2].addr)' <"$work/state.json")
+fi
+
+# 3. 200 API calls over ssh:// to node1 (`service ls` needs a manager),
+# sshd inside its namespaces
+if want ssh; then
+node_pid=$("$SLIPWAY" -e 'local s = require("slipway.json").decode(io.read("a")) print(s.nodes[1].pid, s.nodes[1].addr)' <"$work/state.json")
 addr=${node_pid#*	}; node_pid=${node_pid%%	*}
 keys=$work/ssh
 mkdir -p "$keys"
@@ -165,3 +173,4 @@ printf '200 API calls over ssh:// (median of %d rounds; %d SSH logins in all)\n'
 printf '  slipway, one connection                    %6.2fs   (%s)\n' "$sw" "$(tr '\n' ' ' <"$work/ssw")"
 printf '  docker service ls x200, one per call       %6.2fs   (%s)\n' "$cli" "$(tr '\n' ' ' <"$work/scli")"
 printf '  ratio slipway/docker                       %6.3f\n' "$(echo "$sw / $cli" | bc -l)"
+fi
