@@ -7,15 +7,11 @@ local fs = require("slipway.fs")
 local hash = require("slipway.hash")
 local leaks = require("support.leaks")
 
-local SLIPWAY = assert(os.getenv("SLIPWAY"), "SLIPWAY is not set (run through tests/run)")
+local N = require("support.nodes_sandbox")
 
-local function sandbox(args, opts)
-  local argv = { SLIPWAY, "sandbox" }
-  for _, a in ipairs(args) do argv[#argv + 1] = a end
-  opts = opts or {}
-  opts.timeout = opts.timeout or "30s"
-  return assert(proc.run(argv, opts))
-end
+local SLIPWAY = N.SLIPWAY
+
+local function sandbox(args) return N.sandbox(args, { timeout = "30s" }) end
 
 describe("slipway sandbox --nodes (arguments)", function()
   leaks.check()
