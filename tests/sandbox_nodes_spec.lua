@@ -189,8 +189,13 @@ describe("slipway sandbox --nodes", function()
     it("kill -9 of a worker's daemon during a deploy: converged on the others (or rolled back), naming the node", function()
       local function stack(version)
         return { services = { web = { image = image_v1, environment = { VERSION = version }, deploy = { replicas = 3,
-          -- start-first: the swarm waits up to a minute for a task on a
-          -- lost node to stop before it starts the replacement (stop-first)
+          -- start-first (stop-first waits up to a minute for a task on a
+          -- lost node to stop). Seen on dockerd 20.10: a new task assigned to
+          -- the node before the swarm marks it down is replaced elsewhere,
+          -- but the update keeps waiting for the lost one ("update in
+          -- progress" for good), so the deploy times out and rolls back,
+          -- naming the node; it converges when the node dies before the
+          -- update reaches it
           update_config = { parallelism = 1, delay = "1s", monitor = "1s", failure_action = "rollback",
                             order = "start-first" },
           restart_policy = { condition = "any", delay = "1s" } } } } }
