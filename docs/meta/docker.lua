@@ -212,6 +212,7 @@ function docker.prune(opts) end
 ---@field counts {unchanged: integer, created: integer, updated: integer, removed: integer}
 ---@field summary string "3 unchanged, 1 updated"
 ---@field converged? boolean
+---@field nodes_down? string[] the nodes (hostnames) that went down while it waited, whose tasks the swarm rescheduled on the others
 ---@field warnings string[]
 ---@field change? slipway.Change the entry context.add_change made
 ---@field _state slipway.docker.DeployState what docker.stack.rollback undoes

@@ -261,6 +261,20 @@ function M.engine_message(res)
   return body
 end
 
+-- What a manager answers when too few managers are reachable for Raft to
+-- elect a leader or commit a change (dockerd 20.10 .. 28).
+local NO_QUORUM = {
+  "does not have a leader", "lost leader status", "raft: failed to process the request",
+  "rpc error: code = DeadlineExceeded", "context deadline exceeded",
+}
+
+function M.no_quorum(message)
+  for _, p in ipairs(NO_QUORUM) do
+    if tostring(message):find(p, 1, true) then return true end
+  end
+  return false
+end
+
 -- A request that raises on HTTP status >= 400 (except those listed in
 -- opts.ok, e.g. { [404] = true }) and decodes a JSON answer. Returns
 -- decoded body (or nil when empty), res.
@@ -269,8 +283,14 @@ function Client:call(what, method, path, opts)
   local res = self:raw(what, method, path, opts)
   if res.status >= 400 and not (opts.ok and opts.ok[res.status]) then
     local subject = opts.subject and (opts.subject .. ": ") or ""
-    M.raise(("%s: %s%s"):format(what, subject, M.engine_message(res)),
-      { status = res.status, engine_message = M.engine_message(res) })
+    local message = M.engine_message(res)
+    if M.no_quorum(message) then
+      M.raise(("%s: %sswarm has no quorum (too few managers reachable for Raft; bring managers back or "
+        .. "`docker swarm init --force-new-cluster` on one that is left): %s"):format(what, subject, message),
+        { status = res.status, engine_message = message, no_quorum = true })
+    end
+    M.raise(("%s: %s%s"):format(what, subject, message),
+      { status = res.status, engine_message = message })
   end
   local body = res.body
   if body and body ~= "" and (res.headers["content-type"] or ""):match("json") then

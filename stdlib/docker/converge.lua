@@ -3,6 +3,7 @@
 --
 --   converge.wait(c, watches, timeout_ms, poll_ms, say, opts) -> ok, reasons, why
 --   converge.service_state(c, svc, tasks, watch)        -> state, explain
+--   converge.lost_nodes(c, watches, since)              -> { [node name] = { service, ... } }
 --
 -- The wait subscribes to GET /events (service and container events: what
 -- Swarm emits on API 1.41; task state lives in the manager and has no
@@ -17,6 +18,7 @@
 -- from the events as they arrive: a task's container started, healthy,
 -- exited; an update's state.
 local client = require("slipway.docker.client")
+local node = require("slipway.docker.node")
 local json = require("slipway.json")
 local task = require("slipway.task")
 
@@ -85,25 +87,34 @@ local function health_note(c, t)
 end
 
 -- Why the service's tasks are not running: the newest task error (else
--- the newest task's state), and the last health check output of the
+-- the newest task's state) and the node it ran on, the nodes that are down
+-- and held one of all_tasks (old ones too: a task of the old spec on a
+-- lost node holds up an update), and the last health check output of the
 -- newest container that has one.
-local function task_reason(c, tasks)
+local function task_reason(c, tasks, all_tasks)
   table.sort(tasks, function(a, b)
     return (a.Status.Timestamp or a.UpdatedAt or "") > (b.Status.Timestamp or b.UpdatedAt or "")
   end)
+  -- (one node: naming it would say nothing)
+  local nodes, count = node._by_id(c, "docker.stack.deploy")
+  if count < 2 then nodes = {} end
   local reason
   for _, t in ipairs(tasks) do
     local st = t.Status or {}
     if st.Err or st.State == "failed" or st.State == "rejected" then
-      reason = ("task %s %s: %s"):format(short(t.ID), st.State or "?", st.Err or st.Message or "?")
+      reason = ("task %s %s%s: %s"):format(short(t.ID), st.State or "?", node._where(nodes, t), st.Err or st.Message or "?")
       break
     end
   end
   if not reason and tasks[1] then
     local t = tasks[1]
-    reason = ("task %s %s: %s"):format(short(t.ID), t.Status.State or "?", t.Status.Message or "")
+    reason = ("task %s %s%s: %s"):format(short(t.ID), t.Status.State or "?", node._where(nodes, t), t.Status.Message or "")
   end
   if not reason then return "no tasks were scheduled" end
+  local lost = node._lost(nodes, all_tasks or tasks)
+  if #lost > 0 then
+    reason = ("%s; node %s %s down"):format(reason, table.concat(lost, ", "), #lost > 1 and "are" or "is")
+  end
   local looked = 0
   for _, t in ipairs(tasks) do
     if looked >= 3 then break end
@@ -119,7 +130,11 @@ end
 -- One look at a service, given the service and its tasks: "converged",
 -- "pending" or "failed", and a function that explains why (it may ask the
 -- engine for health logs, so it is called only when the answer is needed).
-function M.service_state(c, svc, tasks, watch)
+-- down: the IDs of the nodes that are down (their tasks still read
+-- running, with desired state running, until the swarm gives up on them:
+-- they do not count).
+function M.service_state(c, svc, tasks, watch, down)
+  down = down or {}
   if not svc then return "failed", function() return "the service was removed" end end
   local tmpl = svc.Spec.TaskTemplate
   local us = svc.UpdateStatus
@@ -132,7 +147,7 @@ function M.service_state(c, svc, tasks, watch)
   local mode = svc.Spec.Mode or {}
   local current, running, complete, active = {}, 0, 0, 0
   for _, t in ipairs(tasks) do
-    if current_task(t.Spec, tmpl) then
+    if current_task(t.Spec, tmpl) and not down[t.NodeID or ""] then
       current[#current + 1] = t
       local st = t.Status and t.Status.State
       if st == "complete" then complete = complete + 1 end
@@ -151,7 +166,7 @@ function M.service_state(c, svc, tasks, watch)
       return "converged"
     end
     return "pending", function()
-      return ("%d/%s completed; %s"):format(complete, want or "?", task_reason(c, why_tasks))
+      return ("%d/%s completed; %s"):format(complete, want or "?", task_reason(c, why_tasks, tasks))
     end
   end
   local want
@@ -159,7 +174,7 @@ function M.service_state(c, svc, tasks, watch)
   else want = math.max(active, 1) end
   if running >= want and active <= want and not updating then return "converged" end
   return "pending", function()
-    return ("%d/%d running; %s"):format(running, want, task_reason(c, why_tasks))
+    return ("%d/%d running; %s"):format(running, want, task_reason(c, why_tasks, tasks))
   end
 end
 
@@ -181,8 +196,9 @@ function M._http_date(s)
   return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
 end
 
--- The services (by id) and the tasks of the given service ids, in two
--- requests; also the engine's clock (Unix seconds) from the answer.
+-- The services (by id) and the tasks of the given service ids, the
+-- engine's clock (Unix seconds) from the answer, and the nodes that are
+-- down (a set of IDs), in three requests.
 local function look(c, ids)
   local svcs, res = c:call("docker.stack.deploy", "GET", "/services",
     { query = { filters = json.encode({ id = ids }) } })
@@ -194,7 +210,11 @@ local function look(c, ids)
     tasks_of[t.ServiceID] = tasks_of[t.ServiceID] or {}
     table.insert(tasks_of[t.ServiceID], t)
   end
-  return by_id, tasks_of, M._http_date(res and res.headers and res.headers.date)
+  local down = {}
+  for _, n in ipairs(c:call("docker.stack.deploy", "GET", "/nodes") or {}) do
+    if n.Status and n.Status.State ~= "ready" then down[n.ID] = true end
+  end
+  return by_id, tasks_of, M._http_date(res and res.headers and res.headers.date), down
 end
 
 ---------------------------------------------------------------- events
@@ -375,7 +395,7 @@ function M.wait(c, watches, timeout_ms, poll_ms, say, opts)
     table.sort(due)
     local reasons = {}
     while true do
-      local by_id, tasks_of, engine_time = look(c, due)
+      local by_id, tasks_of, engine_time, down = look(c, due)
       stats.looks = stats.looks + 1
       if not feed and opts.events ~= false then
         -- from a second before this look: nothing in between is missed
@@ -384,7 +404,7 @@ function M.wait(c, watches, timeout_ms, poll_ms, say, opts)
       local now = task.now()
       for _, id in ipairs(due) do
         local w = pending[id]
-        local state, why = M.service_state(c, by_id[id], tasks_of[id] or {}, w)
+        local state, why = M.service_state(c, by_id[id], tasks_of[id] or {}, w, down)
         if state == "converged" then
           say(("%s converged"):format(w.name))
           w.done = true
@@ -412,6 +432,35 @@ function M.wait(c, watches, timeout_ms, poll_ms, say, opts)
   end
   if not ok then error(converged, 0) end
   return converged, reasons, why
+end
+
+---------------------------------------------------------------- lost nodes
+
+-- After a wait converged: the nodes that are down now and held tasks of
+-- the watched services that changed since `since` (the manager's clock,
+-- "YYYY-MM-DDTHH:MM:SS"), i.e. nodes lost while the deploy ran, with the
+-- names of their services.
+function M.lost_nodes(c, watches, since)
+  local ids, name_of = {}, {}
+  for _, w in ipairs(watches) do ids[#ids + 1] = w.id; name_of[w.id] = w.name end
+  if #ids == 0 then return {} end
+  local ok, tasks = pcall(c.call, c, "docker.stack.deploy", "GET", "/tasks",
+    { query = { filters = json.encode({ service = ids }) } })
+  if not ok or type(tasks) ~= "table" then return {} end
+  local nodes = node._by_id(c, "docker.stack.deploy")
+  local lost, seen = {}, {}
+  for _, t in ipairs(tasks) do
+    local n = t.NodeID and nodes[t.NodeID]
+    local svc = name_of[t.ServiceID]
+    if n and n.state ~= "ready" and svc and (t.UpdatedAt or ""):sub(1, 19) >= (since or "") then
+      lost[n.name] = lost[n.name] or {}
+      if not seen[n.name .. "\0" .. svc] then
+        seen[n.name .. "\0" .. svc] = true
+        table.insert(lost[n.name], svc)
+      end
+    end
+  end
+  return lost
 end
 
 return M

@@ -3,6 +3,14 @@
 --   node.list{ filters? }                 -> { { id, hostname, role, availability, state, ... } }
 --   node.update(id_or_name, { availability = "drain", labels = { zone = "a", old = false } })
 --                                         -> the node as it is now (as node.list gives it)
+--   node._by_id(c, what)                  -> { [id] = { name, state, availability } }, count:
+--                                            for messages that name a task's node ({}, 0
+--                                            when the engine cannot say: a worker, a lost
+--                                            quorum)
+--   node._where(nodes, task)              -> " on node web-2", " on node web-2 (down)" or ""
+--   node._lost(nodes, tasks)              -> sorted names of the nodes that are not ready and
+--                                            hold one of these tasks, not ended (it was there
+--                                            when the node was lost)
 local client = require("slipway.docker.client")
 local json = require("slipway.json")
 
@@ -76,6 +84,43 @@ function M.update(id, opts)
   c:call(fname, "POST", "/nodes/" .. node.ID .. "/update",
     { query = { version = node.Version.Index }, body = spec, subject = id })
   return summary(c:call(fname, "GET", "/nodes/" .. node.ID, { subject = id }))
+end
+
+---------------------------------------------------------------- in messages
+
+function M._by_id(c, what)
+  local ok, list = pcall(c.call, c, what, "GET", "/nodes", { timeout = "10s" })
+  local by, count = {}, 0
+  if ok and type(list) == "table" then
+    for _, n in ipairs(list) do
+      count = count + 1
+      by[n.ID] = { name = n.Description and n.Description.Hostname or n.ID:sub(1, 12),
+                   state = n.Status and n.Status.State or "unknown",
+                   availability = n.Spec and n.Spec.Availability or "active" }
+    end
+  end
+  return by, count
+end
+
+function M._where(nodes, t)
+  local n = t.NodeID and t.NodeID ~= "" and nodes[t.NodeID]
+  if not n then return "" end
+  return (" on node %s%s"):format(n.name, n.state ~= "ready" and (" (" .. n.state .. ")") or "")
+end
+
+local ENDED = { complete = true, shutdown = true, failed = true, rejected = true, remove = true, orphaned = true }
+
+function M._lost(nodes, tasks)
+  local names, seen = {}, {}
+  for _, t in ipairs(tasks) do
+    local n = t.NodeID and nodes[t.NodeID]
+    if n and n.state ~= "ready" and not seen[n.name] and not ENDED[t.Status and t.Status.State or ""] then
+      seen[n.name] = true
+      names[#names + 1] = n.name
+    end
+  end
+  table.sort(names)
+  return names
 end
 
 return M

@@ -156,6 +156,19 @@ local function reasons_text(reasons)
   return table.concat(parts, "; ")
 end
 
+-- A deploy that converged while nodes went down says which, and what of
+-- it ran there: the names of those nodes (nil when none).
+local function report_lost_nodes(c, watches, since, say)
+  local lost = converge.lost_nodes(c, watches, since)
+  local names = convert.sorted_keys(lost)
+  for _, node in ipairs(names) do
+    table.sort(lost[node])
+    say(("node %s is down: its tasks of %s were rescheduled on the other nodes"):format(node,
+      table.concat(lost[node], ", ")))
+  end
+  return #names > 0 and names or nil
+end
+
 ---------------------------------------------------------------- rollback
 
 -- service.update that survives Swarm bumping the version meanwhile (its
@@ -301,7 +314,8 @@ function M.deploy(name, stack, opts)
   local timeout_ms = ms(opts.timeout or "5m", "timeout")
   local poll_ms = ms(opts.poll or "250ms", "poll")
 
-  swarm.ensure_manager({ client = c, what = fname })
+  local manager_info = swarm.ensure_manager({ client = c, what = fname })
+  local started_at = tostring(manager_info.SystemTime or ""):sub(1, 19)
   local conv, cerr = convert.stack(name, stack)
   if not conv then client.raise(("%s: %s: %s"):format(fname, name, cerr)) end
 
@@ -477,6 +491,7 @@ function M.deploy(name, stack, opts)
       fail_and_rollback(msg)
     end
     result.converged = true
+    result.nodes_down = report_lost_nodes(c, watches, started_at, say)
     -- old content-named secrets/configs that no service uses any more
     -- (only a deploy that moved a service can have freed one)
     if #state.changes > 0 then
