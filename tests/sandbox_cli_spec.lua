@@ -16,13 +16,7 @@ local function sandbox(args) return N.sandbox(args, { timeout = "30s" }) end
 describe("slipway sandbox --nodes (arguments)", function()
   leaks.check()
 
-  local function usage_case(args, message)
-    local r = sandbox(args)
-    assert.same(2, r.code)
-    assert.same("", r.stdout)
-    assert.same("slipway sandbox: " .. message .. "\n\nusage: slipway sandbox up",
-      r.stderr:sub(1, #message + 44))
-  end
+  local usage_case = N.usage_case
 
   it("bad counts and combinations: exit 2 with the usage", function()
     usage_case({ "up", "--nodes", "0" }, "--nodes: expected a number from 1 to 16, got '0'")

@@ -145,13 +145,7 @@ describe("slipway sandbox", function()
   end)
 
   describe("errors", function()
-    local function usage_case(args, message)
-      local r = sandbox(args)
-      assert.same(2, r.code)
-      assert.same("", r.stdout)
-      assert.same("slipway sandbox: " .. message .. "\n\nusage: slipway sandbox up",
-        r.stderr:sub(1, #message + 44))
-    end
+    local usage_case = require("support.nodes_sandbox").usage_case
 
     it("no subcommand, a bad one: exit 2 with the usage", function()
       usage_case({}, "missing subcommand (up, down or status)")

@@ -28,6 +28,17 @@ function M.sandbox(args, opts)
   return assert(proc.run(argv, opts))
 end
 
+-- `slipway sandbox ARGS...` must be a usage error: exit 2, nothing on
+-- stdout, "slipway sandbox: MESSAGE" and the usage on stderr.
+function M.usage_case(args, message)
+  local r = M.sandbox(args, { timeout = "30s" })
+  local same = require("busted").assert.same
+  same(2, r.code)
+  same("", r.stdout)
+  same("slipway sandbox: " .. message .. "\n\nusage: slipway sandbox up",
+    r.stderr:sub(1, #message + 44))
+end
+
 function M.sh(cmd)
   return assert(proc.run({ "sh", "-c", cmd }, { timeout = "30s" }))
 end
