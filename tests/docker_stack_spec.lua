@@ -172,11 +172,7 @@ describe("docker.stack", function()
       return { services = services }
     end
 
-    local function specs_of(stack_name)
-      local out = {}
-      for _, s in ipairs(docker.stack.services(stack_name)) do out[s.Spec.Name] = s.Spec end
-      return out
-    end
+    local specs_of = fx.live_specs
 
     it("builds 3 images in parallel, deploys, updates, and rolls a broken update back stack-wide", function()
       local name = fx.unique("e2e")

@@ -65,11 +65,7 @@ local function cmdline_sampler()
   end
 end
 
-local function live_specs(stack)
-  local out = {}
-  for _, s in ipairs(docker.stack.services(stack)) do out[s.Spec.Name] = s.Spec end
-  return out
-end
+local live_specs = F.live_specs
 
 local function records(dir)
   local out = {}

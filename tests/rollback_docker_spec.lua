@@ -42,11 +42,7 @@ end)
 
 local function lit(s) return (s:gsub("%p", "%%%0")) end
 
-local function live_specs(stack)
-  local out = {}
-  for _, s in ipairs(docker.stack.services(stack)) do out[s.Spec.Name] = s.Spec end
-  return out
-end
+local live_specs = F.live_specs
 
 -- Are the live services exactly `want` (names and specs, digests included)?
 local function assert_state(stack, want)

@@ -22,11 +22,7 @@ local TOKEN = "vtok_Unified+Example/=0042"
 local PASSPHRASE = "unified example passphrase"
 local PROJECT = "sophia-frontend"
 
-local function live_specs(stack)
-  local out = {}
-  for _, s in ipairs(docker.stack.services(stack)) do out[s.Spec.Name] = s.Spec end
-  return out
-end
+local live_specs = F.live_specs
 
 local function env_of(spec)
   local out = {}

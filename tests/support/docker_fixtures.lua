@@ -62,6 +62,13 @@ function M.write(path, text)
   f:close()
 end
 
+-- The live specs of a stack's services: { [service name] = Spec }.
+function M.live_specs(stack, opts)
+  local out = {}
+  for _, s in ipairs(docker.stack.services(stack, opts)) do out[s.Spec.Name] = s.Spec end
+  return out
+end
+
 -- Remove a stack (services, networks, secrets, configs), ignoring errors.
 function M.remove_stack(name)
   pcall(docker.stack.rm, name)
