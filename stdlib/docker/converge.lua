@@ -90,14 +90,16 @@ end
 -- the newest task's state) and the node it ran on, the nodes that are down
 -- and held one of all_tasks (old ones too: a task of the old spec on a
 -- lost node holds up an update), and the last health check output of the
--- newest container that has one.
-local function task_reason(c, tasks, all_tasks)
+-- newest container that has one. nodes: node._by_id's table (asked for
+-- when not given).
+local function task_reason(c, tasks, all_tasks, nodes)
   table.sort(tasks, function(a, b)
     return (a.Status.Timestamp or a.UpdatedAt or "") > (b.Status.Timestamp or b.UpdatedAt or "")
   end)
-  -- (one node: naming it would say nothing)
-  local nodes, count = node._by_id(c, "docker.stack.deploy")
-  if count < 2 then nodes = {} end
+  nodes = nodes or node._by_id(c, "docker.stack.deploy")
+  local count = 0
+  for _ in pairs(nodes) do count = count + 1 end
+  if count < 2 then nodes = {} end         -- (one node: naming it would say nothing)
   local reason
   for _, t in ipairs(tasks) do
     local st = t.Status or {}
@@ -130,24 +132,24 @@ end
 -- One look at a service, given the service and its tasks: "converged",
 -- "pending" or "failed", and a function that explains why (it may ask the
 -- engine for health logs, so it is called only when the answer is needed).
--- down: the IDs of the nodes that are down (their tasks still read
--- running, with desired state running, until the swarm gives up on them:
--- they do not count).
-function M.service_state(c, svc, tasks, watch, down)
-  down = down or {}
+-- nodes: the swarm's nodes by ID (node._by_id), when known; tasks on a
+-- node that is not ready still read running, with desired state running,
+-- until the swarm gives up on them: they do not count.
+function M.service_state(c, svc, tasks, watch, nodes)
   if not svc then return "failed", function() return "the service was removed" end end
   local tmpl = svc.Spec.TaskTemplate
   local us = svc.UpdateStatus
   local fresh_update = us and us ~= json.null and (watch == nil or us.StartedAt ~= watch.update_started)
   if fresh_update and BAD_UPDATE[us.State] then
     return "failed", function()
-      return ("update %s: %s; %s"):format(us.State, us.Message or "", task_reason(c, tasks))
+      return ("update %s: %s; %s"):format(us.State, us.Message or "", task_reason(c, tasks, nil, nodes))
     end
   end
   local mode = svc.Spec.Mode or {}
   local current, running, complete, active = {}, 0, 0, 0
   for _, t in ipairs(tasks) do
-    if current_task(t.Spec, tmpl) and not down[t.NodeID or ""] then
+    local on = nodes and nodes[t.NodeID or ""]
+    if current_task(t.Spec, tmpl) and not (on and on.state ~= "ready") then
       current[#current + 1] = t
       local st = t.Status and t.Status.State
       if st == "complete" then complete = complete + 1 end
@@ -166,7 +168,7 @@ function M.service_state(c, svc, tasks, watch, down)
       return "converged"
     end
     return "pending", function()
-      return ("%d/%s completed; %s"):format(complete, want or "?", task_reason(c, why_tasks, tasks))
+      return ("%d/%s completed; %s"):format(complete, want or "?", task_reason(c, why_tasks, tasks, nodes))
     end
   end
   local want
@@ -174,7 +176,7 @@ function M.service_state(c, svc, tasks, watch, down)
   else want = math.max(active, 1) end
   if running >= want and active <= want and not updating then return "converged" end
   return "pending", function()
-    return ("%d/%d running; %s"):format(running, want, task_reason(c, why_tasks, tasks))
+    return ("%d/%d running; %s"):format(running, want, task_reason(c, why_tasks, tasks, nodes))
   end
 end
 
@@ -197,8 +199,8 @@ function M._http_date(s)
 end
 
 -- The services (by id) and the tasks of the given service ids, the
--- engine's clock (Unix seconds) from the answer, and the nodes that are
--- down (a set of IDs), in three requests.
+-- engine's clock (Unix seconds) from the answer, and the swarm's nodes
+-- (node._by_id), in three requests.
 local function look(c, ids)
   local svcs, res = c:call("docker.stack.deploy", "GET", "/services",
     { query = { filters = json.encode({ id = ids }) } })
@@ -210,11 +212,8 @@ local function look(c, ids)
     tasks_of[t.ServiceID] = tasks_of[t.ServiceID] or {}
     table.insert(tasks_of[t.ServiceID], t)
   end
-  local down = {}
-  for _, n in ipairs(c:call("docker.stack.deploy", "GET", "/nodes") or {}) do
-    if n.Status and n.Status.State ~= "ready" then down[n.ID] = true end
-  end
-  return by_id, tasks_of, M._http_date(res and res.headers and res.headers.date), down
+  return by_id, tasks_of, M._http_date(res and res.headers and res.headers.date),
+    (node._by_id(c, "docker.stack.deploy"))
 end
 
 ---------------------------------------------------------------- events
@@ -395,7 +394,7 @@ function M.wait(c, watches, timeout_ms, poll_ms, say, opts)
     table.sort(due)
     local reasons = {}
     while true do
-      local by_id, tasks_of, engine_time, down = look(c, due)
+      local by_id, tasks_of, engine_time, nodes = look(c, due)
       stats.looks = stats.looks + 1
       if not feed and opts.events ~= false then
         -- from a second before this look: nothing in between is missed
@@ -404,7 +403,7 @@ function M.wait(c, watches, timeout_ms, poll_ms, say, opts)
       local now = task.now()
       for _, id in ipairs(due) do
         local w = pending[id]
-        local state, why = M.service_state(c, by_id[id], tasks_of[id] or {}, w, down)
+        local state, why = M.service_state(c, by_id[id], tasks_of[id] or {}, w, nodes)
         if state == "converged" then
           say(("%s converged"):format(w.name))
           w.done = true
