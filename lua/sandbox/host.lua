@@ -180,13 +180,14 @@ end
 
 ---------------------------------------------------------------- users
 
--- The users of a sandbox (users/PID files) whose process is alive; stale
--- entries are removed.
-function M.live_users(users_dir)
+-- The users of a sandbox (users/PID files) whose process is alive, sorted;
+-- stale entries are removed, unless opts.read_only (status changes nothing).
+function M.live_users(users_dir, opts)
   local users = {}
   for _, name in ipairs(fs.list(users_dir) or {}) do
     local pid = tonumber(name)
-    if pid and M.alive(pid) then users[#users + 1] = pid else fs.remove(users_dir .. "/" .. name) end
+    if pid and M.alive(pid) then users[#users + 1] = pid
+    elseif not (opts and opts.read_only) then fs.remove(users_dir .. "/" .. name) end
   end
   table.sort(users)
   return users

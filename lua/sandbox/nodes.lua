@@ -459,12 +459,7 @@ function M.status(o, p)
   for _, n in ipairs(nodes) do
     if not (n.up and n.swarm.state == "ready") then ok = false end
   end
-  local users = {}
-  for _, name in ipairs(fs.exists(p.users) and fs.list(p.users) or {}) do
-    local pid = tonumber(name)
-    if pid and host.alive(pid) then users[#users + 1] = pid end
-  end
-  table.sort(users)
+  local users = host.live_users(p.users, { read_only = true })
   if o.json then
     io.stdout:write(json.encode({ ok = ok, dir = p.dir, kind = "nodes", nodes = nodes, registry = reg,
       network = { bridge = s.bridge, subnet = s.subnet, gateway = s.gateway },

@@ -225,12 +225,7 @@ function M.status(o, p)
   if s.registry_port and st.registry.pid then
     st.registry.up = registry.ping(("127.0.0.1:%d"):format(s.registry_port)) == "up"
   end
-  st.users = {}
-  for _, name in ipairs(fs.exists(p.users) and fs.list(p.users) or {}) do
-    local pid = tonumber(name)
-    if pid and host.alive(pid) then st.users[#st.users + 1] = pid end
-  end
-  table.sort(st.users)
+  st.users = host.live_users(p.users, { read_only = true })
   st.ok = st.engine.up and st.registry.up and st.swarm.state == "active" and st.swarm.manager == true
   s.dockerd_pid, s.registry_pid = st.engine.pid, st.registry.pid
   if o.json then
