@@ -64,12 +64,12 @@ local function mcp_servers()
   return names
 end
 
--- What this run builds and deploys, each { service, dir (its directory
--- here: the Dockerfile's COMPONENT), image }.
+-- What this run builds and deploys, each { name (the service's), dir (its
+-- directory here: the Dockerfile's COMPONENT), image }.
 local function components(p)
   local list = {}
-  local function add(service, dir, repo)
-    list[#list + 1] = { service = service, dir = dir, image = ("%s/%s:%s"):format(registry, repo, p.version) }
+  local function add(name, dir, repo)
+    list[#list + 1] = { name = name, dir = dir, image = ("%s/%s:%s"):format(registry, repo, p.version) }
   end
   if p.deploy_backend then add("backend", "backend", "sophia-ai") end
   if p.deploy_mcp then
@@ -99,9 +99,9 @@ local function load_stack(p)
   local template = stack["x-mcp-server"]
   local services = {}
   for _, c in ipairs(components(p)) do
-    local s = stack.services[c.service] or deep_copy(template)
+    local s = stack.services[c.name] or deep_copy(template)
     s.image = c.image
-    services[c.service] = s
+    services[c.name] = s
   end
   stack.services = services
   return stack
@@ -113,25 +113,18 @@ task("quality-gate", function()
   sh { "make", "-s", "-C", here, "check" }
 end)
 
-task("build", { needs = "quality-gate", matrix = function(p)
-  local labels = {}
-  for _, c in ipairs(components(p)) do labels[#labels + 1] = c.service end
-  return labels
-end }, function(service, p)
-  for _, c in ipairs(components(p)) do
-    if c.service == service then
-      -- one Dockerfile for every component: this directory is the context
-      -- (.dockerignore keeps the program and the service.conf files)
-      local built = docker.build {
-        context = here, tag = c.image, quiet = true,
-        build_args = { COMPONENT = c.dir, VERSION = service .. "-" .. p.version,
-                       MODE = (p.broken and service == "backend") and "degraded" or "healthy" },
-      }
-      local digest, already = docker.push(c.image, { quiet = true })
-      print(("%s: %s, %s %s"):format(c.image, built.cached and "cached" or "built",
-        already and "already in the registry as" or "pushed as", digest))
-    end
-  end
+-- one matrix item per component, labelled with its name
+task("build", { needs = "quality-gate", matrix = components }, function(c, p)
+  -- one Dockerfile for every component: this directory is the context
+  -- (.dockerignore keeps the program and the service.conf files)
+  local built = docker.build {
+    context = here, tag = c.image, quiet = true,
+    build_args = { COMPONENT = c.dir, VERSION = c.name .. "-" .. p.version,
+                   MODE = (p.broken and c.name == "backend") and "degraded" or "healthy" },
+  }
+  local digest, already = docker.push(c.image, { quiet = true })
+  print(("%s: %s, %s %s"):format(c.image, built.cached and "cached" or "built",
+    already and "already in the registry as" or "pushed as", digest))
 end)
 
 -- The options every Pulumi call of this pipeline shares, plus extra ones.
@@ -182,7 +175,7 @@ end
 
 task("validate", { needs = { "deploy", "frontend" }, verifies = true }, function(p)
   for _, c in ipairs(components(p)) do
-    probe.docker { service = p.stack .. "_" .. c.service, within = "30s", interval = "500ms" }
+    probe.docker { service = p.stack .. "_" .. c.name, within = "30s", interval = "500ms" }
   end
   if p.deploy_backend then
     for _, url in ipairs(backend_urls(p)) do

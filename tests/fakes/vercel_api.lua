@@ -3,15 +3,15 @@
 --
 --   slipway tests/fakes/vercel_api.lua [--tokens-file F] [--team team_x]
 --       [--port N] [--port-file F] [--check-responses]
---       [--tcp-module SO] [--specs DIR]
+--       [--tcp-module SO]
 --
 -- The valid tokens come in a file, one a line, so that none is in argv.
 -- Without --port-file it prints "listening on http://127.0.0.1:PORT". The
 -- TCP module is compiled when not given (tests/fakes/vercel_standin.lua).
--- The document it checks requests against is built from --specs DIR (the
--- specs tests give ../shared/specs/vercel), else the repository's copy of
--- that same document (tests/fakes/vercel-openapi.standin.json, what
--- `make demo` uses on a fresh clone).
+-- The document it checks requests against is the repository's copy of the
+-- documented contract (tests/fakes/vercel-openapi.standin.json, made from
+-- ../shared/specs/vercel by tools/vercel-standin-spec), so that it runs
+-- on a fresh clone too (`make demo`).
 --
 -- It implements, from ../shared/specs/vercel/ (NOTES.md, the OpenAPI
 -- documents) and the official client's behaviour (vercel/vercel
@@ -67,7 +67,6 @@ do
     elseif a == "--team" then opts.team = arg[i + 1]; i = i + 1
     elseif a == "--port" then opts.port = tonumber(arg[i + 1]); i = i + 1
     elseif a == "--port-file" then opts.port_file = arg[i + 1]; i = i + 1
-    elseif a == "--specs" then opts.specs = arg[i + 1]; i = i + 1
     elseif a == "--tcp-module" then opts.tcp_module = arg[i + 1]; i = i + 1
     elseif a == "--check-responses" then opts.check_responses = true
     else error("vercel_api: unknown argument " .. a) end
@@ -77,8 +76,7 @@ do
   opts.tcp_module = opts.tcp_module or standin.tcp_module()
 end
 
-local doc = opts.specs and openapi.from_table(openapi.standin_document(opts.specs))
-  or openapi.load(tests_dir .. "/fakes/vercel-openapi.standin.json")
+local doc = openapi.load(tests_dir .. "/fakes/vercel-openapi.standin.json")
 
 -- Body properties the real API takes although the document leaves them
 -- out: the official client sends them on every deployment

@@ -6,7 +6,7 @@
  *   records PORT FILE        serve HTTP on 127.0.0.1:PORT (0: any free port)
  *     POST /deployments      a JSON body (at most 256 KiB), appended to FILE
  *                            as one line; answers 201
- *     GET  /deployments      FILE: one JSON object per line
+ *     GET  /deployments      FILE (its first 4 MiB): one JSON object per line
  *   It prints "listening on http://127.0.0.1:PORT" once it accepts, and
  *   stops on SIGTERM or SIGINT. One request at a time, each with a 5 s
  *   deadline to arrive whole.
