@@ -195,8 +195,11 @@ describe("slipway sandbox --nodes", function()
           -- but the update keeps waiting for the lost one ("update in
           -- progress" for good), so the deploy times out and rolls back,
           -- naming the node; it converges when the node dies before the
-          -- update reaches it
-          update_config = { parallelism = 1, delay = "1s", monitor = "1s", failure_action = "rollback",
+          -- update reaches it. The update lasts longer (8s between tasks)
+          -- than the swarm takes to see the node down (11-14s): an update
+          -- that ended first would converge on a dead node's task that
+          -- still reads running, which nobody can tell yet
+          update_config = { parallelism = 1, delay = "8s", monitor = "1s", failure_action = "rollback",
                             order = "start-first" },
           restart_policy = { condition = "any", delay = "1s" } } } } }
       end
